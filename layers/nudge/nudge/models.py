@@ -1,0 +1,164 @@
+"""Plain data shared by the pure core, the services and the adapters.
+
+Nothing here does I/O. Times are timezone-aware ``datetime`` values; money is ``Decimal``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+
+
+class Action(StrEnum):
+    SEND = "send"
+    CALL = "call"
+    SKIP = "skip"
+
+
+class Reason(StrEnum):
+    """Why an order is not sent an SMS now. Declared in DESIGN.md's precedence: first wins."""
+
+    INVALID_ORDER = "invalid_order"
+    NOT_UNPAID = "not_unpaid"
+    EXPIRED = "expired"
+    PAUSED = "paused"
+    REST_DAY = "rest_day"
+    OUTSIDE_WINDOW = "outside_window"
+    CASH_ON_DELIVERY = "cash_on_delivery"
+    DISTRIBUTION_CHANNEL = "distribution_channel"
+    BLOCKED_BUYER = "blocked_buyer"
+    OPTED_OUT = "opted_out"
+    INVALID_PHONE = "invalid_phone"
+    BUYER_PAID_SAME_DAY = "buyer_paid_same_day"
+    SUPERSEDED = "superseded"
+    TOO_NEW = "too_new"
+    MAX_REMINDERS = "max_reminders"
+    BUYER_RECENTLY_CONTACTED = "buyer_recently_contacted"
+    QUIET_HOURS = "quiet_hours"
+    DAILY_LIMIT = "daily_limit"
+    LARGE_ORDER = "large_order"  # action `call`
+    CALL_REQUESTED = "call_requested"  # skip: already on the staff call list
+
+
+REASON_PRECEDENCE: tuple[Reason, ...] = tuple(Reason)
+
+ORDER_STATUSES = frozenset({"unpaid", "paid", "closed"})
+PAYMENT_METHODS = frozenset({"online", "cod"})
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    """One shop order, validated against DESIGN.md's order record.
+
+    ``phone`` is kept as the shop wrote it: parsing it is costly and only needed for the few
+    orders that get far enough in the rules (see ``nudge.phones``).
+    """
+
+    order_id: str
+    buyer_id: str
+    phone: str
+    status: str
+    created_at: datetime
+    amount: Decimal
+    currency: str | None = None
+    channel: str = "direct"
+    payment_method: str = "online"
+    paid_at: datetime | None = None
+    closes_at: datetime | None = None
+    buyer_flags: frozenset[str] = frozenset()
+    buyer_name: str | None = None
+    item_title: str | None = None
+    pay_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InvalidOrder:
+    """A record that broke the order contract: never fatal, it gets `invalid_order`."""
+
+    order_id: str | None  # when the record had a usable one
+    field: str  # the offending field, or "record" for unreadable input
+    problem: str
+    line: int | None = None  # 1-based line in a JSON Lines file, when read from one
+
+    @property
+    def detail(self) -> str:
+        return f"{self.field}: {self.problem}"
+
+
+@dataclass(frozen=True, slots=True)
+class ReminderState:
+    """What the reminder ledger knows about one order."""
+
+    order_id: str
+    reminders_sent: int = 0
+    call_requested: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SentReminder:
+    """One SMS already sent (a `--history` line, or a ledger entry)."""
+
+    order_id: str
+    buyer_id: str
+    phone: str
+    sent_at: datetime
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The one decision an order gets in a run."""
+
+    order_id: str | None
+    action: Action
+    reason: Reason | None
+    attempt: int | None = None  # the reminder number for `send` (1 or 2) and `call`
+    message: str | None = None  # the SMS text, for `send`
+    segments: int | None = None
+    detail: str | None = None  # e.g. "amount: must be >= 0" for invalid_order
+    # What the sender needs, kept on the decision so the shell does not look it up again.
+    buyer_id: str | None = None
+    phone_e164: str | None = None
+    not_after: datetime | None = None  # the last instant this SMS may go out (window end / buyer night)
+
+    def to_json(self) -> dict:
+        """The shape DESIGN.md fixes for `nudge plan --json` (plus `detail` for invalid orders)."""
+        out = {
+            "order_id": self.order_id,
+            "action": self.action.value,
+            "reason": self.reason.value if self.reason else None,
+            "attempt": self.attempt,
+            "message": self.message,
+            "segments": self.segments,
+        }
+        if self.detail:
+            out["detail"] = self.detail
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The result of one planning run."""
+
+    at: datetime
+    window: str | None  # "09:50-10:40" when `at` is inside a window
+    run_skipped: Reason | None  # paused / rest_day / outside_window: the whole run sends nothing
+    decisions: list[Decision] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {
+            "at": self.at.isoformat(),
+            "window": self.window,
+            "run_skipped": self.run_skipped.value if self.run_skipped else None,
+            "decisions": [d.to_json() for d in self.decisions],
+        }
+
+    def count_by_reason(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for d in self.decisions:
+            key = d.reason.value if d.reason else d.action.value
+            counts[key] = counts.get(key, 0) + 1
+        return counts

@@ -7,6 +7,7 @@ a run never stops halfway through sending.
 
 from __future__ import annotations
 
+import itertools
 import json
 from datetime import date, time
 from decimal import Decimal
@@ -238,7 +239,7 @@ class Config(_Strict):
         if not v:
             raise ValueError("at least one window is needed")
         ordered = sorted(v, key=lambda w: w.start)
-        for a, b in zip(ordered, ordered[1:], strict=False):
+        for a, b in itertools.pairwise(ordered):
             if b.start < a.end:
                 raise ValueError(f"windows {a.name} and {b.name} overlap")
         return tuple(ordered)
@@ -272,8 +273,10 @@ def read_config_file(path: str | Path) -> Config:
     try:
         data = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError("--config", f"{p} is not valid {'JSON' if p.suffix == '.json' else 'YAML'}: "
-                          f"{str(exc).splitlines()[0]}") from None
+        raise ConfigError(
+            "--config",
+            f"{p} is not valid {'JSON' if p.suffix == '.json' else 'YAML'}: {str(exc).splitlines()[0]}",
+        ) from None
     if data is not None and not isinstance(data, dict):
         raise ConfigError("--config", f"{p} must hold a mapping of settings")
     return load_config(data)

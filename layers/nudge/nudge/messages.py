@@ -1,0 +1,477 @@
+"""The reminder SMS: default wording, shop overrides, segment counting and the segment cap.
+
+Pure: no I/O, no clock. The caller passes the order, the shop's settings, the sending window and
+``now``; the same inputs always give the same text.
+
+Wording (DESIGN.md, seeds 001-003):
+
+- Reminder 1 offers help and puts no pressure on the buyer: seed 002's "请问是付款过程中遇到了什么困难吗"
+  and seed 001's advice that a reminder should feel like help, not like chasing.
+- Reminder 2 gives reasons to pay now: the shipping cut-off of the current window (seed 001 uses
+  the shipping time as the reason to remind), limited stock that goes to whoever pays first and the
+  time the order closes (seed 003's "emphasise delivery" and "emphasise inventory").
+- Chinese texts start with the shop signature 【店名】: Chinese carriers reject marketing and
+  notification SMS without one. English texts start with "Shop: ". The signature is added by the
+  code, not by the template, so an override cannot lose it.
+
+Templates are ``str.format``-style text with the placeholders in ``TEMPLATE_FIELDS``. A part
+written ``[[ ... ]]`` is an optional section: it is left out whole when a placeholder inside it
+has no value (no buyer name, no pay link, ...), so a missing field never leaves "None", an empty
+"（）" or a dangling comma. Placeholders outside a section render as "" when missing, and a light
+clean-up then removes doubled spaces, empty brackets and doubled commas.
+
+Amounts (``format_amount``): two decimals (none for zero-decimal currencies like JPY), rounded
+half-up. zh-CN writes CNY as "¥199.00" and other currencies as "US$19.90" / "EUR 19.90"; en writes
+"$19.90", "€19.90", "£19.90" and otherwise the ISO code, "CNY 199.00", because "¥" alone is both
+the yuan and the yen. en groups thousands ("CNY 1,299.00"); zh-CN does not ("¥1299.00"), as
+Chinese shop pages write prices.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import string
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
+
+from nudge.config import MessagesConfig, ShopConfig, Window
+from nudge.models import Order
+
+__all__ = [
+    "DEFAULT_TEMPLATES",
+    "TEMPLATE_FIELDS",
+    "RenderedSms",
+    "check_template",
+    "check_templates",
+    "count_segments",
+    "format_amount",
+    "render_reminder",
+]
+
+# --------------------------------------------------------------------------------------------
+# Segments
+
+# GSM 03.38 basic character set (the escape code 0x1B itself is not a character).
+_GSM_BASIC = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+# The extension table: each is sent as ESC + char, so it costs 2 septets.
+_GSM_EXTENSION = frozenset("\f^{}\\[~]|€")
+_GSM = _GSM_BASIC | _GSM_EXTENSION
+
+GSM7 = "GSM-7"
+UCS2 = "UCS-2"
+_GSM_SINGLE, _GSM_PART = 160, 153  # a concatenated part loses 7 septets to its header
+_UCS2_SINGLE, _UCS2_PART = 70, 67
+
+
+def count_segments(text: str) -> tuple[str, int]:
+    """(encoding, segments) of ``text`` as one SMS.
+
+    GSM-7 when every character is in the GSM 03.38 basic set or extension table (extension
+    characters cost 2 septets), else UCS-2 counted in UTF-16 code units (an emoji is 2). One
+    segment holds 160 septets / 70 units; a longer text is split into parts of 153 / 67.
+
+    An escape pair or a surrogate pair is never split across two parts (GSM 03.40; senders move
+    it to the next part), so when one would straddle a boundary the count is one more than
+    ``ceil(n / 153)``. Otherwise it is exactly that formula. An empty text is one segment.
+    """
+    if _GSM.issuperset(text):
+        sizes = [2 if ch in _GSM_EXTENSION else 1 for ch in text] if not _GSM_BASIC.issuperset(text) else None
+        total = len(text) if sizes is None else sum(sizes)
+        return GSM7, _parts(total, sizes, _GSM_SINGLE, _GSM_PART)
+    total = len(text.encode("utf-16-le")) // 2
+    sizes = None if total == len(text) else [2 if ord(ch) > 0xFFFF else 1 for ch in text]
+    return UCS2, _parts(total, sizes, _UCS2_SINGLE, _UCS2_PART)
+
+
+def _parts(total: int, sizes: list[int] | None, single: int, part: int) -> int:
+    """Parts needed for ``total`` units; ``sizes`` lists per-character sizes when some are 2."""
+    if total <= single:
+        return 1
+    if sizes is None:  # all characters are one unit: nothing can straddle a boundary
+        return math.ceil(total / part)
+    parts, used = 1, 0
+    for size in sizes:
+        if used + size > part:
+            parts, used = parts + 1, 0
+        used += size
+    return parts
+
+
+# --------------------------------------------------------------------------------------------
+# Templates
+
+TEMPLATE_FIELDS: frozenset[str] = frozenset(
+    {
+        "shop",  # the shop's name (the signature is added anyway; this is for use inside the text)
+        "greeting",  # "张三您好" / "亲"; "Hi Alice" / "Hi": always has a value
+        "buyer_name",
+        "item_title",
+        "amount",  # with its currency: "¥199.00", "CNY 199.00"
+        "pay_url",
+        "closes_at",  # shop-local: "14:30" today, else "3月15日09:00" / "03-15 09:00"
+        "ship_by",  # the current window's shipping cut-off, "11:00", while it is still ahead
+    }
+)
+
+DEFAULT_TEMPLATES: Mapping[str, Mapping[int, str]] = {
+    "zh-CN": {
+        1: "{greeting}，您拍下的宝贝[[「{item_title}」]]（{amount}）还未付款，"
+        "请问是付款过程中遇到了什么困难吗？需要帮助请随时联系客服哦。[[付款链接：{pay_url}]]",
+        2: "{greeting}，您拍下的宝贝[[「{item_title}」]]（{amount}）还未付款哦。"
+        "[[{ship_by}前付款今天就发货，]]库存有限，先付先得[[，订单将于{closes_at}自动关闭]]。"
+        "[[付款链接：{pay_url}]]",
+    },
+    "en": {
+        1: "{greeting}, your order[[ for {item_title}]] ({amount}) is still unpaid. "
+        "Did something go wrong with the payment? We're happy to help.[[ Pay here: {pay_url}]]",
+        2: "{greeting}, your order[[ for {item_title}]] ({amount}) is still unpaid."
+        "[[ Pay before {ship_by} and it ships today.]] Stock is limited and goes to paid orders first."
+        "[[ The order closes at {closes_at}.]][[ Pay here: {pay_url}]]",
+    },
+}
+
+_OPEN, _CLOSE = "[[", "]]"
+
+# A compiled template is a tuple of parts: ("text", str) | ("field", name) | ("section", parts).
+_Part = tuple[str, object]
+
+
+def check_template(text: str) -> None:
+    """Refuse a template that could not render: raises ValueError with the problem.
+
+    Config loading calls this so a bad override is refused at load time, never mid-run.
+    """
+    _compile(text)
+
+
+def check_templates(templates: Mapping[str, Mapping[str, str]]) -> None:
+    """Check ``messages.templates`` as a whole: known locales, attempts "1"/"2", valid texts.
+
+    The ValueError message starts with the offending key, e.g. ``zh-CN.2: unknown placeholder {x}``.
+    """
+    for locale, by_attempt in templates.items():
+        if locale not in DEFAULT_TEMPLATES:
+            raise ValueError(f"{locale}: unknown locale; expected one of {', '.join(DEFAULT_TEMPLATES)}")
+        for attempt, text in by_attempt.items():
+            if str(attempt) not in ("1", "2"):
+                raise ValueError(f"{locale}.{attempt}: unknown reminder; expected 1 or 2")
+            try:
+                check_template(text)
+            except ValueError as exc:
+                raise ValueError(f"{locale}.{attempt}: {exc}") from None
+
+
+@lru_cache(maxsize=64)
+def _compile(text: str) -> tuple[_Part, ...]:
+    # Cached: a run renders thousands of SMS from the same four texts.
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("template is empty")
+    parts: list[_Part] = []
+    pos = 0
+    while True:
+        start, close = text.find(_OPEN, pos), text.find(_CLOSE, pos)
+        if close != -1 and (start == -1 or close < start):
+            raise ValueError(f"'{_CLOSE}' without '{_OPEN}'")
+        if start == -1:
+            parts.extend(_parse_plain(text[pos:]))
+            return tuple(parts)
+        parts.extend(_parse_plain(text[pos:start]))
+        end = text.find(_CLOSE, start + 2)
+        if end == -1:
+            raise ValueError(f"'{_OPEN}' without '{_CLOSE}'")
+        inner = text[start + 2 : end]
+        if _OPEN in inner:
+            raise ValueError(f"'{_OPEN}' sections cannot be nested")
+        section = _parse_plain(inner)
+        if not any(kind == "field" for kind, _ in section):
+            raise ValueError(
+                f"section '{_OPEN}{inner}{_CLOSE}' has no placeholder, so it would never be left out"
+            )
+        parts.append(("section", tuple(section)))
+        pos = end + 2
+
+
+def _parse_plain(text: str) -> list[_Part]:
+    parts: list[_Part] = []
+    try:
+        parsed = list(string.Formatter().parse(text))
+    except ValueError as exc:
+        raise ValueError(f"bad format: {exc}") from None
+    for literal, name, spec, conversion in parsed:
+        if literal:
+            parts.append(("text", literal))
+        if name is None:
+            continue
+        if name == "":
+            raise ValueError("positional placeholder {} is not allowed; use a name such as {amount}")
+        if name not in TEMPLATE_FIELDS:
+            raise ValueError(
+                f"unknown placeholder {{{name}}}; expected one of {', '.join(sorted(TEMPLATE_FIELDS))}"
+            )
+        if spec or conversion:
+            # Values are ready-made text (amounts are formatted already): a spec like :.2f would fail
+            # on the first SMS of a run rather than at config load.
+            raise ValueError(f"placeholder {{{name}}} must not have a format spec or conversion")
+        parts.append(("field", name))
+    return parts
+
+
+def _fill(parts: tuple[_Part, ...], values: Mapping[str, str | None]) -> str:
+    out: list[str] = []
+    for kind, payload in parts:
+        if kind == "text":
+            out.append(payload)  # type: ignore[arg-type]
+        elif kind == "field":
+            out.append(values[payload] or "")  # type: ignore[index]
+        elif all(values[name] for k, name in payload if k == "field"):  # type: ignore[union-attr]
+            out.append(_fill(payload, values))  # type: ignore[arg-type]
+    return "".join(out)
+
+
+# Clean-up for placeholders outside [[sections]] that rendered empty. Kept narrow on purpose: it
+# must never change the default texts (a test renders them verbatim).
+_CLEANUPS = (
+    (re.compile(r"\(\s*\)|（\s*）|「\s*」|“\s*”|\"\s*\""), ""),  # an empty quoted/bracketed field
+    (re.compile(r"[ \t]{2,}"), " "),
+    (re.compile(r"[ \t]+(?=[,.!?;:，。！？；：、）」])"), ""),  # "Hi , your" -> "Hi, your"
+    # a comma left before other punctuation: "亲，，您" -> "亲，您"; "unpaid,." -> "unpaid."
+    (re.compile(r"[，,、；;][ \t]*(?=[，,、；;。.！!？?])"), ""),
+)
+_LEADING_JUNK = " \t，,、；;：:。！!？?"
+_URL_SLOT = "\x00"  # the pay link is put in after the clean-up, which must never touch a URL
+
+
+def _clean(body: str) -> str:
+    for pattern, repl in _CLEANUPS:
+        body = pattern.sub(repl, body)
+    return body.lstrip(_LEADING_JUNK).rstrip()
+
+
+# --------------------------------------------------------------------------------------------
+# Field values
+
+_ZERO_DECIMAL = frozenset(
+    {
+        "BIF",
+        "CLP",
+        "DJF",
+        "GNF",
+        "ISK",
+        "JPY",
+        "KMF",
+        "KRW",
+        "PYG",
+        "RWF",
+        "UGX",
+        "VND",
+        "VUV",
+        "XAF",
+        "XOF",
+        "XPF",
+    }
+)
+_SYMBOLS = {
+    "zh-CN": {"CNY": "¥", "USD": "US$", "HKD": "HK$"},
+    "en": {"USD": "$", "EUR": "€", "GBP": "£"},
+}
+
+
+def format_amount(amount: Decimal, currency: str, locale: str) -> str:
+    """``Decimal("199.00"), "CNY"`` -> "¥199.00" (zh-CN) / "CNY 199.00" (en). See the module doc."""
+    currency = currency.upper()
+    quantum = Decimal(1) if currency in _ZERO_DECIMAL else Decimal("0.01")
+    value = Decimal(amount).quantize(quantum, rounding=ROUND_HALF_UP)
+    number = format(value, ",f" if locale == "en" else "f")
+    symbol = _SYMBOLS.get(locale, {}).get(currency)
+    return f"{symbol}{number}" if symbol else f"{currency} {number}"
+
+
+_WHITESPACE = re.compile(r"\s+")
+# 【】 in the text would read as a second signature, which Chinese carriers reject.
+_NO_SIGNATURE_BRACKETS = str.maketrans({"【": "[", "】": "]"})
+
+
+def _text_field(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = _WHITESPACE.sub(" ", value).strip().translate(_NO_SIGNATURE_BRACKETS)
+    return value or None
+
+
+def _closes_at(order: Order, shop: ShopConfig, now: datetime, locale: str) -> str | None:
+    # A closing time already passed would be a false statement; the planner skips such orders anyway.
+    if order.closes_at is None or order.closes_at <= now:
+        return None
+    zone = shop.zone
+    local, today = order.closes_at.astimezone(zone), now.astimezone(zone).date()
+    if local.date() == today:
+        return f"{local:%H:%M}"
+    if locale == "zh-CN":
+        return f"{local.month}月{local.day}日{local:%H:%M}"
+    return f"{local:%m-%d %H:%M}"
+
+
+def _ship_by(window: Window | None, shop: ShopConfig, now: datetime) -> str | None:
+    # "Pay before 11:00 and it ships today" is only true while 11:00 is still ahead.
+    if window is None or window.ship_by is None:
+        return None
+    if now.astimezone(shop.zone).time() >= window.ship_by:
+        return None
+    return f"{window.ship_by:%H:%M}"
+
+
+def _greeting(name: str | None, locale: str) -> str:
+    if locale == "zh-CN":
+        return f"{name}您好" if name else "亲"
+    return f"Hi {name}" if name else "Hi"
+
+
+# --------------------------------------------------------------------------------------------
+# Rendering
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedSms:
+    text: str
+    encoding: str  # "GSM-7" or "UCS-2"
+    segments: int
+
+
+# Trimmed in this order when the text is over the cap: least useful to the buyer first. The pay
+# link goes last and whole (a cut URL is a broken link); signature and opt-out line never.
+_DROP_ORDER = ("item_title", "buyer_name", "pay_url")
+_MIN_TITLE_CHARS = 4  # a title cut shorter than this says nothing; leave it out instead
+_TITLE_TAIL = " \t,.;:，。、；：-—"
+
+
+def render_reminder(
+    order: Order,
+    attempt: int,
+    *,
+    shop: ShopConfig,
+    messages: MessagesConfig,
+    window: Window | None,
+    now: datetime,
+) -> RenderedSms:
+    """The SMS for reminder ``attempt`` (1 or 2) of ``order``, within ``messages.max_segments``.
+
+    Over the cap, the item title is cut (ending "…", or "..." while the text is GSM-7 since "…"
+    would force UCS-2 and cost more than it saves), then dropped; then the buyer name is dropped
+    (the greeting becomes "亲" / "Hi"); last the pay link is dropped whole. Room a later drop frees
+    is given back: the name first, then as much of the title as fits. The signature and the
+    opt-out line are never touched. If even the bare text is over the cap it is returned anyway
+    with its true segment count: the caller decides (report it, skip it, or send it).
+    """
+    if attempt not in (1, 2) or isinstance(attempt, bool):
+        raise ValueError(f"attempt must be 1 or 2, got {attempt!r}")
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    locale = shop.locale
+    template = messages.templates.get(locale, {}).get(str(attempt)) or DEFAULT_TEMPLATES[locale][attempt]
+    parts = _compile(template)
+
+    shop_name = shop.name.replace("【", "").replace("】", "").strip()
+    signature = f"【{shop_name}】" if locale == "zh-CN" else f"{shop_name}: "
+    opt_out = (messages.opt_out_line or "").strip()
+    values: dict[str, str | None] = {
+        "shop": shop_name,
+        "buyer_name": _text_field(order.buyer_name),
+        "item_title": _text_field(order.item_title),
+        "amount": format_amount(order.amount, order.currency or shop.currency, locale),
+        "pay_url": (order.pay_url or "").strip() or None,
+        "closes_at": _closes_at(order, shop, now, locale),
+        "ship_by": _ship_by(window, shop, now),
+    }
+
+    def build(vals: Mapping[str, str | None]) -> RenderedSms:
+        filled = {**vals, "greeting": _greeting(vals["buyer_name"], locale)}
+        url = filled["pay_url"]
+        if url:
+            filled["pay_url"] = _URL_SLOT
+        body = _clean(_fill(parts, filled))
+        if url:
+            body = body.replace(_URL_SLOT, url)
+        if not body.startswith(signature.rstrip()):  # an override may write the signature itself
+            body = signature + body
+        if opt_out:
+            # A space keeps the opt-out line from being read as part of a URL (or an English word).
+            body += (" " if locale == "en" or body[-1].isascii() else "") + opt_out
+        encoding, segments = count_segments(body)
+        return RenderedSms(body, encoding, segments)
+
+    return _fit(build, values, messages.max_segments)
+
+
+def _fit(
+    build: Callable[[Mapping[str, str | None]], RenderedSms],
+    values: dict[str, str | None],
+    cap: int,
+) -> RenderedSms:
+    best = build(values)
+    if best.segments <= cap:
+        return best
+    # Drop fields in order until the text fits; the last one dropped had to go.
+    dropped: list[str] = []
+    current = dict(values)
+    for name in _DROP_ORDER:
+        if not current[name]:
+            continue
+        current[name] = None
+        dropped.append(name)
+        best = build(current)
+        if best.segments <= cap:
+            break
+    else:
+        return best  # the bare text does not fit either: true count, caller reports it
+    # Give back what the last drop freed, most useful first; the title comes back cut if need be.
+    for name in reversed(dropped):
+        if name == "item_title":
+            best = _fit_title(build, current, values["item_title"] or "", cap, best)
+        elif name != dropped[-1]:
+            trial = build({**current, name: values[name]})
+            if trial.segments <= cap:
+                current[name], best = values[name], trial
+    return best
+
+
+def _fit_title(
+    build: Callable[[Mapping[str, str | None]], RenderedSms],
+    current: dict[str, str | None],
+    title: str,
+    cap: int,
+    fallback: RenderedSms,
+) -> RenderedSms:
+    """The longest title (whole, or cut with an ellipsis) that keeps the text within ``cap``."""
+    whole = build({**current, "item_title": title})
+    if whole.segments <= cap:
+        current["item_title"] = title
+        return whole
+
+    def cut(k: int) -> tuple[str, RenderedSms]:
+        head = title[:k].rstrip(_TITLE_TAIL)
+        # "…" is not GSM-7: in a GSM-7 text it would switch all of it to UCS-2 (70 instead of 160 a
+        # segment), so "..." is used there. In a UCS-2 text the one-unit "…" is cheaper.
+        gsm = fallback.encoding == GSM7 and _GSM.issuperset(head)
+        value = head + ("..." if gsm else "…")
+        return value, build({**current, "item_title": value})
+
+    # Binary search: a longer cut never has fewer segments, so the fitting cuts form a prefix range.
+    lo, hi, found = _MIN_TITLE_CHARS, len(title) - 1, None
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        value, trial = cut(mid)
+        if trial.segments <= cap:
+            found, lo = (value, trial), mid + 1
+        else:
+            hi = mid - 1
+    if found is None:
+        return fallback
+    current["item_title"] = found[0]
+    return found[1]

@@ -224,6 +224,25 @@ class MessagesConfig(_Strict):
     # Optional per-locale overrides of the default templates: {"en": {"1": "...", "2": "..."}}
     templates: dict[str, dict[str, str]] = Field(default_factory=dict)
 
+    @field_validator("templates", mode="before")
+    @classmethod
+    def _string_keys(cls, v: Any) -> Any:
+        # YAML reads `1:` as an integer; the attempt number is meant either way.
+        if isinstance(v, dict):
+            return {
+                str(k): {str(a): t for a, t in (d or {}).items()} if isinstance(d, dict) else d
+                for k, d in v.items()
+            }
+        return v
+
+    @field_validator("templates")
+    @classmethod
+    def _known_placeholders(cls, v: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        from nudge.messages import check_templates  # messages imports this module
+
+        check_templates(v)
+        return v
+
 
 class Config(_Strict):
     shop: ShopConfig = ShopConfig()

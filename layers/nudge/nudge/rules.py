@@ -1,0 +1,254 @@
+"""The reminder rules: every order gets exactly one decision, with DESIGN.md's reason precedence.
+
+Pure: the orders, the ledger state, the config and the instant ``now`` come in; a ``Plan`` goes
+out. No I/O, no clock, no environment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from nudge.config import Config, Window
+from nudge.messages import render_reminder
+from nudge.models import Action, Decision, InvalidOrder, Order, Plan, Reason, ReminderState, SentReminder
+from nudge.phones import PhoneInfo, buyer_hours_end, buyer_zones, phone_info, within_buyer_hours
+from nudge.restdays import RestDayCalendar, window_bounds
+
+_NO_STATE = ReminderState(order_id="")
+
+
+@dataclass(slots=True)
+class _Finalist:
+    """An order that passed every per-order rule; the run-wide ones (one SMS per buyer, the
+    daily cap) are applied to these in urgency order."""
+
+    index: int
+    order: Order
+    phone: PhoneInfo
+    attempt: int
+    state: ReminderState
+    urgency: tuple
+
+
+def _skip(order_id: str | None, reason: Reason, detail: str | None = None) -> Decision:
+    return Decision(order_id=order_id, action=Action.SKIP, reason=reason, detail=detail)
+
+
+def normalized_phones(raw_numbers: Iterable[str], default_region: str) -> frozenset[str]:
+    """Numbers as E.164 where they parse, else as written (so a bad entry still matches itself)."""
+    out = set()
+    for raw in raw_numbers:
+        info = phone_info(raw, default_region)
+        out.add(info.e164 or raw.strip())
+    return frozenset(out)
+
+
+def run_level_skip(now: datetime, *, config: Config, calendar: RestDayCalendar, paused: bool) -> Reason | None:
+    """Why a run at ``now`` sends nothing at all (paused, rest day, outside every window), if so.
+
+    The service asks this first, so a skipped run reads no orders and costs nothing.
+    """
+    local_now = now.astimezone(config.shop.zone)
+    if paused or config.paused:
+        return Reason.PAUSED
+    if calendar.is_rest_day(local_now.date()):
+        return Reason.REST_DAY
+    if config.window_at(local_now.time()) is None:
+        return Reason.OUTSIDE_WINDOW
+    return None
+
+
+def plan_reminders(
+    records: Iterable[Order | InvalidOrder],
+    *,
+    now: datetime,
+    config: Config,
+    calendar: RestDayCalendar | None = None,
+    ledger: Mapping[str, ReminderState] | None = None,
+    recent: Sequence[SentReminder] = (),
+    sent_today: int = 0,
+    opted_out: Iterable[str] = (),
+    paused: bool = False,
+) -> Plan:
+    """Decide every order for a run at ``now``.
+
+    ``ledger``: reminder state per order id; ``recent``: SMS already sent (at least the last
+    ``buyer_min_interval_hours``); ``sent_today``: SMS already counted against today's cap;
+    ``opted_out``: numbers SNS reports as opted out (the config's do-not-contact list is added).
+    """
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    calendar = calendar or RestDayCalendar(config.calendar)
+    ledger = ledger or {}
+    rules = config.rules
+    zone = config.shop.zone
+    region = config.shop.default_region
+    local_now = now.astimezone(zone)
+    today = local_now.date()
+
+    window = config.window_at(local_now.time())
+    run_skipped = run_level_skip(now, config=config, calendar=calendar, paused=paused)
+    window_end = window_bounds(window, today, zone)[1] if window else None
+
+    records = list(records)
+    decisions: list[Decision | None] = [None] * len(records)
+
+    # Pass 1: contract checks, and what the same-day rules need to know about each buyer's day.
+    orders: list[tuple[int, Order, date]] = []
+    seen_ids: dict[str, int] = {}
+    paid_days: set[tuple[str, date]] = set()
+    newest_unpaid: dict[tuple[str, date], tuple[datetime, str]] = {}
+    for i, rec in enumerate(records):
+        if isinstance(rec, InvalidOrder):
+            decisions[i] = _skip(rec.order_id, Reason.INVALID_ORDER, rec.detail)
+            continue
+        if rec.order_id in seen_ids:
+            decisions[i] = _skip(rec.order_id, Reason.INVALID_ORDER, "order_id: duplicate")
+            continue
+        seen_ids[rec.order_id] = i
+        # "Same day" is the shop-local date of created_at, whatever offset the shop wrote.
+        day = rec.created_at.astimezone(zone).date()
+        orders.append((i, rec, day))
+        key = (rec.buyer_id, day)
+        if rec.status == "paid":
+            paid_days.add(key)
+        elif rec.status == "unpaid":
+            candidate = (rec.created_at, rec.order_id)
+            if key not in newest_unpaid or candidate > newest_unpaid[key]:
+                newest_unpaid[key] = candidate
+
+    blocked_flags = frozenset(rules.blocked_flags)
+    excluded_channels = frozenset(rules.excluded_channels)
+    no_contact = normalized_phones(rules.do_not_contact, region) | normalized_phones(opted_out, region)
+    max_age = timedelta(hours=rules.max_age_hours)
+    wait = timedelta(minutes=rules.wait_minutes)
+    interval = timedelta(hours=rules.buyer_min_interval_hours)
+    contacted_buyers: set[str] = set()
+    contacted_phones: set[str] = set()
+    for sent in recent:
+        if now - interval < sent.sent_at <= now:
+            contacted_buyers.add(sent.buyer_id)
+            contacted_phones.add(phone_info(sent.phone, region).e164 or sent.phone)
+
+    # Pass 2: the per-order rules, in precedence order; the first that applies decides.
+    finalists: list[_Finalist] = []
+    for i, order, day in orders:
+        oid = order.order_id
+        if order.status != "unpaid":
+            decisions[i] = _skip(oid, Reason.NOT_UNPAID)
+            continue
+        if (order.closes_at is not None and order.closes_at <= now) or now - order.created_at >= max_age:
+            decisions[i] = _skip(oid, Reason.EXPIRED)
+            continue
+        if run_skipped is not None:
+            decisions[i] = _skip(oid, run_skipped)
+            continue
+        if rules.skip_cash_on_delivery and order.payment_method == "cod":
+            decisions[i] = _skip(oid, Reason.CASH_ON_DELIVERY)
+            continue
+        if order.channel in excluded_channels:
+            decisions[i] = _skip(oid, Reason.DISTRIBUTION_CHANNEL)
+            continue
+        if order.buyer_flags & blocked_flags:
+            decisions[i] = _skip(oid, Reason.BLOCKED_BUYER)
+            continue
+        phone = phone_info(order.phone, region)
+        if (phone.e164 or order.phone) in no_contact:
+            decisions[i] = _skip(oid, Reason.OPTED_OUT)
+            continue
+        if not phone.valid:
+            decisions[i] = _skip(oid, Reason.INVALID_PHONE, f"phone: not a valid number for region {region}")
+            continue
+        if rules.paid_same_day_skips and (order.buyer_id, day) in paid_days:
+            decisions[i] = _skip(oid, Reason.BUYER_PAID_SAME_DAY)
+            continue
+        if rules.newest_unpaid_only and newest_unpaid[(order.buyer_id, day)][1] != oid:
+            decisions[i] = _skip(oid, Reason.SUPERSEDED)
+            continue
+        if now - order.created_at < wait:
+            decisions[i] = _skip(oid, Reason.TOO_NEW)
+            continue
+        state = ledger.get(oid, _NO_STATE)
+        if state.reminders_sent >= rules.max_reminders_per_order:
+            decisions[i] = _skip(oid, Reason.MAX_REMINDERS)
+            continue
+        if order.buyer_id in contacted_buyers or phone.e164 in contacted_phones:
+            decisions[i] = _skip(oid, Reason.BUYER_RECENTLY_CONTACTED)
+            continue
+        finalists.append(
+            _Finalist(i, order, phone, state.reminders_sent + 1, state, _urgency(order, max_age))
+        )
+
+    # Pass 3: the run-wide limits, most urgent first, so the caps cut the least urgent orders.
+    budget = max(rules.daily_sms_cap - sent_today, 0)
+    large = rules.large_order_amount
+    for f in sorted(finalists, key=lambda f: f.urgency):
+        order, oid = f.order, f.order.order_id
+        if order.buyer_id in contacted_buyers or f.phone.e164 in contacted_phones:
+            # One SMS per buyer per interval also holds between the orders of this run.
+            decisions[f.index] = _skip(oid, Reason.BUYER_RECENTLY_CONTACTED)
+            continue
+        zones = buyer_zones(f.phone, config.shop.timezone)
+        if not within_buyer_hours(zones, now, rules.buyer_hours):
+            decisions[f.index] = _skip(oid, Reason.QUIET_HOURS)
+            continue
+        if large is not None and order.amount >= large:
+            # A call is not an SMS: it neither uses the SMS cap nor counts as the buyer's SMS.
+            if f.state.call_requested:
+                decisions[f.index] = _skip(oid, Reason.CALL_REQUESTED)
+            else:
+                decisions[f.index] = Decision(
+                    oid,
+                    Action.CALL,
+                    Reason.LARGE_ORDER,
+                    attempt=f.attempt,
+                    buyer_id=order.buyer_id,
+                    phone_e164=f.phone.e164,
+                )
+            continue
+        if budget <= 0:
+            decisions[f.index] = _skip(oid, Reason.DAILY_LIMIT)
+            continue
+        budget -= 1
+        contacted_buyers.add(order.buyer_id)
+        contacted_phones.add(f.phone.e164)  # type: ignore[arg-type]
+        # The SMS must not go out after the window closes or once the buyer's night begins.
+        not_after = min(window_end, buyer_hours_end(zones, now, rules.buyer_hours))  # type: ignore[type-var]
+        decisions[f.index] = _send(f, config, window, now, not_after)
+
+    return Plan(
+        at=now,
+        window=window.name if window else None,
+        run_skipped=run_skipped,
+        decisions=[d for d in decisions if d is not None],
+        warnings=[w for w in (calendar.year_warning(today.year),) if w],
+    )
+
+
+def _urgency(order: Order, max_age: timedelta) -> tuple:
+    """Closest effective closing time first, then the larger amount, then the id (stable)."""
+    closes = order.created_at + max_age
+    if order.closes_at is not None and order.closes_at < closes:
+        closes = order.closes_at
+    return (closes, -order.amount, order.order_id)
+
+
+def _send(
+    f: _Finalist, config: Config, window: Window | None, now: datetime, not_after: datetime
+) -> Decision:
+    sms = render_reminder(
+        f.order, f.attempt, shop=config.shop, messages=config.messages, window=window, now=now
+    )
+    return Decision(
+        order_id=f.order.order_id,
+        action=Action.SEND,
+        reason=None,
+        attempt=f.attempt,
+        message=sms.text,
+        segments=sms.segments,
+        buyer_id=f.order.buyer_id,
+        phone_e164=f.phone.e164,
+        not_after=not_after,
+    )

@@ -1,0 +1,364 @@
+"""template.yaml: lint-clean, translates with SAM as designed, and provisions on moto via nudge.moto_env."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from nudge.moto_env import evaluate, load_template, provision
+
+ROOT = Path(__file__).resolve().parents[1]
+TEMPLATE = ROOT / "template.yaml"
+
+# The contract other code depends on (DESIGN.md and the handlers read these exact names).
+PARAMETERS = {
+    "ShopName", "ShopTimezone", "Locale", "Window1", "Window2", "Window3", "CalendarCountry",
+    "DailySmsCap", "LargeOrderAmount", "DryRun", "SmsSenderId", "SmsOriginationNumber", "SmsType",
+    "SmsPerSecond", "ExtraConfigJson", "ExistingOrdersTableName", "LedgerTtlDays", "AlarmEmail",
+}  # fmt: skip
+COMMON_ENV = {
+    "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "LOG_LEVEL", "SHOP_NAME", "SHOP_TIMEZONE",
+    "LOCALE", "WINDOWS", "CALENDAR_COUNTRY", "DAILY_SMS_CAP", "LARGE_ORDER_AMOUNT", "DRY_RUN",
+    "EXTRA_CONFIG_JSON", "ORDERS_TABLE", "ORDERS_STATUS_INDEX", "LEDGER_TABLE", "LEDGER_DAY_INDEX",
+    "IDEMPOTENCY_TABLE", "SEND_QUEUE_URL", "PAUSED_PARAMETER", "LEDGER_TTL_DAYS",
+}  # fmt: skip
+SEND_ENV = {"SMS_SENDER_ID", "SMS_ORIGINATION_NUMBER", "SMS_TYPE", "SMS_PER_SECOND"}
+OUTPUTS = {
+    "OrdersTableName", "LedgerTableName", "IdempotencyTableName", "SendQueueUrl", "SendDLQUrl",
+    "SchedulerDLQUrl", "PausedParameterName", "PlanFunctionName", "SendFunctionName", "AlarmTopicArn",
+}  # fmt: skip
+STAR_ACTIONS = {"sns:Publish", "sns:CheckIfPhoneNumberIsOptedOut"}
+SCHEDULED_TIME = "<aws.scheduler.scheduled-time>"
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return load_template(TEMPLATE)
+
+
+@pytest.fixture(scope="module")
+def translated() -> dict[str, Any]:
+    """The CloudFormation SAM deploys (samtranslator, offline: no managed-policy lookups)."""
+    from samtranslator.translator.transform import transform
+    from samtranslator.yaml_helper import yaml_parse
+
+    class NoManagedPolicies:
+        def load(self) -> dict[str, str]:
+            return {}
+
+    sam = yaml_parse(TEMPLATE.read_text(encoding="utf-8"))
+    for resource in sam["Resources"].values():  # local code paths are uploaded by `sam deploy`
+        props = resource.get("Properties", {})
+        for key in ("CodeUri", "ContentUri"):
+            if key in props:
+                props[key] = "s3://bucket/key"
+    with pytest.MonkeyPatch.context() as mp:  # the translator insists on a session region
+        mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        return transform(sam, {"AWS::Region": "us-east-1"}, NoManagedPolicies())
+
+
+def of_type(cfn: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {lid: r for lid, r in cfn["Resources"].items() if r["Type"] == kind}
+
+
+def refs(node: Any) -> set[str]:
+    """Every name a template expression refers to (Ref and ${Name} inside Sub)."""
+    found: set[str] = set()
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "Ref":
+                found.add(value)
+            elif key == "Fn::Sub":
+                text, local = (value, {}) if isinstance(value, str) else value
+                found |= set(re.findall(r"\$\{([A-Za-z0-9:]+)\}", text)) - set(local)
+                found |= refs(local)
+            else:
+                found |= refs(value)
+    elif isinstance(node, list):
+        for item in node:
+            found |= refs(item)
+    return found
+
+
+# ------------------------------------------------------------------------------------------- lint
+
+
+def test_cfn_lint_reports_nothing():
+    from cfnlint.api import lint_file
+
+    matches = lint_file(TEMPLATE)
+    assert not matches, "\n".join(str(m) for m in matches)
+
+
+def test_contract_names(template):
+    assert set(template["Parameters"]) == PARAMETERS
+    assert set(template["Outputs"]) == OUTPUTS
+    for name, spec in template["Parameters"].items():
+        assert spec.get("Description"), f"{name} has no Description"
+    env = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert set(env) >= COMMON_ENV
+    send_env = template["Resources"]["SendFunction"]["Properties"]["Environment"]["Variables"]
+    assert set(send_env) >= SEND_ENV
+    assert env["POWERTOOLS_SERVICE_NAME"] == "nudge" and env["POWERTOOLS_METRICS_NAMESPACE"] == "Nudge"
+
+
+# ------------------------------------------------------------------------------- SAM translation
+
+
+def test_one_schedule_per_window_from_the_same_parameter(template, translated):
+    schedules = of_type(translated, "AWS::Scheduler::Schedule")
+    windows = sorted(p for p in PARAMETERS if re.fullmatch(r"Window\d", p))
+    assert len(schedules) == len(windows) == 3
+    seen = {}
+    for lid, schedule in schedules.items():
+        props = schedule["Properties"]
+        target = props["Target"]
+        (window,) = refs(target["Input"]) & set(windows)
+        seen[window] = lid
+        # The cron and the Input come from the same parameter, and nothing else.
+        assert refs(props["ScheduleExpression"]) == {window}, lid
+        assert props["ScheduleExpressionTimezone"] == {"Ref": "ShopTimezone"}
+        assert SCHEDULED_TIME in json.dumps(target["Input"])
+        assert target["RetryPolicy"] == {"MaximumRetryAttempts": 2, "MaximumEventAgeInSeconds": 300}
+        assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["SchedulerDLQ", "Arn"]}}
+        assert target["Arn"] == {"Fn::GetAtt": ["PlanFunction", "Arn"]}
+        assert props["State"] == "ENABLED"
+        assert props["FlexibleTimeWindow"] == {"Mode": "OFF"}
+        assert "AWS::StackName" in refs(props["Name"])
+        # Evaluated like CloudFormation would: the Input carries the window text verbatim.
+        value = "19:05-21:00"
+        data = json.loads(evaluate(template, target["Input"], parameters={window: value}))
+        assert data == {"window": value, "scheduled_time": SCHEDULED_TIME}
+        assert (
+            evaluate(template, props["ScheduleExpression"], parameters={window: value})
+            == "cron(5 19 * * ? *)"
+        )
+    assert set(seen) == set(windows)
+    assert schedules[seen["Window3"]].get("Condition") == "HasWindow3"
+    assert "Condition" not in schedules[seen["Window1"]] and "Condition" not in schedules[seen["Window2"]]
+    names = {json.dumps(s["Properties"]["Name"]) for s in schedules.values()}
+    assert len(names) == 3
+
+
+@pytest.mark.parametrize(
+    ("window", "cron"),
+    [
+        ("09:50-10:40", "cron(50 9 * * ? *)"),
+        ("09:50-10:40@11:00", "cron(50 9 * * ? *)"),  # the shipping cut-off does not move the schedule
+        ("15:00-16:50", "cron(0 15 * * ? *)"),
+        ("00:00-01:00", "cron(0 0 * * ? *)"),
+        ("00:05-00:30", "cron(5 0 * * ? *)"),
+        ("10:10-11:00", "cron(10 10 * * ? *)"),
+        ("20:30-21:00", "cron(30 20 * * ? *)"),
+        ("23:59-23:59", "cron(59 23 * * ? *)"),
+    ],
+)
+def test_cron_is_built_from_the_window_start_without_leading_zeros(template, window, cron):
+    expr = template["Resources"]["PlanFunction"]["Properties"]["Events"]["Window1"]["Properties"]
+    assert evaluate(template, expr["ScheduleExpression"], parameters={"Window1": window}) == cron
+
+
+def test_windows_env_is_the_same_parameter_values(template):
+    windows = template["Globals"]["Function"]["Environment"]["Variables"]["WINDOWS"]
+    assert evaluate(template, windows) == "09:50-10:40@11:00,15:00-16:50@17:00"
+    three = {"Window1": "09:30-11:00", "Window2": "14:30-17:00", "Window3": "19:00-21:00"}
+    assert evaluate(template, windows, parameters=three) == "09:30-11:00,14:30-17:00,19:00-21:00"
+
+
+def test_window_parameters_refuse_bad_text(template):
+    with pytest.raises(ValueError, match="Window1"):
+        evaluate(template, {"Ref": "Window1"}, parameters={"Window1": "9:50-10:40"})
+    with pytest.raises(ValueError, match="Window3"):
+        evaluate(template, {"Ref": "Window3"}, parameters={"Window3": "19:00"})
+
+
+def test_plan_is_not_retried_by_lambda(translated):
+    configs = of_type(translated, "AWS::Lambda::EventInvokeConfig")
+    (config,) = [c for c in configs.values() if c["Properties"]["FunctionName"] == {"Ref": "PlanFunction"}]
+    assert config["Properties"]["MaximumRetryAttempts"] == 0
+
+
+def test_send_function_consumes_the_queue_with_partial_batch_failures(template, translated):
+    (mapping,) = of_type(translated, "AWS::Lambda::EventSourceMapping").values()
+    props = mapping["Properties"]
+    assert props["FunctionName"] == {"Ref": "SendFunction"}
+    assert props["EventSourceArn"] == {"Fn::GetAtt": ["SendQueue", "Arn"]}
+    assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert props["BatchSize"] == 10 and props["MaximumBatchingWindowInSeconds"] == 1
+    assert str(evaluate(template, props["ScalingConfig"]["MaximumConcurrency"])) == "2"
+    send = translated["Resources"]["SendFunction"]["Properties"]
+    assert "ReservedConcurrentExecutions" not in send
+    visibility = int(translated["Resources"]["SendQueue"]["Properties"]["VisibilityTimeout"])
+    assert visibility >= 6 * int(send["Timeout"])
+
+
+def test_functions_share_globals(translated):
+    for name, timeout in (("PlanFunction", 300), ("SendFunction", 60)):
+        props = translated["Resources"][name]["Properties"]
+        assert props["Runtime"] == "python3.12" and props["Architectures"] == ["x86_64"]
+        assert props["MemorySize"] == 512 and props["TracingConfig"] == {"Mode": "Active"}
+        assert props["Handler"] == "app.lambda_handler" and props["Timeout"] == timeout
+        (layer,) = props["Layers"]
+        assert translated["Resources"][layer["Ref"]]["Type"] == "AWS::Lambda::LayerVersion"
+        assert set(props["Environment"]["Variables"]) >= COMMON_ENV
+    assert set(translated["Resources"]["SendFunction"]["Properties"]["Environment"]["Variables"]) >= SEND_ENV
+
+
+def iam_statements(cfn: dict[str, Any]):
+    for lid, role in of_type(cfn, "AWS::IAM::Role").items():
+        for policy in role["Properties"].get("Policies", []):
+            for statement in policy["PolicyDocument"]["Statement"]:
+                yield lid, statement
+    for lid, policy in of_type(cfn, "AWS::IAM::Policy").items():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            yield lid, statement
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def test_least_privilege(translated):
+    statements = list(iam_statements(translated))
+    assert statements
+    for lid, statement in statements:
+        actions = set(as_list(statement["Action"]))
+        assert "dynamodb:Scan" not in actions, lid
+        assert not any(a.endswith("*") for a in actions), (lid, actions)
+        if "*" in as_list(statement.get("Resource")):
+            assert actions <= STAR_ACTIONS, (lid, statement)
+    star = [s for lid, s in statements if "*" in as_list(s.get("Resource"))]
+    assert len(star) == 1 and set(as_list(star[0]["Action"])) == STAR_ACTIONS
+    plan_actions = {a for lid, s in statements if lid == "PlanFunctionRole" for a in as_list(s["Action"])}
+    assert {"dynamodb:Query", "sqs:SendMessage", "ssm:GetParameter", "dynamodb:BatchGetItem"} <= plan_actions
+    assert not any(a.startswith("sns:") for a in plan_actions)
+
+
+def test_tables_and_indexes(template, translated):
+    res = translated["Resources"]
+    env = template["Globals"]["Function"]["Environment"]["Variables"]
+    orders, ledger = res["OrdersTable"], res["LedgerTable"]["Properties"]
+    assert orders["Condition"] == "CreateOrdersTable"
+    (orders_gsi,) = orders["Properties"]["GlobalSecondaryIndexes"]
+    assert orders_gsi["IndexName"] == env["ORDERS_STATUS_INDEX"] == "status-created_at"
+    assert [k["AttributeName"] for k in orders_gsi["KeySchema"]] == ["status", "created_at"]
+    assert orders["Properties"]["BillingMode"] == "PAY_PER_REQUEST"
+    (ledger_gsi,) = ledger["GlobalSecondaryIndexes"]
+    assert ledger_gsi["IndexName"] == env["LEDGER_DAY_INDEX"] == "sent_day-last_sent_at"
+    assert [k["AttributeName"] for k in ledger_gsi["KeySchema"]] == ["sent_day", "last_sent_at"]
+    assert ledger["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    idem = res["IdempotencyTable"]["Properties"]
+    assert idem["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+    assert idem["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
+
+
+def test_alarms(translated):
+    alarms = of_type(translated, "AWS::CloudWatch::Alarm")
+    assert len(alarms) == 5
+    for lid, alarm in alarms.items():
+        props = alarm["Properties"]
+        assert props["TreatMissingData"] == "notBreaching", lid
+        assert props["AlarmActions"] == [{"Ref": "AlarmTopic"}], lid
+        assert props["Threshold"] == 0 and props["ComparisonOperator"] == "GreaterThanThreshold", lid
+    (cap,) = [
+        a["Properties"] for a in alarms.values() if a["Properties"]["MetricName"] == "DailyLimitSkipped"
+    ]
+    assert cap["Namespace"] == "Nudge" and cap["Dimensions"] == [{"Name": "service", "Value": "nudge"}]
+    assert cap["Statistic"] == "Sum"
+    watched = {json.dumps(a["Properties"]["Dimensions"][0]["Value"]) for a in alarms.values()}
+    for target in ("SendDLQ", "SchedulerDLQ", "PlanFunction", "SendFunction"):
+        assert any(target in w for w in watched), target
+    assert translated["Resources"]["AlarmEmailSubscription"]["Condition"] == "HasAlarmEmail"
+
+
+# ------------------------------------------------------------------------------------------- moto
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    import moto
+
+    for key, value in {
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }.items():
+        monkeypatch.setenv(key, value)
+    with moto.mock_aws():
+        yield boto3.session.Session(region_name="us-east-1")
+
+
+def test_provision_builds_the_stack_from_the_template(aws):
+    stack = provision(TEMPLATE, session=aws)
+    ddb, sqs, ssm = aws.client("dynamodb"), aws.client("sqs"), aws.client("ssm")
+
+    orders = ddb.describe_table(TableName=stack.orders_table)["Table"]
+    assert [i["IndexName"] for i in orders["GlobalSecondaryIndexes"]] == ["status-created_at"]
+    assert orders["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    ledger = ddb.describe_table(TableName=stack.ledger_table)["Table"]
+    assert [i["IndexName"] for i in ledger["GlobalSecondaryIndexes"]] == ["sent_day-last_sent_at"]
+    ttl = ddb.describe_time_to_live(TableName=stack.ledger_table)["TimeToLiveDescription"]
+    assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires_at"}
+    ttl = ddb.describe_time_to_live(TableName=stack.idempotency_table)["TimeToLiveDescription"]
+    assert ttl["AttributeName"] == "expiration"
+
+    attrs = sqs.get_queue_attributes(QueueUrl=stack.send_queue_url, AttributeNames=["All"])["Attributes"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=stack.send_dlq_url, AttributeNames=["QueueArn"])
+    redrive = json.loads(attrs["RedrivePolicy"])
+    assert redrive == {"deadLetterTargetArn": dlq_arn["Attributes"]["QueueArn"], "maxReceiveCount": 5}
+    assert int(attrs["VisibilityTimeout"]) >= 360
+    assert stack.scheduler_dlq_url and stack.scheduler_dlq_url in sqs.list_queues()["QueueUrls"]
+    assert ssm.get_parameter(Name=stack.paused_parameter)["Parameter"]["Value"] == "false"
+
+    env = stack.env
+    assert set(env) >= COMMON_ENV | SEND_ENV
+    assert all(isinstance(v, str) for v in env.values())
+    assert not [k for k, v in env.items() if "Fn::" in v or "${" in v or "Ref" in v]
+    assert env["ORDERS_TABLE"] == stack.orders_table and env["LEDGER_TABLE"] == stack.ledger_table
+    assert env["IDEMPOTENCY_TABLE"] == stack.idempotency_table
+    assert env["SEND_QUEUE_URL"] == stack.send_queue_url
+    assert env["PAUSED_PARAMETER"] == stack.paused_parameter == "/nudge-local/paused"
+    assert env["WINDOWS"] == "09:50-10:40@11:00,15:00-16:50@17:00"
+    assert env["DAILY_SMS_CAP"] == "500" and env["LEDGER_TTL_DAYS"] == "35" and env["DRY_RUN"] == "false"
+    assert env["LARGE_ORDER_AMOUNT"] == "1000" and env["EXTRA_CONFIG_JSON"] == "{}"
+    assert set(stack.function_envs["PlanFunction"]) == COMMON_ENV
+    assert set(stack.function_envs["SendFunction"]) >= SEND_ENV
+
+
+def test_provision_with_an_existing_orders_table_and_a_third_window(aws):
+    parameters = {
+        "ExistingOrdersTableName": "shop-orders",
+        "Window3": "19:00-21:00",
+        "DryRun": "true",
+        "LargeOrderAmount": "",
+    }
+    stack = provision(TEMPLATE, stack_name="shop", parameters=parameters, session=aws)
+    assert "OrdersTable" not in stack.tables
+    assert stack.orders_table == stack.env["ORDERS_TABLE"] == "shop-orders"
+    assert "shop-orders" not in aws.client("dynamodb").list_tables()["TableNames"]
+    assert stack.env["WINDOWS"] == "09:50-10:40@11:00,15:00-16:50@17:00,19:00-21:00"
+    assert stack.env["DRY_RUN"] == "true" and stack.env["LARGE_ORDER_AMOUNT"] == ""
+    assert stack.ledger_table == "shop-LedgerTable"
+
+
+def test_provision_refuses_bad_parameters(aws):
+    with pytest.raises(ValueError, match="DryRun"):
+        provision(TEMPLATE, parameters={"DryRun": "yes"}, session=aws)
+    with pytest.raises(ValueError, match="unknown"):
+        provision(TEMPLATE, parameters={"Windows": "09:00-10:00"}, session=aws)
+
+
+def test_template_is_not_mutated_by_evaluation(template):
+    before = copy.deepcopy(template)
+    events = template["Resources"]["PlanFunction"]["Properties"]["Events"]
+    expr = events["Window1"]["Properties"]["ScheduleExpression"]
+    assert evaluate(template, expr, parameters={"Window1": "08:00-09:00"}) == "cron(0 8 * * ? *)"
+    assert template == before
+    with pytest.raises(ValueError, match="SchedulerRole"):
+        evaluate(template, events)

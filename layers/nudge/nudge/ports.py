@@ -67,6 +67,10 @@ class TransientSendError(Exception):
     """SNS refused for now (throttling, 5xx): nothing was sent; try again later."""
 
 
+class PermanentSendError(Exception):
+    """SNS refused this SMS for good (e.g. an invalid number): nothing was sent; retrying won't help."""
+
+
 class OrderRepository(Protocol):
     def orders_for_planning(self, since: datetime) -> Iterator[Order | InvalidOrder]:
         """Unpaid and paid orders created at or after ``since`` (index queries, never Scan).

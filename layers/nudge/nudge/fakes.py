@@ -1,0 +1,269 @@
+"""In-memory fakes of the four ports, with the semantics of the AWS adapters in ``nudge.dal``.
+
+For fast unit tests of the services. ``tests/test_dal.py`` runs the same contract tests against
+these and against the DynamoDB/SQS/SNS adapters on moto, so the two cannot drift apart.
+``moto_sent_sms`` (the SMS moto's SNS kept) lives here too: test support, not production code.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict
+from datetime import date, datetime
+from typing import Any
+
+from nudge.dal import (
+    PLANNING_STATUSES,
+    SQS_BATCH_LIMIT,
+    ClaimNotHeldError,
+    SqsSendQueue,
+    planning_lower_bound,
+    utc_iso,
+)
+from nudge.models import InvalidOrder, Order, ReminderState, SentReminder
+from nudge.ports import ClaimOutcome, PermanentSendError, SendRequest, TransientSendError
+
+_E164 = re.compile(r"^\+[1-9]\d{1,14}$")
+
+
+def order_record(order: Order) -> dict[str, Any]:
+    """An ``Order`` back in DESIGN.md's order-record shape (what the shop writes to DynamoDB)."""
+    out = {k: v for k, v in asdict(order).items() if v is not None}
+    for k in ("created_at", "paid_at", "closes_at"):
+        if k in out:
+            out[k] = out[k].isoformat()
+    out["buyer_flags"] = sorted(order.buyer_flags)
+    if not out["buyer_flags"]:
+        del out["buyer_flags"]
+    return out
+
+
+class FakeOrderRepository:
+    """Order records in a dict, read like the ``status-created_at`` index reads them.
+
+    Like the index, only records with a string ``status`` and ``created_at`` are visible to
+    ``orders_for_planning``, and ``created_at`` is compared as a string against the same bound.
+    """
+
+    def __init__(self, records: Iterable[Mapping[str, Any] | Order] = ()):
+        self.records: dict[str, dict[str, Any]] = {}
+        self.planning_calls = 0
+        self.statuses_calls = 0
+        self.put(*records)
+
+    def put(self, *records: Mapping[str, Any] | Order) -> None:
+        for r in records:
+            record = order_record(r) if isinstance(r, Order) else dict(r)
+            self.records[str(record["order_id"])] = record
+
+    def set_status(self, order_id: str, status: str) -> None:
+        self.records[order_id]["status"] = status
+
+    def orders_for_planning(self, since: datetime) -> Iterator[Order | InvalidOrder]:
+        from nudge.orders import parse_order
+
+        self.planning_calls += 1
+        lower = planning_lower_bound(since)
+        for status in PLANNING_STATUSES:
+            hits = [
+                r
+                for r in self.records.values()
+                if r.get("status") == status
+                and isinstance(r.get("created_at"), str)
+                and r["created_at"] >= lower
+            ]
+            for r in sorted(hits, key=lambda r: r["created_at"]):
+                yield parse_order(dict(r))
+
+    def statuses(self, order_ids: Sequence[str]) -> dict[str, str]:
+        self.statuses_calls += 1
+        return {
+            oid: self.records[oid]["status"]
+            for oid in order_ids
+            if oid in self.records and isinstance(self.records[oid].get("status"), str)
+        }
+
+
+class FakeReminderLedger:
+    """The reminder ledger in dicts, one lock standing in for DynamoDB's conditional writes."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, dict[str, Any]] = {}
+        self.quota: dict[date, int] = {}
+        self._lock = threading.Lock()
+
+    def states(self, order_ids: Sequence[str]) -> dict[str, ReminderState]:
+        out: dict[str, ReminderState] = {}
+        with self._lock:
+            for oid in order_ids:
+                item = self.items.get(oid, {})
+                sent = item.get("reminders_sent", 0)
+                called = "call_requested_at" in item
+                if sent or called:
+                    out[oid] = ReminderState(oid, sent, called)
+        return out
+
+    def recent_sends(self, since: datetime, days: Iterable[date]) -> list[SentReminder]:
+        lower = utc_iso(since)
+        wanted = {d.isoformat() for d in days}
+        with self._lock:
+            hits = [
+                i
+                for i in self.items.values()
+                if i.get("sent_day") in wanted and i.get("last_sent_at", "") >= lower
+            ]
+        return [
+            SentReminder(
+                order_id=i["order_id"],
+                buyer_id=i.get("buyer_id", ""),
+                phone=i.get("phone", ""),
+                sent_at=datetime.fromisoformat(i["last_sent_at"]),
+                attempt=i.get("reminders_sent", 0),
+            )
+            for i in sorted(hits, key=lambda i: (i["sent_day"], i["last_sent_at"]))
+        ]
+
+    def sent_on(self, day: date) -> int:
+        with self._lock:
+            return max(0, self.quota.get(day, 0))
+
+    def request_calls(self, order_ids: Sequence[str], at: datetime) -> None:
+        with self._lock:
+            for oid in order_ids:
+                self._item(oid).setdefault("call_requested_at", utc_iso(at))
+
+    def claim(self, request: SendRequest, token: str, daily_cap: int, now: datetime) -> ClaimOutcome:
+        if daily_cap <= 0:
+            return ClaimOutcome.DAILY_LIMIT
+        a = request.attempt
+        with self._lock:
+            item = self.items.get(request.order_id, {})
+            if item.get("claimed_attempt", 0) >= a or item.get("reminders_sent", 0) >= a:
+                return ClaimOutcome.ALREADY_CLAIMED
+            if self.quota.get(request.day, 0) >= daily_cap:
+                return ClaimOutcome.DAILY_LIMIT
+            self.quota[request.day] = self.quota.get(request.day, 0) + 1
+            self._item(request.order_id).update(
+                claimed_attempt=a,
+                claim_token=token,
+                claimed_at=utc_iso(now),
+                buyer_id=request.buyer_id,
+                phone=request.phone,
+            )
+            return ClaimOutcome.CLAIMED
+
+    def release(self, request: SendRequest, token: str) -> None:
+        a = request.attempt
+        with self._lock:
+            item = self.items.get(request.order_id, {})
+            if (
+                item.get("claim_token") != token
+                or item.get("claimed_attempt") != a
+                or item.get("reminders_sent", 0) >= a
+            ):
+                return  # nothing to release
+            del item["claim_token"]
+            if a > 1:
+                item["claimed_attempt"] = a - 1
+            else:
+                del item["claimed_attempt"]
+            self.quota[request.day] = self.quota.get(request.day, 0) - 1
+
+    def record_sent(self, request: SendRequest, token: str, message_id: str, sent_at: datetime) -> None:
+        with self._lock:
+            item = self.items.get(request.order_id, {})
+            if item.get("claim_token") != token or item.get("claimed_attempt") != request.attempt:
+                raise ClaimNotHeldError(
+                    f"record_sent {request.dedupe_key}: claim not held by this token (message {message_id})"
+                )
+            item.update(
+                reminders_sent=request.attempt,
+                last_sent_at=utc_iso(sent_at),
+                sent_day=request.day.isoformat(),
+            )
+            item[f"message_id_{request.attempt}"] = message_id
+
+    def record_skip(self, request: SendRequest, reason: str, at: datetime) -> None:
+        with self._lock:
+            self._item(request.order_id).setdefault("skips", []).append(
+                {"attempt": request.attempt, "reason": reason, "at": utc_iso(at)}
+            )
+
+    def _item(self, order_id: str) -> dict[str, Any]:
+        return self.items.setdefault(order_id, {"order_id": order_id})
+
+
+class FakeSendQueue:
+    """Keeps what was enqueued; each request goes through the same JSON body as the SQS adapter."""
+
+    def __init__(self) -> None:
+        self.bodies: list[str] = []
+        self.batches = 0
+
+    def enqueue(self, requests: Sequence[SendRequest]) -> int:
+        for start in range(0, len(requests), SQS_BATCH_LIMIT):
+            self.batches += 1
+            self.bodies.extend(SqsSendQueue.body(r) for r in requests[start : start + SQS_BATCH_LIMIT])
+        return len(requests)
+
+    @property
+    def requests(self) -> list[SendRequest]:
+        return [SendRequest.from_json(json.loads(b)) for b in self.bodies]
+
+    def drain(self) -> list[SendRequest]:
+        out = self.requests
+        self.bodies.clear()
+        return out
+
+
+class FakeSmsGateway:
+    """Records published SMS. Opted-out numbers are a set; failures can be injected.
+
+    ``fail_next(n)``: the next n publishes raise TransientSendError. ``failing_numbers``: every
+    publish to these raises TransientSendError. A number that is not E.164 raises
+    PermanentSendError, as SNS (and moto) answer InvalidParameter.
+    """
+
+    def __init__(self, opted_out: Iterable[str] = (), failing_numbers: Iterable[str] = ()):
+        self.opted_out = set(opted_out)
+        self.failing_numbers = set(failing_numbers)
+        self.published: list[tuple[str, str, str]] = []  # (phone, text, message_id)
+        self.opt_out_checks: list[str] = []
+        self._fail_next = 0
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def fail_next(self, n: int = 1) -> None:
+        self._fail_next = n
+
+    def is_opted_out(self, phone: str) -> bool:
+        self.opt_out_checks.append(phone)
+        return phone in self.opted_out
+
+    def publish(self, phone: str, text: str) -> str:
+        with self._lock:
+            if self._fail_next > 0:
+                self._fail_next -= 1
+                raise TransientSendError("fake: throttled")
+            if phone in self.failing_numbers:
+                raise TransientSendError(f"fake: throttled for {phone}")
+            if not _E164.match(phone):
+                raise PermanentSendError("InvalidParameter: Phone number does not meet the E164 format")
+            message_id = f"fake-{next(self._ids)}"
+            self.published.append((phone, text, message_id))
+            return message_id
+
+    @property
+    def sent(self) -> list[tuple[str, str]]:
+        return [(phone, text) for phone, text, _ in self.published]
+
+
+def moto_sent_sms(account_id: str = "123456789012", region: str = "us-east-1") -> list[tuple[str, str]]:
+    """The SMS moto's SNS backend accepted, oldest first: [(phone, text)] (inside ``mock_aws``)."""
+    from moto.sns.models import sns_backends
+
+    return list(sns_backends[account_id][region].sms_messages.values())

@@ -29,6 +29,7 @@ class Settings:
     sms_origination_number: str
     sms_type: str
     sms_per_second: float
+    send_pollers: int  # the send queue's MaximumConcurrency: each poller paces at its share
 
 
 def _required(env: Mapping[str, str], name: str) -> str:
@@ -74,7 +75,8 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
         sms_sender_id=env.get("SMS_SENDER_ID", "").strip(),
         sms_origination_number=env.get("SMS_ORIGINATION_NUMBER", "").strip(),
         sms_type=env.get("SMS_TYPE", "Transactional").strip() or "Transactional",
-        sms_per_second=_number(env, "SMS_PER_SECOND", 5, minimum=0.1),
+        sms_per_second=_number(env, "SMS_PER_SECOND", 5, minimum=0.01),
+        send_pollers=int(_number(env, "SEND_MAX_CONCURRENCY", 2, minimum=1)),
     )
 
 

@@ -1,0 +1,180 @@
+"""The plan service: one sending window, from the schedule's event to queued SMS.
+
+It reads through the ports (``nudge.ports``), decides with the pure rules and enqueues. The
+handler gives it the clock reading and the pause switch; nothing here reads the environment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+
+from nudge.config import Config, Window
+from nudge.models import Action, InvalidOrder, Order, Plan
+from nudge.ports import OrderRepository, ReminderLedger, SendQueue, SendRequest
+from nudge.restdays import RestDayCalendar, wall_clock_instant, window_bounds
+from nudge.rules import plan_reminders, run_level_skip
+
+DECISIONS_IN_SUMMARY = 500
+
+
+class UnknownWindowError(ValueError):
+    """The event names a window the stack is not configured with."""
+
+
+@dataclass(frozen=True, slots=True)
+class WindowRun:
+    """What the scheduler asked for: the window and the time it was due."""
+
+    window: str  # "09:50-10:40", the same text as the stack parameter
+    scheduled_at: datetime
+
+
+@dataclass(slots=True)
+class PlanSummary:
+    window: str
+    scheduled_at: datetime
+    judged_at: datetime  # the instant the rules were applied at
+    run_skipped: str | None
+    orders_read: int = 0
+    enqueued: int = 0
+    calls: int = 0
+    dry_run: bool = False
+    by_reason: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    # Each order's decision, for an operator's `aws lambda invoke`; capped to stay far below
+    # Lambda's 6 MB response limit (the per-reason counts always cover every order).
+    decisions: list[dict] = field(default_factory=list)
+    decisions_omitted: int = 0
+
+    def to_json(self) -> dict:
+        return {
+            "window": self.window,
+            "scheduled_at": self.scheduled_at.isoformat(),
+            "judged_at": self.judged_at.isoformat(),
+            "run_skipped": self.run_skipped,
+            "orders_read": self.orders_read,
+            "enqueued": self.enqueued,
+            "calls": self.calls,
+            "dry_run": self.dry_run,
+            "by_reason": dict(sorted(self.by_reason.items())),
+            "warnings": self.warnings,
+            "decisions": self.decisions,
+            "decisions_omitted": self.decisions_omitted,
+        }
+
+
+def resolve_window(config: Config, text: str) -> Window:
+    """The configured window an event names ("09:50-10:40", with or without "@ship-by")."""
+    try:
+        name = Window.parse(text).name
+    except ValueError as exc:
+        raise UnknownWindowError(f"window {text!r}: {exc}") from None
+    for window in config.windows:
+        if window.name == name:
+            return window
+    known = ", ".join(w.name for w in config.windows)
+    raise UnknownWindowError(f"window {text!r} is not one of this stack's windows ({known})")
+
+
+def judged_at(run: WindowRun, window: Window, started_at: datetime, config: Config) -> datetime:
+    """The rules judge a run at its scheduled time; a run that starts after its window has
+    closed is judged at its real start, so it finds itself outside the window and sends nothing."""
+    day = run.scheduled_at.astimezone(config.shop.zone).date()
+    _, end = window_bounds(window, day, config.shop.zone)
+    return run.scheduled_at if started_at < end else started_at
+
+
+def days_between(start: datetime, end: datetime, config: Config) -> list[date]:
+    first = start.astimezone(config.shop.zone).date()
+    last = end.astimezone(config.shop.zone).date()
+    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+def plan_window(
+    run: WindowRun,
+    *,
+    config: Config,
+    calendar: RestDayCalendar,
+    orders: OrderRepository,
+    ledger: ReminderLedger,
+    queue: SendQueue,
+    started_at: datetime,
+    paused: bool = False,
+    dry_run: bool = False,
+) -> tuple[Plan | None, PlanSummary]:
+    """Plan one window and queue its SMS. Returns the plan (None when the whole run was skipped
+    before reading anything) and a summary for the logs and metrics."""
+    window = resolve_window(config, run.window)
+    now = judged_at(run, window, started_at, config)
+    summary = PlanSummary(window.name, run.scheduled_at, now, None, dry_run=dry_run)
+
+    skipped = run_level_skip(now, config=config, calendar=calendar, paused=paused)
+    if skipped is not None:
+        # Nothing can be sent: read nothing, so a paused shop or a holiday costs no reads.
+        summary.run_skipped = skipped.value
+        summary.warnings = [w for w in (calendar.year_warning(now.year),) if w]
+        return None, summary
+
+    rules = config.rules
+    max_age = timedelta(hours=rules.max_age_hours)
+    # Paid orders decide "paid the same day" for the oldest candidates too: read from the start
+    # of the shop-local day of the oldest order still young enough to remind.
+    oldest_day = (now - max_age).astimezone(config.shop.zone).date()
+    since = wall_clock_instant(oldest_day, time(0, 0), config.shop.zone)
+    records: list[Order | InvalidOrder] = list(orders.orders_for_planning(since))
+    candidates = [
+        r.order_id
+        for r in records
+        if isinstance(r, Order) and r.status == "unpaid" and now - r.created_at < max_age
+    ]
+    states = ledger.states(candidates)
+    interval_start = now - timedelta(hours=rules.buyer_min_interval_hours)
+    recent = ledger.recent_sends(interval_start, days_between(interval_start, now, config))
+    today = now.astimezone(config.shop.zone).date()
+    sent_today = ledger.sent_on(today)
+
+    plan = plan_reminders(
+        records,
+        now=now,
+        config=config,
+        calendar=calendar,
+        ledger=states,
+        recent=recent,
+        sent_today=sent_today,
+        paused=paused,
+    )
+    sends = [
+        SendRequest(
+            order_id=d.order_id,  # type: ignore[arg-type]
+            buyer_id=d.buyer_id,  # type: ignore[arg-type]
+            phone=d.phone_e164,  # type: ignore[arg-type]
+            attempt=d.attempt,  # type: ignore[arg-type]
+            text=d.message,  # type: ignore[arg-type]
+            segments=d.segments,  # type: ignore[arg-type]
+            not_after=d.not_after,  # type: ignore[arg-type]
+            day=today,
+            window=window.name,
+            planned_at=now,
+        )
+        for d in plan.decisions
+        if d.action is Action.SEND
+    ]
+    calls = [d.order_id for d in plan.decisions if d.action is Action.CALL]
+    if not dry_run:
+        if sends:
+            summary.enqueued = queue.enqueue(sends)
+        if calls:
+            ledger.request_calls(calls, now)  # type: ignore[arg-type]
+    summary.orders_read = len(records)
+    summary.calls = len(calls)
+    summary.run_skipped = plan.run_skipped.value if plan.run_skipped else None
+    summary.by_reason = plan.count_by_reason()
+    summary.warnings = plan.warnings
+    listed = plan.decisions[:DECISIONS_IN_SUMMARY]
+    summary.decisions = [
+        {"order_id": d.order_id, "action": d.action.value, "reason": d.reason.value if d.reason else None}
+        for d in listed
+    ]
+    summary.decisions_omitted = len(plan.decisions) - len(listed)
+    return plan, summary

@@ -75,11 +75,15 @@ class Window(_Strict):
 
     @classmethod
     def parse(cls, text: str) -> Window:
-        """'09:50-10:40' -> Window. The same text is the template parameter and the schedule."""
-        start, sep, end = text.strip().partition("-")
+        """'09:50-10:40' or '09:50-10:40@11:00' (with the shipping cut-off) -> Window.
+
+        The same text is the stack parameter, the schedule's Input and the WINDOWS variable.
+        """
+        span, _, ship_by = text.strip().partition("@")
+        start, sep, end = span.partition("-")
         if not sep:
-            raise ValueError(f"expected HH:MM-HH:MM, got {text!r}")
-        return cls(start=start, end=end)
+            raise ValueError(f"expected HH:MM-HH:MM[@HH:MM], got {text!r}")
+        return cls(start=start, end=end, ship_by=ship_by or None)
 
 
 # Seed 001: ship at 11:00 and 17:00, remind 09:50-10:40 and 15:00-16:50.

@@ -45,7 +45,9 @@ def normalized_phones(raw_numbers: Iterable[str], default_region: str) -> frozen
     return frozenset(out)
 
 
-def run_level_skip(now: datetime, *, config: Config, calendar: RestDayCalendar, paused: bool) -> Reason | None:
+def run_level_skip(
+    now: datetime, *, config: Config, calendar: RestDayCalendar, paused: bool
+) -> Reason | None:
     """Why a run at ``now`` sends nothing at all (paused, rest day, outside every window), if so.
 
     The service asks this first, so a skipped run reads no orders and costs nothing.

@@ -1,0 +1,114 @@
+"""`nudge demo`: the whole pipeline on moto with the sample orders, narrated for a shop owner.
+
+The stack is built from template.yaml, the real handlers run with its environment, and the
+clock is fixed (Monday 2026-11-23, the morning window), so the demo shows the same on any day.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timedelta
+from typing import TextIO
+from zoneinfo import ZoneInfo
+
+from nudge.local import ROOT, FakeClock, LocalPipeline
+from nudge.orders import read_history_jsonl
+from nudge.privacy import mask_phone
+
+SHOP_ZONE = ZoneInfo("Asia/Shanghai")  # template.yaml's default ShopTimezone
+DEFAULT_AT = datetime(2026, 11, 23, 9, 50, tzinfo=SHOP_ZONE)
+QUIET = {"LOG_LEVEL": "ERROR", "POWERTOOLS_METRICS_DISABLED": "true"}  # keep the narration readable
+
+
+def _decisions_table(summary: dict, out: TextIO) -> None:
+    for d in sorted(summary["decisions"], key=lambda d: d["order_id"] or ""):
+        reason = d["reason"] or ""
+        print(f"     {d['order_id']:<8} {d['action']:<5} {reason}", file=out)
+
+
+def run_demo(out: TextIO, *, at: datetime | None = None) -> int:
+    at = at or DEFAULT_AT
+    clock = FakeClock(at)
+    orders_file = ROOT / "events" / "sample-orders.jsonl"
+    history = read_history_jsonl(
+        (ROOT / "events" / "sample-history.jsonl").read_text(encoding="utf-8").splitlines()
+    )
+    with LocalPipeline(clock=clock, env=QUIET) as p:
+        r = p.resources
+        window = r.env["WINDOWS"].split(",")[0]
+        print("Nudge demo: the whole pipeline on moto (no AWS account is touched)", file=out)
+        print(
+            f"  stack from template.yaml: tables {r.orders_table}, {r.ledger_table}; queue {r.send_queue_url.rsplit('/', 1)[-1]}",
+            file=out,
+        )
+        loaded, refused = p.load_orders_file(orders_file)
+        print(
+            f"  loaded {loaded} sample orders from events/sample-orders.jsonl ({refused} unreadable line refused)",
+            file=out,
+        )
+        print(
+            f"  loaded {p.load_history(history, SHOP_ZONE)} earlier reminders into the ledger (events/sample-history.jsonl)",
+            file=out,
+        )
+
+        local = at.astimezone(SHOP_ZONE)
+        print(
+            f"\n1) EventBridge Scheduler fires window {window} at {local:%a %Y-%m-%d %H:%M} {SHOP_ZONE.key}",
+            file=out,
+        )
+        first = p.fire_window(window, at)
+        print(
+            f"   plan: {first['orders_read']} orders read, {first['enqueued']} SMS queued, {first['calls']} to the staff call list",
+            file=out,
+        )
+        _decisions_table(first, out)
+
+        print("\n2) The send function drains the queue (SQS batches, partial failures)", file=out)
+        stats = p.drain_queue()
+        sent = p.sent_sms()
+        print(
+            f"   {stats['invocations']} invocation(s), {stats['messages']} message(s); SNS received {len(sent)} SMS:",
+            file=out,
+        )
+        for phone, text in sent:
+            print(f"     {mask_phone(phone)}: {text}", file=out)
+        skipped = Counter()
+        for d in first["decisions"]:
+            if d["action"] == "send":
+                item = p.ledger_item(d["order_id"]) or {}
+                for skip in item.get("skips", []):
+                    skipped[skip.get("reason", "?")] += 1
+                    print(f"     {d['order_id']}: not sent at send time: {skip.get('reason')}", file=out)
+
+        print("\n3) The scheduler retries the same event (a duplicate invocation)", file=out)
+        second = p.fire_window(window, at, started_at=at + timedelta(seconds=30))
+        again = p.drain_queue()
+        print(
+            f"   plan answered from its idempotency record: {second['enqueued']} queued, same summary: {second == first}",
+            file=out,
+        )
+        print(
+            f"   queue delivered {again['messages']} message(s); SNS total still {len(p.sent_sms())}",
+            file=out,
+        )
+
+        rerun_at = at + timedelta(minutes=15)
+        print(
+            f"\n4) An operator re-runs the window by hand at {rerun_at.astimezone(SHOP_ZONE):%H:%M}", file=out
+        )
+        third = p.fire_window(window, rerun_at)
+        p.drain_queue()
+        print(
+            f"   plan: {third['enqueued']} queued; buyers reminded in step 2 are held back "
+            f"(buyer_recently_contacted: {third['by_reason'].get('buyer_recently_contacted', 0)})",
+            file=out,
+        )
+        for phone, text in p.sent_sms()[len(sent) :]:
+            print(f"   new: {mask_phone(phone)}: {text}", file=out)
+        phones = Counter(phone for phone, _ in p.sent_sms())
+        twice = [mask_phone(phone) for phone, n in phones.items() if n > 1]
+        print(
+            f"\nSNS received {sum(phones.values())} SMS in all; any number texted twice: {twice or 'none'}",
+            file=out,
+        )
+        return 1 if twice else 0

@@ -1,0 +1,328 @@
+"""The whole pipeline in one process on moto: `nudge demo`, the integration tests and the bench.
+
+It builds the stack from template.yaml (``nudge.moto_env``), imports the real handlers from
+``functions/`` with the template's environment, and plays the AWS services that moto does not:
+EventBridge Scheduler (an event shaped like the schedule's Input) and the SQS event source
+mapping (batches of up to 10, partial batch failures, redelivery after the visibility timeout).
+Time is a ``FakeClock`` the handlers read, so a run is the same whatever day it is run on.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[3]
+TEMPLATE = ROOT / "template.yaml"
+FUNCTIONS = ROOT / "functions"
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+
+
+class FakeClock:
+    """An aware UTC clock that moves only when told to (``sleep`` moves it too)."""
+
+    def __init__(self, start: datetime):
+        if start.tzinfo is None:
+            raise ValueError("the clock needs an aware datetime")
+        self._now = start.astimezone(UTC)
+
+    def now(self) -> datetime:
+        return self._now
+
+    def set(self, at: datetime) -> None:
+        self._now = at.astimezone(UTC)
+
+    def advance(self, seconds: float) -> None:
+        self._now += timedelta(seconds=seconds)
+
+    def sleep(self, seconds: float) -> None:
+        self.advance(seconds)
+
+
+@dataclass
+class LambdaContextStub:
+    """What Powertools reads from a Lambda context."""
+
+    function_name: str
+    memory_limit_in_mb: int = 512
+    aws_request_id: str = ""
+    log_group_name: str = "/aws/lambda/local"
+    log_stream_name: str = "local"
+
+    def __post_init__(self) -> None:
+        self.aws_request_id = self.aws_request_id or str(uuid.uuid4())
+        self.invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{self.function_name}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 300_000
+
+
+def schedule_event(window: str, scheduled_at: datetime) -> dict[str, str]:
+    """The Input template.yaml gives a schedule, with <aws.scheduler.scheduled-time> filled in."""
+    return {"window": window, "scheduled_time": scheduled_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
+def sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
+    """An SQS event as the event source mapping delivers it to Lambda."""
+    return {
+        "Records": [
+            {
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "attributes": m.get("Attributes", {}),
+                "messageAttributes": {},
+                "md5OfBody": m["MD5OfBody"],
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": REGION,
+            }
+            for m in messages
+        ]
+    }
+
+
+def _load_handler(name: str, path: Path) -> ModuleType:
+    """Import a handler file fresh, as a cold start would (its settings and clients are rebuilt)."""
+    module_name = f"nudge_local_{name}_{uuid.uuid4().hex[:8]}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+class LocalPipeline:
+    """``with LocalPipeline(clock=...) as p:`` a fresh moto account with the stack in it."""
+
+    def __init__(
+        self,
+        *,
+        clock: FakeClock,
+        parameters: Mapping[str, str] | None = None,
+        env: Mapping[str, str] | None = None,
+        template: Path = TEMPLATE,
+        retry_delay_seconds: float = 370,  # the send queue's visibility timeout in template.yaml
+    ):
+        self.clock = clock
+        self._parameters = dict(parameters or {})
+        self._env_overrides = dict(env or {})
+        self._template = template
+        self.retry_delay_seconds = retry_delay_seconds
+        self._saved_env: dict[str, str | None] = {}
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def __enter__(self) -> LocalPipeline:
+        import boto3
+        from moto import mock_aws
+
+        from nudge.moto_env import provision
+
+        base = {
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_SESSION_TOKEN": "testing",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+        }
+        self._set_env(base)
+        self._mock = mock_aws()
+        self._mock.start()
+        try:
+            self._start(boto3, provision)
+        except BaseException:
+            self.__exit__()  # a failed start (e.g. a bad setting) must not leave the mock running
+            raise
+        return self
+
+    def _start(self, boto3: Any, provision: Any) -> None:
+        boto3.setup_default_session()  # a session made inside the mock, with the fake creds
+        self.resources = provision(self._template, parameters=self._parameters)
+        self._set_env({**self.resources.env, **self._env_overrides})
+        self._clear_powertools_caches()
+        self.plan_module = _load_handler("plan", FUNCTIONS / "plan" / "app.py")
+        self.send_module = _load_handler("send", FUNCTIONS / "send" / "app.py")
+        for module in (self.plan_module, self.send_module):
+            module.clock = self.clock.now  # type: ignore[attr-defined]
+        self.send_module.sleep = self.clock.sleep  # type: ignore[attr-defined]
+        self.sqs = boto3.client("sqs", region_name=REGION)
+        self.dynamodb = boto3.resource("dynamodb", region_name=REGION)
+        self.queue_arn = self.sqs.get_queue_attributes(
+            QueueUrl=self.resources.send_queue_url, AttributeNames=["QueueArn"]
+        )["Attributes"]["QueueArn"]
+
+    def __exit__(self, *exc: object) -> None:
+        self._mock.stop()
+        for key, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+    def _set_env(self, values: Mapping[str, str]) -> None:
+        for key, value in values.items():
+            self._saved_env.setdefault(key, os.environ.get(key))
+            os.environ[key] = value
+
+    @staticmethod
+    def _clear_powertools_caches() -> None:
+        from aws_lambda_powertools.utilities import parameters
+
+        parameters.clear_caches()
+
+    # -- data -----------------------------------------------------------------------------------
+    def load_orders(self, records: Iterable[Mapping[str, Any]]) -> int:
+        """Write order records as a shop would (numbers as DynamoDB numbers)."""
+        table = self.dynamodb.Table(self.resources.orders_table)
+        count = 0
+        with table.batch_writer(overwrite_by_pkeys=["order_id"]) as batch:
+            for record in records:
+                batch.put_item(Item=json.loads(json.dumps(record), parse_float=Decimal))
+                count += 1
+        return count
+
+    def load_orders_file(self, path: Path) -> tuple[int, int]:
+        """Load a JSON Lines file; lines that are not JSON objects with an order_id cannot be
+        stored in DynamoDB and are counted as refused (a shop's import would refuse them too)."""
+        good, refused = [], 0
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                refused += bool(line.strip())
+                continue
+            if isinstance(record, dict) and isinstance(record.get("order_id"), str):
+                good.append(record)
+            else:
+                refused += 1
+        return self.load_orders(good), refused
+
+    def set_order_status(self, order_id: str, status: str) -> None:
+        self.dynamodb.Table(self.resources.orders_table).update_item(
+            Key={"order_id": order_id},
+            UpdateExpression="SET #s = :s",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":s": status},
+        )
+
+    def load_history(self, history: Iterable[Any], shop_zone: Any) -> int:
+        """Write earlier reminders into the ledger through the ledger's own claim/record path."""
+        from nudge.ports import SendRequest
+
+        ledger = self.plan_module.LEDGER
+        count = 0
+        for sent in sorted(history, key=lambda s: (s.order_id, s.attempt)):
+            request = SendRequest(
+                order_id=sent.order_id,
+                buyer_id=sent.buyer_id,
+                phone=sent.phone,
+                attempt=sent.attempt,
+                text="(history)",
+                segments=1,
+                not_after=sent.sent_at + timedelta(hours=1),
+                day=sent.sent_at.astimezone(shop_zone).date(),
+                window="history",
+                planned_at=sent.sent_at,
+            )
+            token = f"history-{uuid.uuid4().hex}"
+            ledger.claim(request, token, 10**9, sent.sent_at)
+            ledger.record_sent(request, token, f"history-{sent.order_id}-{sent.attempt}", sent.sent_at)
+            count += 1
+        return count
+
+    def set_paused(self, paused: bool) -> None:
+        import boto3
+
+        boto3.client("ssm", region_name=REGION).put_parameter(
+            Name=self.resources.paused_parameter, Value="true" if paused else "false", Overwrite=True
+        )
+        self._clear_powertools_caches()
+
+    # -- the services moto does not play --------------------------------------------------------
+    def fire_window(
+        self, window: str, scheduled_at: datetime, *, started_at: datetime | None = None
+    ) -> dict[str, Any]:
+        """EventBridge Scheduler invoking the plan function for one window."""
+        self.clock.set(started_at or scheduled_at)
+        context = LambdaContextStub("nudge-local-PlanFunction")
+        return self.plan_module.lambda_handler(schedule_event(window, scheduled_at), context)
+
+    def receive(self, max_messages: int = 10) -> list[dict[str, Any]]:
+        return self.sqs.receive_message(
+            QueueUrl=self.resources.send_queue_url,
+            MaxNumberOfMessages=max_messages,
+            AttributeNames=["All"],
+        ).get("Messages", [])
+
+    def deliver(self, messages: list[dict[str, Any]]) -> set[str]:
+        """One invocation of the send function, as the event source mapping makes it: deletes
+        what succeeded; returns the message ids it reported as failed."""
+        if not messages:
+            return set()
+        context = LambdaContextStub("nudge-local-SendFunction")
+        response = self.send_module.lambda_handler(sqs_event(messages, self.queue_arn), context)
+        failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
+        done = [m for m in messages if m["MessageId"] not in failed]
+        for start in range(0, len(done), 10):
+            self.sqs.delete_message_batch(
+                QueueUrl=self.resources.send_queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                    for i, m in enumerate(done[start : start + 10])
+                ],
+            )
+        return failed
+
+    def drain_queue(self, max_rounds: int = 100_000) -> dict[str, int]:
+        """Deliver until the queue is empty. Failed messages come back once the visibility
+        timeout has passed on the clock; after maxReceiveCount they go to the DLQ (moto)."""
+        stats = {"invocations": 0, "messages": 0, "failed": 0}
+        for _ in range(max_rounds):
+            messages = self.receive()
+            if not messages:
+                break
+            failed = self.deliver(messages)
+            stats["invocations"] += 1
+            stats["messages"] += len(messages)
+            stats["failed"] += len(failed)
+            if failed:
+                for m in messages:
+                    if m["MessageId"] in failed:
+                        self.sqs.change_message_visibility(
+                            QueueUrl=self.resources.send_queue_url,
+                            ReceiptHandle=m["ReceiptHandle"],
+                            VisibilityTimeout=0,
+                        )
+                self.clock.advance(self.retry_delay_seconds)
+        return stats
+
+    def queue_depth(self, url: str | None = None) -> int:
+        attrs = self.sqs.get_queue_attributes(
+            QueueUrl=url or self.resources.send_queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
+
+    def sent_sms(self) -> list[tuple[str, str]]:
+        """The SMS moto's SNS received, oldest first: [(phone, text)]."""
+        from nudge.fakes import moto_sent_sms
+
+        return moto_sent_sms(ACCOUNT, REGION)
+
+    def ledger_item(self, order_id: str) -> dict[str, Any] | None:
+        return (
+            self.dynamodb.Table(self.resources.ledger_table)
+            .get_item(Key={"order_id": order_id}, ConsistentRead=True)
+            .get("Item")
+        )

@@ -275,3 +275,12 @@ def test_the_daily_cap_holds_at_the_sender_too(pipeline):
 def test_a_bad_setting_stops_the_function_at_load_time(pipeline):
     with pytest.raises(Exception, match="DAILY_SMS_CAP"), pipeline(env={"DAILY_SMS_CAP": "lots"}):
         pass
+
+
+def test_a_number_opted_out_at_sns_is_not_queued_again_in_later_windows(pipeline):
+    with pipeline() as p:
+        p.load_orders([order("o-opt", "b-opt", "+8613900139099", AT - timedelta(hours=3))])
+        p.fire_window(MORNING, AT)
+        p.drain_queue()
+        afternoon = p.fire_window("15:00-16:50@17:00", datetime(2026, 11, 23, 15, 0, tzinfo=SH))
+        assert afternoon["enqueued"] == 0 and afternoon["by_reason"] == {"opted_out": 1}

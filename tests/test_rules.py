@@ -430,3 +430,8 @@ def test_properties_of_every_plan(orders, minutes, sent_today, cap, reminded, re
         assert o.buyer_id not in recent_buyers
         assert o.payment_method != "cod" and o.channel != "distribution"
         assert d.not_after > now
+
+
+def test_an_opt_out_recorded_in_the_ledger_is_opted_out():
+    d = decide([order()], ledger={"o-t": ReminderState("o-t", opted_out=True)})[0]["o-t"]
+    assert d.reason is Reason.OPTED_OUT

@@ -12,6 +12,7 @@ import uuid
 from datetime import UTC, datetime
 
 import boto3
+from botocore.config import Config
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -52,7 +53,9 @@ SENDER = Sender(
         _dynamodb, SETTINGS.ledger_table, SETTINGS.ledger_day_index, SETTINGS.ledger_ttl_days
     ),
     sms=SnsSmsGateway(
-        boto3.client("sns"),
+        # No botocore retries on Publish: after a read timeout the SMS may already be out, and a
+        # blind retry would send it twice. SQS redelivery plus the ledger claim retry instead.
+        boto3.client("sns", config=Config(retries={"total_max_attempts": 1})),
         sender_id=SETTINGS.sms_sender_id,
         origination_number=SETTINGS.sms_origination_number,
         sms_type=SETTINGS.sms_type,

@@ -36,7 +36,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError
 
-from nudge.models import InvalidOrder, Order, ReminderState, SentReminder
+from nudge.models import OPTED_OUT_SKIP, InvalidOrder, Order, ReminderState, SentReminder
 from nudge.ports import ClaimOutcome, PermanentSendError, SendRequest, TransientSendError
 
 log = logging.getLogger(__name__)
@@ -306,6 +306,16 @@ def _s(value: str) -> dict[str, str]:
     return {"S": value}
 
 
+def reminder_state(item: Mapping[str, Any]) -> ReminderState:
+    """What the planner needs from one ledger item (shared with the in-memory fake)."""
+    return ReminderState(
+        order_id=item["order_id"],
+        reminders_sent=int(item.get("reminders_sent", 0)),
+        call_requested="call_requested_at" in item,
+        opted_out=any(skip.get("reason") == OPTED_OUT_SKIP for skip in item.get("skips", ())),
+    )
+
+
 class DynamoReminderLedger:
     """How many reminders each order had, who holds each (order, attempt), and the daily SMS cap."""
 
@@ -335,15 +345,14 @@ class DynamoReminderLedger:
             self._client,
             self._table,
             order_ids,
-            projection="order_id, reminders_sent, call_requested_at",
+            projection="order_id, reminders_sent, call_requested_at, skips",
             sleep=self._sleep,
         )
         out: dict[str, ReminderState] = {}
         for item in items:
-            sent = int(item.get("reminders_sent", 0))
-            called = "call_requested_at" in item
-            if sent or called:  # claims, releases and skips alone are not "reminded"
-                out[item["order_id"]] = ReminderState(item["order_id"], sent, called)
+            state = reminder_state(item)
+            if state.reminders_sent or state.call_requested or state.opted_out:
+                out[item["order_id"]] = state  # claims, releases and other skips are not state
         return out
 
     def recent_sends(self, since: datetime, days: Iterable[date]) -> list[SentReminder]:

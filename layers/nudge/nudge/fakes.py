@@ -22,6 +22,7 @@ from nudge.dal import (
     ClaimNotHeldError,
     SqsSendQueue,
     planning_lower_bound,
+    reminder_state,
     utc_iso,
 )
 from nudge.models import InvalidOrder, Order, ReminderState, SentReminder
@@ -100,11 +101,9 @@ class FakeReminderLedger:
         out: dict[str, ReminderState] = {}
         with self._lock:
             for oid in order_ids:
-                item = self.items.get(oid, {})
-                sent = item.get("reminders_sent", 0)
-                called = "call_requested_at" in item
-                if sent or called:
-                    out[oid] = ReminderState(oid, sent, called)
+                state = reminder_state(self.items.get(oid, {"order_id": oid}))
+                if state.reminders_sent or state.call_requested or state.opted_out:
+                    out[oid] = state
         return out
 
     def recent_sends(self, since: datetime, days: Iterable[date]) -> list[SentReminder]:

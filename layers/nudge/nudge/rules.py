@@ -157,7 +157,8 @@ def plan_reminders(
             decisions[i] = _skip(oid, Reason.BLOCKED_BUYER)
             continue
         phone = phone_info(order.phone, region)
-        if (phone.e164 or order.phone) in no_contact:
+        state = ledger.get(oid, _NO_STATE)
+        if state.opted_out or (phone.e164 or order.phone) in no_contact:
             decisions[i] = _skip(oid, Reason.OPTED_OUT)
             continue
         if not phone.valid:
@@ -172,7 +173,6 @@ def plan_reminders(
         if now - order.created_at < wait:
             decisions[i] = _skip(oid, Reason.TOO_NEW)
             continue
-        state = ledger.get(oid, _NO_STATE)
         if state.reminders_sent >= rules.max_reminders_per_order:
             decisions[i] = _skip(oid, Reason.MAX_REMINDERS)
             continue

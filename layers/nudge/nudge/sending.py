@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from nudge.models import OPTED_OUT_SKIP
 from nudge.ports import (
     ClaimOutcome,
     OrderRepository,
@@ -92,8 +93,12 @@ class Sender:
         if self._statuses.get(request.order_id) != "unpaid":
             self.ledger.record_skip(request, SendOutcome.NOT_UNPAID.value, now)
             return SendOutcome.NOT_UNPAID
-        if self.sms.is_opted_out(request.phone):
-            self.ledger.record_skip(request, SendOutcome.OPTED_OUT.value, now)
+        try:
+            opted_out = self.sms.is_opted_out(request.phone)
+        except TransientSendError as exc:  # nothing claimed yet: just try again later
+            raise RetryLaterError(str(exc)) from exc
+        if opted_out:
+            self.ledger.record_skip(request, OPTED_OUT_SKIP, now)  # the planner reads it back
             return SendOutcome.OPTED_OUT
         if self.dry_run:
             return SendOutcome.DRY_RUN

@@ -12,12 +12,12 @@ import uuid
 from datetime import UTC, datetime
 
 import boto3
-from botocore.config import Config
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.config import Config
 
 from nudge.dal import DynamoOrderRepository, DynamoReminderLedger, SnsSmsGateway
 from nudge.ports import SendRequest

@@ -1,0 +1,175 @@
+"""The plan and send services over the in-memory fakes: fast checks of what the shell decides."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from nudge.config import load_config
+from nudge.fakes import FakeOrderRepository, FakeReminderLedger, FakeSendQueue, FakeSmsGateway
+from nudge.local import FakeClock
+from nudge.planning import UnknownWindowError, WindowRun, plan_window
+from nudge.ports import PermanentSendError, SendRequest, TransientSendError
+from nudge.restdays import RestDayCalendar
+from nudge.sending import Pacer, RetryLaterError, Sender, SendOutcome
+
+SH = ZoneInfo("Asia/Shanghai")
+AT = datetime(2026, 11, 23, 9, 50, tzinfo=SH)
+CONFIG = load_config({"windows": "09:50-10:40@11:00,15:00-16:50@17:00"})
+
+
+def record(i: int, **extra) -> dict:
+    return {
+        "order_id": f"o-{i}",
+        "buyer_id": f"b-{i}",
+        "phone": f"+86138001380{i:02d}",
+        "status": "unpaid",
+        "created_at": (AT - timedelta(hours=3)).isoformat(),
+        "amount": 100,
+        **extra,
+    }
+
+
+def plan(orders, *, started_at=AT, window="09:50-10:40@11:00", **kwargs):
+    queue, ledger = FakeSendQueue(), FakeReminderLedger()
+    result = plan_window(
+        WindowRun(window, AT),
+        config=CONFIG,
+        calendar=RestDayCalendar(CONFIG.calendar),
+        orders=orders,
+        ledger=ledger,
+        queue=queue,
+        started_at=started_at,
+        **kwargs,
+    )
+    return result, queue, ledger
+
+
+def test_a_window_the_stack_does_not_have_is_refused():
+    with pytest.raises(UnknownWindowError, match="not one of this stack's windows"):
+        plan(FakeOrderRepository(), window="08:00-09:00")
+
+
+def test_dry_run_decides_but_queues_and_lists_nothing():
+    (_p, summary), queue, ledger = plan(
+        FakeOrderRepository([record(1), record(2, amount=5000)]), dry_run=True
+    )
+    assert summary.by_reason == {"send": 1, "large_order": 1} and summary.dry_run
+    assert queue.requests == [] and summary.enqueued == 0
+    assert ledger.states(["o-2"]) == {}  # the call list is untouched too
+
+
+def test_a_run_started_after_its_window_is_judged_at_its_real_start():
+    orders = FakeOrderRepository([record(1)])
+    (p, summary), queue, _ = plan(orders, started_at=datetime(2026, 11, 23, 10, 41, tzinfo=SH))
+    assert p is None and summary.run_skipped == "outside_window"
+    assert orders.planning_calls == 0 and queue.requests == []
+
+
+def test_a_late_start_inside_the_window_is_judged_at_the_scheduled_time():
+    (_p, summary), queue, _ = plan(FakeOrderRepository([record(1)]), started_at=AT + timedelta(minutes=5))
+    assert summary.judged_at == AT and len(queue.requests) == 1
+    assert queue.requests[0].not_after == datetime(2026, 11, 23, 10, 40, tzinfo=SH)
+
+
+def test_send_requests_carry_what_the_sender_needs():
+    (_p, summary), queue, _ = plan(FakeOrderRepository([record(1)]))
+    (req,) = queue.requests
+    assert (req.order_id, req.attempt, req.phone, req.day, req.window) == (
+        "o-1",
+        1,
+        "+8613800138001",
+        AT.date(),
+        "09:50-10:40",
+    )
+    assert req.text.startswith("【Nudge Shop】") and req.segments >= 1
+    assert summary.decisions == [{"order_id": "o-1", "action": "send", "reason": None}]
+
+
+# ---- sender ------------------------------------------------------------------------------------
+
+
+def request(i: int = 1, attempt: int = 1, not_after: datetime | None = None) -> SendRequest:
+    return SendRequest(
+        f"o-{i}",
+        f"b-{i}",
+        f"+86138001380{i:02d}",
+        attempt,
+        f"text {i}",
+        1,
+        not_after or AT + timedelta(minutes=50),
+        AT.date(),
+        "09:50-10:40",
+        AT,
+    )
+
+
+def sender(*, orders=None, sms=None, per_second=100.0, dry_run=False, cap=500):
+    clock = FakeClock(AT)
+    orders = orders or FakeOrderRepository([record(i) for i in range(1, 6)])
+    s = Sender(
+        orders=orders,
+        ledger=FakeReminderLedger(),
+        sms=sms or FakeSmsGateway(),
+        clock=clock.now,
+        pacer=Pacer(per_second, clock=clock.now, sleep=clock.sleep),
+        daily_cap=cap,
+        new_token=iter(f"t{i}" for i in range(1000)).__next__,
+        dry_run=dry_run,
+    )
+    return s, clock
+
+
+def test_the_pacer_spaces_publishes_to_the_ceiling():
+    s, clock = sender(per_second=2)
+    s.start_batch([request(i) for i in range(1, 5)])
+    for i in range(1, 5):
+        assert s.deliver(request(i)) is SendOutcome.SENT
+    assert clock.now() - AT == timedelta(seconds=1.5)  # 4 SMS at 2/s: 0, 0.5, 1.0, 1.5 s
+
+
+def test_a_status_read_for_one_batch_is_not_trusted_by_the_next():
+    orders = FakeOrderRepository([record(1)])
+    s, _ = sender(orders=orders)
+    s.start_batch([request(1)])
+    orders.set_status("o-1", "paid")  # paid after that batch was read
+    s.start_batch([request(1)])  # a later batch on the same warm container
+    assert s.deliver(request(1)) is SendOutcome.NOT_UNPAID
+
+
+def test_a_rejected_number_releases_its_claim_and_is_not_retried():
+    class Rejecting(FakeSmsGateway):
+        def publish(self, phone, text):
+            raise PermanentSendError("InvalidParameter")
+
+    s, _ = sender(sms=Rejecting())
+    assert s.deliver(request(1)) is SendOutcome.REJECTED
+    assert s.ledger.sent_on(AT.date()) == 0
+    assert s.ledger.items["o-1"]["skips"][0]["reason"].startswith("rejected")
+
+
+def test_a_throttled_opt_out_check_is_retried_later_without_a_claim():
+    class Throttled(FakeSmsGateway):
+        def is_opted_out(self, phone):
+            raise TransientSendError("Throttling")
+
+    s, _ = sender(sms=Throttled())
+    with pytest.raises(RetryLaterError):
+        s.deliver(request(1))
+    assert s.ledger.sent_on(AT.date()) == 0 and "claimed_attempt" not in s.ledger.items.get("o-1", {})
+
+
+def test_dry_run_sends_and_claims_nothing():
+    sms = FakeSmsGateway()
+    s, _ = sender(sms=sms, dry_run=True)
+    assert s.deliver(request(1)) is SendOutcome.DRY_RUN
+    assert sms.sent == [] and s.ledger.sent_on(AT.date()) == 0
+
+
+def test_pacing_that_runs_past_the_deadline_drops_the_sms():
+    s, _ = sender(per_second=0.1)  # one SMS every 10 s
+    deadline = AT + timedelta(seconds=15)
+    outcomes = [s.deliver(request(i, not_after=deadline)) for i in range(1, 4)]
+    assert outcomes == [SendOutcome.SENT, SendOutcome.SENT, SendOutcome.PAST_DEADLINE]

@@ -284,3 +284,14 @@ def test_a_number_opted_out_at_sns_is_not_queued_again_in_later_windows(pipeline
         p.drain_queue()
         afternoon = p.fire_window("15:00-16:50@17:00", datetime(2026, 11, 23, 15, 0, tzinfo=SH))
         assert afternoon["enqueued"] == 0 and afternoon["by_reason"] == {"opted_out": 1}
+
+
+def test_pausing_mid_window_stops_what_is_already_queued(pipeline):
+    with pipeline() as p:
+        p.load_orders(FIVE)
+        assert p.fire_window(MORNING, AT)["enqueued"] == 5
+        p.set_paused(True)  # e.g. the shop spotted a wrong text
+        p.drain_queue()
+        assert p.sent_sms() == [] and p.queue_depth() == 0
+        p.set_paused(False)
+        assert p.fire_window("15:00-16:50@17:00", datetime(2026, 11, 23, 15, 0, tzinfo=SH))["enqueued"] == 5

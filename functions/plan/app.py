@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
     IdempotencyConfig,
@@ -21,7 +20,7 @@ from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import AwareDatetime, BaseModel
 
-from nudge.dal import DynamoOrderRepository, DynamoReminderLedger, SqsSendQueue
+from nudge.dal import DynamoOrderRepository, DynamoReminderLedger, SqsSendQueue, read_pause_switch
 from nudge.models import Reason
 from nudge.planning import WindowRun, plan_window
 from nudge.restdays import RestDayCalendar
@@ -62,14 +61,6 @@ def clock() -> datetime:
     return datetime.now(UTC)
 
 
-def is_paused() -> bool:
-    """The operators' pause switch: an SSM parameter, flipped without a deploy (cached 60 s)."""
-    if not SETTINGS.paused_parameter:
-        return False
-    value = parameters.get_parameter(SETTINGS.paused_parameter, max_age=60)
-    return str(value).strip().lower() == "true"
-
-
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
@@ -85,7 +76,7 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
         ledger=LEDGER,
         queue=QUEUE,
         started_at=clock(),
-        paused=is_paused(),
+        paused=read_pause_switch(SETTINGS.paused_parameter),
         dry_run=SETTINGS.dry_run,
     )
     for warning in summary.warnings:

@@ -19,7 +19,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
-from nudge.dal import DynamoOrderRepository, DynamoReminderLedger, SnsSmsGateway
+from nudge.dal import DynamoOrderRepository, DynamoReminderLedger, SnsSmsGateway, read_pause_switch
 from nudge.ports import SendRequest
 from nudge.privacy import mask_phone
 from nudge.sending import Pacer, RetryLaterError, Sender, SendOutcome
@@ -113,7 +113,7 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
         # A body that does not parse is failed by the record handler; SQS moves it to the DLQ.
         with contextlib.suppress(ValueError, KeyError, TypeError):
             requests.append(SendRequest.from_json(SQSRecord(raw).json_body))
-    SENDER.start_batch(requests)
+    SENDER.start_batch(requests, paused=read_pause_switch(SETTINGS.paused_parameter))
     return process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )

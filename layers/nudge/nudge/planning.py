@@ -38,6 +38,7 @@ class PlanSummary:
     run_skipped: str | None
     orders_read: int = 0
     enqueued: int = 0
+    segments: int = 0  # SMS segments of the sends planned: what the window will cost at SNS
     calls: int = 0
     dry_run: bool = False
     by_reason: dict[str, int] = field(default_factory=dict)
@@ -55,6 +56,7 @@ class PlanSummary:
             "run_skipped": self.run_skipped,
             "orders_read": self.orders_read,
             "enqueued": self.enqueued,
+            "segments": self.segments,
             "calls": self.calls,
             "dry_run": self.dry_run,
             "by_reason": dict(sorted(self.by_reason.items())),
@@ -167,6 +169,7 @@ def plan_window(
         if calls:
             ledger.request_calls(calls, now)  # type: ignore[arg-type]
     summary.orders_read = len(records)
+    summary.segments = sum(r.segments for r in sends)
     summary.calls = len(calls)
     summary.run_skipped = plan.run_skipped.value if plan.run_skipped else None
     summary.by_reason = plan.count_by_reason()

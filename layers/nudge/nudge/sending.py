@@ -1,6 +1,7 @@
 """The send service: one queued SMS at a time, each guarded so it goes out at most once.
 
 Order of the guards, and why:
+0. the operators' pause switch: a paused shop sends nothing, even what is already queued;
 1. pace to the shop's SMS-per-second ceiling (before the checks, so they see the real send time);
 2. the deadline (window end or the buyer's night): late is never acceptable;
 3. the order is still unpaid (a payment may have landed since planning);
@@ -32,6 +33,7 @@ from nudge.ports import (
 
 class SendOutcome(StrEnum):
     SENT = "sent"
+    PAUSED = "paused"
     PAST_DEADLINE = "past_deadline"
     NOT_UNPAID = "not_unpaid"
     OPTED_OUT = "opted_out"
@@ -73,16 +75,22 @@ class Sender:
     new_token: Callable[[], str]
     dry_run: bool = False
     _statuses: dict[str, str] = field(default_factory=dict)
+    _paused: bool = False
 
-    def start_batch(self, requests: Sequence[SendRequest]) -> None:
+    def start_batch(self, requests: Sequence[SendRequest], *, paused: bool = False) -> None:
         """Read the orders' current status once for a whole SQS batch, not once per SMS.
 
         Replaces what an earlier batch read: a warm container must never trust an old status.
+        ``paused``: the operators' switch; a paused batch is dropped unsent (and unread).
         """
+        self._paused = paused
         ids = list(dict.fromkeys(r.order_id for r in requests))
-        self._statuses = self.orders.statuses(ids) if ids else {}
+        self._statuses = self.orders.statuses(ids) if ids and not paused else {}
 
     def deliver(self, request: SendRequest) -> SendOutcome:
+        if self._paused:
+            # Dropped, not retried: the next window after the shop resumes plans it again.
+            return SendOutcome.PAUSED
         self.pacer.wait()
         now = self.clock()
         if now >= request.not_after:

@@ -184,3 +184,10 @@ def test_a_template_with_an_unknown_placeholder_is_refused_at_load(tmp_path, cap
     code, _ = run("plan", "--orders", str(ORDERS), "--at", AT, "--config", str(path))
     assert code == 2
     assert "messages.templates: en.1: unknown placeholder {nickname}" in capsys.readouterr().err
+
+
+def test_demo_runs_the_pipeline_and_sends_nothing_twice():
+    code, out = run("demo")
+    assert code == 0
+    assert "SNS received 5 SMS:" in out and "o-1013: not sent at send time: opted_out" in out
+    assert "same summary: True" in out and "any number texted twice: none" in out

@@ -103,8 +103,19 @@ def run_demo(out: TextIO, *, at: datetime | None = None) -> int:
             f"(buyer_recently_contacted: {third['by_reason'].get('buyer_recently_contacted', 0)})",
             file=out,
         )
-        for phone, text in p.sent_sms()[len(sent) :]:
-            print(f"   new: {mask_phone(phone)}: {text}", file=out)
+        newly = [d["order_id"] for d in third["decisions"] if d["action"] == "send"]
+        remembered = [d["order_id"] for d in third["decisions"] if d["reason"] == "opted_out"]
+        print(
+            f"   opted out at SNS in step 2, now skipped when planning: {', '.join(remembered) or 'none'}",
+            file=out,
+        )
+        for order_id, (phone, text) in zip(newly, p.sent_sms()[len(sent) :], strict=False):
+            item = p.ledger_item(order_id) or {}
+            print(
+                f"   new: {order_id}, reminder {item.get('reminders_sent')} (its last reminder was over 24 h ago)"
+                f"\n     {mask_phone(phone)}: {text}",
+                file=out,
+            )
         phones = Counter(phone for phone, _ in p.sent_sms())
         twice = [mask_phone(phone) for phone, n in phones.items() if n > 1]
         print(

@@ -8,6 +8,7 @@ that spans several zones (US toll-free, Russian mobiles) is judged by the strict
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -31,6 +32,7 @@ class PhoneInfo:
 
 
 _INVALID = PhoneInfo(e164=None, valid=False, zones=())
+_LETTER = re.compile(r"[^\W\d_]")  # any letter, in any script
 
 
 @lru_cache(maxsize=65536)
@@ -41,7 +43,7 @@ def phone_info(raw: str, default_region: str) -> PhoneInfo:
     refused outright: phonenumbers would read "1-800-FLOWERS" as digits and drop "ext 12", but
     an order's phone field with letters is a data error, not a number to text.
     """
-    if not isinstance(raw, str) or any(ch.isalpha() for ch in raw):
+    if not isinstance(raw, str) or _LETTER.search(raw):
         return _INVALID
     try:
         number = phonenumbers.parse(raw, default_region)

@@ -6,7 +6,9 @@ out. No I/O, no clock, no environment.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import gc
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -62,6 +64,20 @@ def run_level_skip(
     return None
 
 
+@contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """Planning allocates one short-lived object per order and makes no reference cycles; at
+    100k orders the cyclic collector's repeated scans of the live orders cost ~30% of the run
+    and find nothing. Reference counting still frees everything; the caller's state is kept."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def plan_reminders(
     records: Iterable[Order | InvalidOrder],
     *,
@@ -80,6 +96,21 @@ def plan_reminders(
     ``buyer_min_interval_hours``); ``sent_today``: SMS already counted against today's cap;
     ``opted_out``: numbers SNS reports as opted out (the config's do-not-contact list is added).
     """
+    with _cyclic_gc_paused():
+        return _plan(records, now, config, calendar, ledger, recent, sent_today, opted_out, paused)
+
+
+def _plan(
+    records: Iterable[Order | InvalidOrder],
+    now: datetime,
+    config: Config,
+    calendar: RestDayCalendar | None,
+    ledger: Mapping[str, ReminderState] | None,
+    recent: Sequence[SentReminder],
+    sent_today: int,
+    opted_out: Iterable[str],
+    paused: bool,
+) -> Plan:
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     calendar = calendar or RestDayCalendar(config.calendar)

@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
+# `bench` is a top-level package of the repository, not installed: pytest puts only tests/ on the path.
+from bench.generate import SHARES, generate_orders, is_deliberately_invalid_phone
 from nudge.models import Order
 from nudge.orders import parse_order
 from nudge.phones import phone_info
-
-# `bench` is a top-level package of the repository, not installed: pytest puts only tests/ on the path.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.generate import SHARES, generate_orders, is_deliberately_invalid_phone
 
 CST = timezone(timedelta(hours=8))
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=CST)  # a Monday, inside the 09:50-10:40 window

@@ -633,7 +633,6 @@ def test_states_recent_sends_and_sent_on_round_trip(ledger_env: LedgerEnv) -> No
         "o2": ReminderState("o2", 2, False),
         "o3": ReminderState("o3", 1, False),
         "big": ReminderState("big", 0, True),
-        "o8": ReminderState("o8", opted_out=True),  # SNS said opted out: the planner remembers
     }
 
     since = datetime(2026, 11, 23, 10, 30, tzinfo=CST) - timedelta(hours=24)
@@ -671,9 +670,16 @@ def test_record_skip_appends(ledger_env: LedgerEnv) -> None:
     led.record_skip(request(attempt=2), "deadline", NOW + timedelta(minutes=1))
     skips = ledger_env.item("o1")["skips"]
     assert [(s["attempt"], s["reason"]) for s in skips] == [(1, "opted_out"), (2, "deadline")]
-    assert ledger_env.ledger.states(["o1"]) == {"o1": ReminderState("o1", opted_out=True)}
-    led.record_skip(request("o2"), "deadline", NOW)
-    assert ledger_env.ledger.states(["o2"]) == {}  # other skips are not state
+    assert ledger_env.ledger.states(["o1"]) == {}  # skips alone are not reminder state
+
+
+def test_opt_outs_are_remembered_per_number(ledger_env: LedgerEnv) -> None:
+    led = ledger_env.ledger
+    assert led.opted_out_phones() == set()
+    led.record_opt_out(request("o1"), NOW)
+    led.record_opt_out(request("o2"), NOW)  # the same number again: kept once
+    assert led.opted_out_phones() == {request("o1").phone}
+    assert ledger_env.item("o1")["skips"][0]["reason"] == "opted_out"
 
 
 def test_ledger_items_expire(ddb: Any) -> None:

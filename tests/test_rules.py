@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from nudge.config import load_config
 from nudge.models import Action, InvalidOrder, Order, Reason, ReminderState, SentReminder
 from nudge.restdays import RestDayCalendar
-from nudge.rules import plan_reminders
+from nudge.rules import draft_plan, finish_plan, plan_reminders
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=SHANGHAI)  # a Monday, inside the 09:50-10:40 window
@@ -432,6 +432,13 @@ def test_properties_of_every_plan(orders, minutes, sent_today, cap, reminded, re
         assert d.not_after > now
 
 
-def test_an_opt_out_recorded_in_the_ledger_is_opted_out():
-    d = decide([order()], ledger={"o-t": ReminderState("o-t", opted_out=True)})[0]["o-t"]
-    assert d.reason is Reason.OPTED_OUT
+def test_the_draft_asks_the_ledger_only_for_orders_the_early_rules_left_open():
+    orders = [
+        order(order_id="o-open"),
+        order(timedelta(minutes=30), order_id="o-new", buyer_id="b-2", phone="+8613800138002"),
+        order(order_id="o-paid", buyer_id="b-3", phone="+8613800138003", status="paid"),
+    ]
+    draft = draft_plan(orders, now=NOW, config=CONFIG)
+    assert draft.needs_ledger == ["o-open"]
+    plan = finish_plan(draft, ledger={"o-open": ReminderState("o-open", reminders_sent=2)}, sent_today=0)
+    assert [d.reason for d in plan.decisions] == [Reason.MAX_REMINDERS, Reason.TOO_NEW, Reason.NOT_UNPAID]

@@ -36,7 +36,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError
 
-from nudge.models import OPTED_OUT_SKIP, InvalidOrder, Order, ReminderState, SentReminder
+from nudge.models import InvalidOrder, Order, ReminderState, SentReminder
 from nudge.ports import ClaimOutcome, PermanentSendError, SendRequest, TransientSendError
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,8 @@ MAX_NEGATIVE_OFFSET = timedelta(hours=12)
 BATCH_GET_LIMIT = 100  # DynamoDB BatchGetItem: at most 100 keys per request
 SQS_BATCH_LIMIT = 10  # SQS SendMessageBatch: at most 10 entries
 QUOTA_PREFIX = "#quota#"
+OPTED_OUT_KEY = "#opted-out"  # the ledger item listing numbers SNS reported opted out
+OPTED_OUT_SKIP = "opted_out"
 
 
 class DalError(RuntimeError):
@@ -312,7 +314,6 @@ def reminder_state(item: Mapping[str, Any]) -> ReminderState:
         order_id=item["order_id"],
         reminders_sent=int(item.get("reminders_sent", 0)),
         call_requested="call_requested_at" in item,
-        opted_out=any(skip.get("reason") == OPTED_OUT_SKIP for skip in item.get("skips", ())),
     )
 
 
@@ -345,14 +346,14 @@ class DynamoReminderLedger:
             self._client,
             self._table,
             order_ids,
-            projection="order_id, reminders_sent, call_requested_at, skips",
+            projection="order_id, reminders_sent, call_requested_at",
             sleep=self._sleep,
         )
         out: dict[str, ReminderState] = {}
         for item in items:
             state = reminder_state(item)
-            if state.reminders_sent or state.call_requested or state.opted_out:
-                out[item["order_id"]] = state  # claims, releases and other skips are not state
+            if state.reminders_sent or state.call_requested:
+                out[item["order_id"]] = state  # claims, releases and skips alone are not state
         return out
 
     def recent_sends(self, since: datetime, days: Iterable[date]) -> list[SentReminder]:
@@ -518,6 +519,23 @@ class DynamoReminderLedger:
                 ":exp": _n(_epoch(at + self._ttl)),
             },
         )
+
+    def record_opt_out(self, request: SendRequest, at: datetime) -> None:
+        self.record_skip(request, OPTED_OUT_SKIP, at)
+        # One small item holds every opted-out number (a string set, <= ~20k numbers in 400 KB),
+        # so a plan learns them all in one read; its TTL is refreshed by each new opt-out.
+        self._client.update_item(
+            TableName=self._table,
+            Key={"order_id": _s(OPTED_OUT_KEY)},
+            UpdateExpression="ADD phones :p SET expires_at = :exp",
+            ExpressionAttributeValues={":p": {"SS": [request.phone]}, ":exp": _n(_epoch(at + self._ttl))},
+        )
+
+    def opted_out_phones(self) -> set[str]:
+        item = self._client.get_item(
+            TableName=self._table, Key={"order_id": _s(OPTED_OUT_KEY)}, ConsistentRead=True
+        ).get("Item")
+        return set(item["phones"]["SS"]) if item and "phones" in item else set()
 
     def _transact(self, items: list[dict[str, Any]], request_token: str) -> list[str] | None:
         """Run one TransactWriteItems; None on success, else the cancellation code of each item.

@@ -17,6 +17,8 @@ from datetime import date, datetime
 from typing import Any
 
 from nudge.dal import (
+    OPTED_OUT_KEY,
+    OPTED_OUT_SKIP,
     PLANNING_STATUSES,
     SQS_BATCH_LIMIT,
     ClaimNotHeldError,
@@ -102,7 +104,7 @@ class FakeReminderLedger:
         with self._lock:
             for oid in order_ids:
                 state = reminder_state(self.items.get(oid, {"order_id": oid}))
-                if state.reminders_sent or state.call_requested or state.opted_out:
+                if state.reminders_sent or state.call_requested:
                     out[oid] = state
         return out
 
@@ -191,6 +193,15 @@ class FakeReminderLedger:
             self._item(request.order_id).setdefault("skips", []).append(
                 {"attempt": request.attempt, "reason": reason, "at": utc_iso(at)}
             )
+
+    def record_opt_out(self, request: SendRequest, at: datetime) -> None:
+        self.record_skip(request, OPTED_OUT_SKIP, at)
+        with self._lock:
+            self._item(OPTED_OUT_KEY).setdefault("phones", set()).add(request.phone)
+
+    def opted_out_phones(self) -> set[str]:
+        with self._lock:
+            return set(self.items.get(OPTED_OUT_KEY, {}).get("phones", ()))
 
     def _item(self, order_id: str) -> dict[str, Any]:
         return self.items.setdefault(order_id, {"order_id": order_id})

@@ -94,10 +94,6 @@ class ReminderState:
     order_id: str
     reminders_sent: int = 0
     call_requested: bool = False
-    opted_out: bool = False  # SNS reported the number opted out when a reminder was due
-
-
-OPTED_OUT_SKIP = "opted_out"  # the ledger's skip reason that `opted_out` is read from
 
 
 @dataclass(frozen=True, slots=True)

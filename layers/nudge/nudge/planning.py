@@ -13,7 +13,7 @@ from nudge.config import Config, Window
 from nudge.models import Action, InvalidOrder, Order, Plan
 from nudge.ports import OrderRepository, ReminderLedger, SendQueue, SendRequest
 from nudge.restdays import RestDayCalendar, wall_clock_instant, window_bounds
-from nudge.rules import plan_reminders, run_level_skip
+from nudge.rules import draft_plan, finish_plan, run_level_skip
 
 DECISIONS_IN_SUMMARY = 500
 
@@ -125,27 +125,21 @@ def plan_window(
     oldest_day = (now - max_age).astimezone(config.shop.zone).date()
     since = wall_clock_instant(oldest_day, time(0, 0), config.shop.zone)
     records: list[Order | InvalidOrder] = list(orders.orders_for_planning(since))
-    candidates = [
-        r.order_id
-        for r in records
-        if isinstance(r, Order) and r.status == "unpaid" and now - r.created_at < max_age
-    ]
-    states = ledger.states(candidates)
     interval_start = now - timedelta(hours=rules.buyer_min_interval_hours)
     recent = ledger.recent_sends(interval_start, days_between(interval_start, now, config))
-    today = now.astimezone(config.shop.zone).date()
-    sent_today = ledger.sent_on(today)
-
-    plan = plan_reminders(
+    draft = draft_plan(
         records,
         now=now,
         config=config,
         calendar=calendar,
-        ledger=states,
         recent=recent,
-        sent_today=sent_today,
+        opted_out=ledger.opted_out_phones(),
         paused=paused,
     )
+    # Only the orders the early rules left undecided need their ledger state read.
+    states = ledger.states(draft.needs_ledger)
+    today = now.astimezone(config.shop.zone).date()
+    plan = finish_plan(draft, ledger=states, sent_today=ledger.sent_on(today))
     sends = [
         SendRequest(
             order_id=d.order_id,  # type: ignore[arg-type]

@@ -116,7 +116,15 @@ class ReminderLedger(Protocol):
         ...
 
     def record_skip(self, request: SendRequest, reason: str, at: datetime) -> None:
-        """Keep why a planned SMS was not sent (e.g. opted out at SNS)."""
+        """Keep why a planned SMS was not sent (e.g. paid meanwhile)."""
+        ...
+
+    def record_opt_out(self, request: SendRequest, at: datetime) -> None:
+        """SNS says this number is opted out: keep it, for this order and for every later plan."""
+        ...
+
+    def opted_out_phones(self) -> set[str]:
+        """Numbers SNS reported opted out, as recorded by ``record_opt_out`` (one read)."""
         ...
 
 

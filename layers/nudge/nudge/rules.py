@@ -90,42 +90,80 @@ def plan_reminders(
     opted_out: Iterable[str] = (),
     paused: bool = False,
 ) -> Plan:
-    """Decide every order for a run at ``now``.
+    """Decide every order for a run at ``now`` (``draft_plan`` then ``finish_plan``).
 
     ``ledger``: reminder state per order id; ``recent``: SMS already sent (at least the last
     ``buyer_min_interval_hours``); ``sent_today``: SMS already counted against today's cap;
-    ``opted_out``: numbers SNS reports as opted out (the config's do-not-contact list is added).
+    ``opted_out``: numbers known to be opted out (the config's do-not-contact list is added).
     """
-    with _cyclic_gc_paused():
-        return _plan(records, now, config, calendar, ledger, recent, sent_today, opted_out, paused)
+    draft = draft_plan(
+        records, now=now, config=config, calendar=calendar, recent=recent, opted_out=opted_out, paused=paused
+    )
+    return finish_plan(draft, ledger=ledger or {}, sent_today=sent_today)
 
 
-def _plan(
+@dataclass(slots=True)
+class PlanDraft:
+    """The rules applied up to the first one that needs the reminder ledger.
+
+    ``needs_ledger`` names the orders still undecided: only their ledger state is worth reading
+    (most orders are decided before, so the service reads a fraction of the ledger).
+    """
+
+    now: datetime
+    config: Config
+    calendar: RestDayCalendar
+    window: Window | None
+    run_skipped: Reason | None
+    decisions: list[Decision | None]
+    pending: list[tuple[int, Order, PhoneInfo]]
+    contacted_buyers: set[str]
+    contacted_phones: set[str]
+
+    @property
+    def needs_ledger(self) -> list[str]:
+        return [order.order_id for _, order, _ in self.pending]
+
+
+def draft_plan(
     records: Iterable[Order | InvalidOrder],
+    *,
     now: datetime,
     config: Config,
-    calendar: RestDayCalendar | None,
-    ledger: Mapping[str, ReminderState] | None,
-    recent: Sequence[SentReminder],
-    sent_today: int,
-    opted_out: Iterable[str],
-    paused: bool,
-) -> Plan:
+    calendar: RestDayCalendar | None = None,
+    recent: Sequence[SentReminder] = (),
+    opted_out: Iterable[str] = (),
+    paused: bool = False,
+) -> PlanDraft:
+    """Every rule from ``invalid_order`` through ``too_new``, in precedence order."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    calendar = calendar or RestDayCalendar(config.calendar)
-    ledger = ledger or {}
+    with _cyclic_gc_paused():
+        return _draft(
+            list(records),
+            now,
+            config,
+            calendar or RestDayCalendar(config.calendar),
+            recent,
+            opted_out,
+            paused,
+        )
+
+
+def _draft(
+    records: list[Order | InvalidOrder],
+    now: datetime,
+    config: Config,
+    calendar: RestDayCalendar,
+    recent: Sequence[SentReminder],
+    opted_out: Iterable[str],
+    paused: bool,
+) -> PlanDraft:
     rules = config.rules
     zone = config.shop.zone
     region = config.shop.default_region
-    local_now = now.astimezone(zone)
-    today = local_now.date()
-
-    window = config.window_at(local_now.time())
+    window = config.window_at(now.astimezone(zone).time())
     run_skipped = run_level_skip(now, config=config, calendar=calendar, paused=paused)
-    window_end = window_bounds(window, today, zone)[1] if window else None
-
-    records = list(records)
     decisions: list[Decision | None] = [None] * len(records)
 
     # Pass 1: contract checks, and what the same-day rules need to know about each buyer's day.
@@ -166,7 +204,7 @@ def _plan(
             contacted_phones.add(phone_info(sent.phone, region).e164 or sent.phone)
 
     # Pass 2: the per-order rules, in precedence order; the first that applies decides.
-    finalists: list[_Finalist] = []
+    pending: list[tuple[int, Order, PhoneInfo]] = []
     for i, order, day in orders:
         oid = order.order_id
         if order.status != "unpaid":
@@ -188,8 +226,7 @@ def _plan(
             decisions[i] = _skip(oid, Reason.BLOCKED_BUYER)
             continue
         phone = phone_info(order.phone, region)
-        state = ledger.get(oid, _NO_STATE)
-        if state.opted_out or (phone.e164 or order.phone) in no_contact:
+        if (phone.e164 or order.phone) in no_contact:
             decisions[i] = _skip(oid, Reason.OPTED_OUT)
             continue
         if not phone.valid:
@@ -204,6 +241,29 @@ def _plan(
         if now - order.created_at < wait:
             decisions[i] = _skip(oid, Reason.TOO_NEW)
             continue
+        pending.append((i, order, phone))
+    return PlanDraft(
+        now, config, calendar, window, run_skipped, decisions, pending, contacted_buyers, contacted_phones
+    )
+
+
+def finish_plan(draft: PlanDraft, *, ledger: Mapping[str, ReminderState], sent_today: int) -> Plan:
+    """The rules from ``max_reminders`` on, given the ledger state of ``draft.needs_ledger``."""
+    with _cyclic_gc_paused():
+        return _finish(draft, ledger, sent_today)
+
+
+def _finish(draft: PlanDraft, ledger: Mapping[str, ReminderState], sent_today: int) -> Plan:
+    now, config, window, decisions = draft.now, draft.config, draft.window, draft.decisions
+    rules = config.rules
+    zone = config.shop.zone
+    today = now.astimezone(zone).date()
+    max_age = timedelta(hours=rules.max_age_hours)
+    contacted_buyers, contacted_phones = draft.contacted_buyers, draft.contacted_phones
+    finalists: list[_Finalist] = []
+    for i, order, phone in draft.pending:
+        oid = order.order_id
+        state = ledger.get(oid, _NO_STATE)
         if state.reminders_sent >= rules.max_reminders_per_order:
             decisions[i] = _skip(oid, Reason.MAX_REMINDERS)
             continue
@@ -215,6 +275,7 @@ def _plan(
         )
 
     # Pass 3: the run-wide limits, most urgent first, so the caps cut the least urgent orders.
+    window_end = window_bounds(window, today, zone)[1] if window else None
     budget = max(rules.daily_sms_cap - sent_today, 0)
     large = rules.large_order_amount
     for f in sorted(finalists, key=lambda f: f.urgency):
@@ -254,9 +315,9 @@ def _plan(
     return Plan(
         at=now,
         window=window.name if window else None,
-        run_skipped=run_skipped,
+        run_skipped=draft.run_skipped,
         decisions=[d for d in decisions if d is not None],
-        warnings=[w for w in (calendar.year_warning(today.year),) if w],
+        warnings=[w for w in (draft.calendar.year_warning(today.year),) if w],
     )
 
 

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from nudge.models import OPTED_OUT_SKIP
 from nudge.ports import (
     ClaimOutcome,
     OrderRepository,
@@ -106,7 +105,7 @@ class Sender:
         except TransientSendError as exc:  # nothing claimed yet: just try again later
             raise RetryLaterError(str(exc)) from exc
         if opted_out:
-            self.ledger.record_skip(request, OPTED_OUT_SKIP, now)  # the planner reads it back
+            self.ledger.record_opt_out(request, now)  # later plans skip the number as opted_out
             return SendOutcome.OPTED_OUT
         if self.dry_run:
             return SendOutcome.DRY_RUN

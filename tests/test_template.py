@@ -260,7 +260,17 @@ def test_tables_and_indexes(template, translated):
 
 def test_alarms(translated):
     alarms = of_type(translated, "AWS::CloudWatch::Alarm")
-    assert len(alarms) == 5
+    assert len(alarms) == 6
+    # The custom-metric alarms watch metrics the handlers really emit (Powertools, namespace Nudge).
+    custom = {
+        a["Properties"]["MetricName"] for a in alarms.values() if a["Properties"].get("Namespace") == "Nudge"
+    }
+    assert custom == {"DailyLimitSkipped", "SendUnconfirmed"}
+    handlers = "".join(
+        (ROOT / "functions" / f / "app.py").read_text(encoding="utf-8") for f in ("plan", "send")
+    )
+    for metric in custom:
+        assert f'name="{metric}"' in handlers, metric
     for lid, alarm in alarms.items():
         props = alarm["Properties"]
         assert props["TreatMissingData"] == "notBreaching", lid

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import NoReturn, TextIO
 
-from nudge.config import Config, ConfigError, load_config, read_config_file
+from nudge.config import Config, ConfigError, load_config
 from nudge.models import Action, Plan, ReminderState
 from nudge.orders import HistoryError, read_history_jsonl, read_orders_jsonl
 from nudge.restdays import RestDayCalendar, window_openings
@@ -69,6 +69,27 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="the whole pipeline on moto with sample orders")
     demo.add_argument("--at", type=_timestamp, default=None, help="the morning window's scheduled time")
     return parser
+
+
+def read_config_file(path: Path) -> Config:
+    """Read a YAML or JSON config file (--config); the core validates what it holds."""
+    import yaml
+
+    p = path
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError("--config", f"cannot read {p}: {exc.strerror}") from None
+    try:
+        data = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(
+            "--config",
+            f"{p} is not valid {'JSON' if p.suffix == '.json' else 'YAML'}: {str(exc).splitlines()[0]}",
+        ) from None
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError("--config", f"{p} must hold a mapping of settings")
+    return load_config(data)
 
 
 def _config(path: Path | None) -> Config:

@@ -8,10 +8,8 @@ a run never stops halfway through sending.
 from __future__ import annotations
 
 import itertools
-import json
 from datetime import date, time
 from decimal import Decimal
-from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -282,24 +280,3 @@ def load_config(data: dict[str, Any] | None = None) -> Config:
         if err["type"] == "extra_forbidden":
             problem = "unknown key"
         raise ConfigError(key, problem) from None
-
-
-def read_config_file(path: str | Path) -> Config:
-    """Read a YAML or JSON config file (the CLI's --config)."""
-    import yaml
-
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError("--config", f"cannot read {p}: {exc.strerror}") from None
-    try:
-        data = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(
-            "--config",
-            f"{p} is not valid {'JSON' if p.suffix == '.json' else 'YAML'}: {str(exc).splitlines()[0]}",
-        ) from None
-    if data is not None and not isinstance(data, dict):
-        raise ConfigError("--config", f"{p} must hold a mapping of settings")
-    return load_config(data)

@@ -295,3 +295,15 @@ def test_pausing_mid_window_stops_what_is_already_queued(pipeline):
         assert p.sent_sms() == [] and p.queue_depth() == 0
         p.set_paused(False)
         assert p.fire_window("15:00-16:50@17:00", datetime(2026, 11, 23, 15, 0, tzinfo=SH))["enqueued"] == 5
+
+
+def test_logs_carry_no_phone_number_or_buyer_name(pipeline, capsys):
+    with pipeline(env={"LOG_LEVEL": "DEBUG", "POWERTOOLS_METRICS_DISABLED": "false"}) as p:
+        p.load_orders([order("o-1", "b-1", "+8613800138001", AT - timedelta(hours=3), buyer_name="王芳")])
+        p.fire_window(MORNING, AT)
+        p.drain_queue()
+        assert len(p.sent_sms()) == 1
+    logs = capsys.readouterr().out
+    assert '"outcome":"sent"' in logs.replace(" ", "")  # the send was logged...
+    assert "13800138001" not in logs and "王芳" not in logs  # ...without the number or the name
+    assert "+86138****8001" in logs

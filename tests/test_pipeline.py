@@ -297,13 +297,29 @@ def test_pausing_mid_window_stops_what_is_already_queued(pipeline):
         assert p.fire_window("15:00-16:50@17:00", datetime(2026, 11, 23, 15, 0, tzinfo=SH))["enqueued"] == 5
 
 
-def test_logs_carry_no_phone_number_or_buyer_name(pipeline, capsys):
-    with pipeline(env={"LOG_LEVEL": "DEBUG", "POWERTOOLS_METRICS_DISABLED": "false"}) as p:
-        p.load_orders([order("o-1", "b-1", "+8613800138001", AT - timedelta(hours=3), buyer_name="王芳")])
-        p.fire_window(MORNING, AT)
-        p.drain_queue()
+def test_logs_carry_no_phone_number_or_buyer_name(pipeline):
+    import io
+    import logging
+
+    buffer = io.StringIO()
+    with pipeline() as p:
+        # Powertools sets up one logger per service name, once per process, bound to whatever
+        # stdout and level the first import saw: point it at this test's buffer and level.
+        handlers = [h for h in logging.getLogger("nudge").handlers if isinstance(h, logging.StreamHandler)]
+        assert handlers
+        previous = [h.setStream(buffer) for h in handlers]
+        level = logging.getLogger("nudge").level  # also set once per process, by the first import
+        logging.getLogger("nudge").setLevel(logging.INFO)
+        try:
+            p.load_orders([order("o-1", "b-1", "+8613800138001", AT - timedelta(hours=3), buyer_name="王芳")])
+            p.fire_window(MORNING, AT)
+            p.drain_queue()
+        finally:
+            for h, stream in zip(handlers, previous, strict=True):
+                h.setStream(stream)
+            logging.getLogger("nudge").setLevel(level)
         assert len(p.sent_sms()) == 1
-    logs = capsys.readouterr().out
+    logs = buffer.getvalue()
     assert '"outcome":"sent"' in logs.replace(" ", "")  # the send was logged...
     assert "13800138001" not in logs and "王芳" not in logs  # ...without the number or the name
     assert "+86138****8001" in logs

@@ -13,7 +13,7 @@ from nudge.local import FakeClock
 from nudge.planning import UnknownWindowError, WindowRun, plan_window
 from nudge.ports import PermanentSendError, SendRequest, TransientSendError
 from nudge.restdays import RestDayCalendar
-from nudge.sending import Pacer, RetryLaterError, Sender, SendOutcome
+from nudge.sending import Pacer, RetryLaterError, Sender, SendOutcome, UnconfirmedSendError
 
 SH = ZoneInfo("Asia/Shanghai")
 AT = datetime(2026, 11, 23, 9, 50, tzinfo=SH)
@@ -173,3 +173,52 @@ def test_pacing_that_runs_past_the_deadline_drops_the_sms():
     deadline = AT + timedelta(seconds=15)
     outcomes = [s.deliver(request(i, not_after=deadline)) for i in range(1, 4)]
     assert outcomes == [SendOutcome.SENT, SendOutcome.SENT, SendOutcome.PAST_DEADLINE]
+
+
+def test_a_publish_without_an_answer_keeps_the_claim_and_is_unconfirmed():
+    class Silent(FakeSmsGateway):
+        def publish(self, phone, text):
+            raise TimeoutError("read timeout")
+
+    s, _ = sender(sms=Silent())
+    with pytest.raises(UnconfirmedSendError, match="publish outcome unknown"):
+        s.deliver(request(1))
+    assert s.ledger.items["o-1"]["claimed_attempt"] == 1  # held: this attempt is never published again
+    s.sms = FakeSmsGateway()
+    assert s.deliver(request(1)) is SendOutcome.DUPLICATE
+
+
+def test_a_send_that_is_not_recorded_is_unconfirmed_and_never_repeated():
+    s, _ = sender()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("DynamoDB unavailable")
+
+    s.ledger.record_sent = broken
+    with pytest.raises(UnconfirmedSendError, match="but not recorded"):
+        s.deliver(request(1))
+    assert len(s.sms.sent) == 1
+    assert s.deliver(request(1)) is SendOutcome.DUPLICATE and len(s.sms.sent) == 1
+
+
+def test_a_failure_before_the_claim_is_not_unconfirmed_and_a_retry_sends():
+    orders = FakeOrderRepository([record(1)])
+    s, _ = sender(orders=orders)
+    real = orders.statuses
+    orders.statuses = lambda ids: (_ for _ in ()).throw(RuntimeError("DynamoDB unavailable"))
+    with pytest.raises(RuntimeError) as info:
+        s.deliver(request(1))
+    assert not isinstance(info.value, UnconfirmedSendError)
+    assert "o-1" not in s.ledger.items  # nothing claimed
+    orders.statuses = real
+    assert s.deliver(request(1)) is SendOutcome.SENT
+
+
+def test_a_number_sns_refuses_to_check_is_rejected_not_retried():
+    class Refusing(FakeSmsGateway):
+        def is_opted_out(self, phone):
+            raise PermanentSendError("InvalidParameter")
+
+    s, _ = sender(sms=Refusing())
+    assert s.deliver(request(1)) is SendOutcome.REJECTED
+    assert s.ledger.sent_on(AT.date()) == 0 and s.sms.sent == []

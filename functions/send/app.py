@@ -22,7 +22,7 @@ from botocore.config import Config
 from nudge.dal import DynamoOrderRepository, DynamoReminderLedger, SnsSmsGateway, read_pause_switch
 from nudge.ports import SendRequest
 from nudge.privacy import mask_phone
-from nudge.sending import Pacer, RetryLaterError, Sender, SendOutcome
+from nudge.sending import Pacer, RetryLaterError, Sender, SendOutcome, UnconfirmedSendError
 from nudge.settings import config_from_env, settings_from_env
 
 logger = Logger()
@@ -80,12 +80,17 @@ def record_handler(record: SQSRecord) -> str:
         metrics.add_metric(name="SendThrottled", unit=MetricUnit.Count, value=1)
         logger.warning("send retried later", extra={"order_id": request.order_id, "error": str(exc)})
         raise
-    except Exception:
+    except UnconfirmedSendError:
         # The SMS may or may not have gone out; its claim stays, so it is never sent again.
         metrics.add_metric(name="SendUnconfirmed", unit=MetricUnit.Count, value=1)
         logger.exception(
             "send outcome unknown", extra={"order_id": request.order_id, "attempt": request.attempt}
         )
+        raise
+    except Exception:
+        # Failed before any claim (e.g. a DynamoDB error): nothing was sent; SQS delivers it again.
+        metrics.add_metric(name="SendFailed", unit=MetricUnit.Count, value=1)
+        logger.exception("send failed, will be retried", extra={"order_id": request.order_id})
         raise
     metrics.add_metric(name=f"Send_{outcome}", unit=MetricUnit.Count, value=1)
     if outcome is SendOutcome.SENT:

@@ -46,6 +46,12 @@ class RetryLaterError(Exception):
     """Nothing was sent and the claim is released: leave the message on the queue for later."""
 
 
+class UnconfirmedSendError(Exception):
+    """The claim is held and the SMS may be out (publish or its record failed mid-way): the
+    attempt is never published again. Any other exception from ``deliver`` came before a claim,
+    so a redelivery simply tries again."""
+
+
 @dataclass(slots=True)
 class Pacer:
     """Spaces publishes to at most ``per_second``, with the clock and sleep it is given."""
@@ -104,6 +110,9 @@ class Sender:
             opted_out = self.sms.is_opted_out(request.phone)
         except TransientSendError as exc:  # nothing claimed yet: just try again later
             raise RetryLaterError(str(exc)) from exc
+        except PermanentSendError as exc:  # SNS will not take this number: publishing would fail too
+            self.ledger.record_skip(request, f"{SendOutcome.REJECTED.value}: {exc}", now)
+            return SendOutcome.REJECTED
         if opted_out:
             self.ledger.record_opt_out(request, now)  # later plans skip the number as opted_out
             return SendOutcome.OPTED_OUT
@@ -125,7 +134,14 @@ class Sender:
             self.ledger.release(request, token)
             self.ledger.record_skip(request, f"{SendOutcome.REJECTED.value}: {exc}", now)
             return SendOutcome.REJECTED
-        # Any other failure propagates with the claim kept: the SMS may be out, so it is never
-        # published again for this attempt (the redelivered message finds it claimed).
-        self.ledger.record_sent(request, token, message_id, self.clock())
+        except Exception as exc:
+            # No answer (e.g. a read timeout): the SMS may be out, so the claim is kept and this
+            # attempt is never published again (a redelivered message finds it claimed).
+            raise UnconfirmedSendError(f"{request.dedupe_key}: publish outcome unknown: {exc!r}") from exc
+        try:
+            self.ledger.record_sent(request, token, message_id, self.clock())
+        except Exception as exc:
+            raise UnconfirmedSendError(
+                f"{request.dedupe_key}: sent as {message_id} but not recorded: {exc!r}"
+            ) from exc
         return SendOutcome.SENT

@@ -442,3 +442,20 @@ def test_the_draft_asks_the_ledger_only_for_orders_the_early_rules_left_open():
     assert draft.needs_ledger == ["o-open"]
     plan = finish_plan(draft, ledger={"o-open": ReminderState("o-open", reminders_sent=2)}, sent_today=0)
     assert [d.reason for d in plan.decisions] == [Reason.MAX_REMINDERS, Reason.TOO_NEW, Reason.NOT_UNPAID]
+
+
+def test_a_draft_finishes_the_same_way_twice():
+    orders = [
+        order(
+            order_id=f"o-{i}",
+            buyer_id="b-same",
+            phone="+8613800138000",
+            created_at=NOW - timedelta(hours=3 + 24 * i),
+        )
+        for i in range(2)
+    ]
+    draft = draft_plan(orders, now=NOW, config=CONFIG)
+    first = finish_plan(draft, ledger={}, sent_today=0)
+    second = finish_plan(draft, ledger={}, sent_today=0)
+    assert [d.reason for d in first.decisions] == [d.reason for d in second.decisions]
+    assert sum(d.action is Action.SEND for d in second.decisions) == 1

@@ -23,8 +23,8 @@ _NO_STATE = ReminderState(order_id="")
 
 @dataclass(slots=True)
 class _Finalist:
-    """An order that passed every per-order rule; the run-wide ones (one SMS per buyer, the
-    daily cap) are applied to these in urgency order."""
+    """An order that passed every rule through ``max_reminders``; the rest (one SMS per buyer,
+    buyer hours, calls, the daily cap) are applied to these in urgency order."""
 
     index: int
     order: Order
@@ -254,21 +254,20 @@ def finish_plan(draft: PlanDraft, *, ledger: Mapping[str, ReminderState], sent_t
 
 
 def _finish(draft: PlanDraft, ledger: Mapping[str, ReminderState], sent_today: int) -> Plan:
-    now, config, window, decisions = draft.now, draft.config, draft.window, draft.decisions
+    now, config, window = draft.now, draft.config, draft.window
+    # Copies: the draft stays as it was, so finishing it is a function of its inputs.
+    decisions = list(draft.decisions)
+    contacted_buyers, contacted_phones = set(draft.contacted_buyers), set(draft.contacted_phones)
     rules = config.rules
     zone = config.shop.zone
     today = now.astimezone(zone).date()
     max_age = timedelta(hours=rules.max_age_hours)
-    contacted_buyers, contacted_phones = draft.contacted_buyers, draft.contacted_phones
     finalists: list[_Finalist] = []
     for i, order, phone in draft.pending:
         oid = order.order_id
         state = ledger.get(oid, _NO_STATE)
         if state.reminders_sent >= rules.max_reminders_per_order:
             decisions[i] = _skip(oid, Reason.MAX_REMINDERS)
-            continue
-        if order.buyer_id in contacted_buyers or phone.e164 in contacted_phones:
-            decisions[i] = _skip(oid, Reason.BUYER_RECENTLY_CONTACTED)
             continue
         finalists.append(
             _Finalist(i, order, phone, state.reminders_sent + 1, state, _urgency(order, max_age))
@@ -281,7 +280,7 @@ def _finish(draft: PlanDraft, ledger: Mapping[str, ReminderState], sent_today: i
     for f in sorted(finalists, key=lambda f: f.urgency):
         order, oid = f.order, f.order.order_id
         if order.buyer_id in contacted_buyers or f.phone.e164 in contacted_phones:
-            # One SMS per buyer per interval also holds between the orders of this run.
+            # Texted in the interval before this run, or by a more urgent order of this run.
             decisions[f.index] = _skip(oid, Reason.BUYER_RECENTLY_CONTACTED)
             continue
         zones = buyer_zones(f.phone, config.shop.timezone)

@@ -4,9 +4,10 @@ Every adapter takes ready-made boto3 clients and resource names (no ``os.environ
 every time is passed in). The services only see the ports; ``nudge.fakes`` holds in-memory twins
 with the same semantics, kept honest by the shared contract tests in ``tests/test_dal.py``.
 
-Ledger table (one item per order, keyed ``order_id``; one quota item per shop-local day)::
+Ledger table (one item per order, keyed ``order_id``; one quota item per shop-local day; one
+item listing the numbers SNS reported opted out)::
 
-    order_id          S   the order, or "#quota#YYYY-MM-DD" for the day's SMS counter
+    order_id          S   the order, "#quota#YYYY-MM-DD" for the day's SMS counter, or "#opted-out"
     buyer_id, phone   S   who the last claimed SMS went to (the per-buyer 24 h rule needs them)
     claimed_attempt   N   the highest attempt taken by a sender (the dedupe guard)
     claim_token       S   which sender holds it
@@ -18,6 +19,7 @@ Ledger table (one item per order, keyed ``order_id``; one quota item per shop-lo
     call_requested_at S   when a large order went to the staff call list
     skips             L   [{attempt, reason, at}] planned SMS that were not sent
     sms_claimed       N   quota item only: SMS claimed on that day (net of releases)
+    phones            SS  "#opted-out" item only: numbers SNS reported opted out
     expires_at        N   TTL, epoch seconds
 """
 
@@ -42,6 +44,10 @@ from nudge.ports import ClaimOutcome, PermanentSendError, SendRequest, Transient
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "OPTED_OUT_KEY",
+    "OPTED_OUT_SKIP",
+    "PLANNING_STATUSES",
+    "SQS_BATCH_LIMIT",
     "ClaimNotHeldError",
     "DalError",
     "DynamoOrderRepository",
@@ -54,6 +60,8 @@ __all__ = [
     "item_from_ddb",
     "planning_lower_bound",
     "quota_key",
+    "read_pause_switch",
+    "reminder_state",
     "utc_iso",
 ]
 

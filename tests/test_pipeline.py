@@ -323,3 +323,9 @@ def test_logs_carry_no_phone_number_or_buyer_name(pipeline):
     assert '"outcome":"sent"' in logs.replace(" ", "")  # the send was logged...
     assert "13800138001" not in logs and "王芳" not in logs  # ...without the number or the name
     assert "+86138****8001" in logs
+
+
+@pytest.mark.parametrize("variable", ["ORDERS_TABLE", "LEDGER_TABLE", "SEND_QUEUE_URL", "IDEMPOTENCY_TABLE"])
+def test_a_missing_resource_name_stops_the_function_at_load_time(pipeline, variable):
+    with pytest.raises(Exception, match=f"{variable}: missing"), pipeline(env={variable: ""}):
+        pass

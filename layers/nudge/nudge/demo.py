@@ -72,12 +72,10 @@ def run_demo(out: TextIO, *, at: datetime | None = None) -> int:
         )
         for phone, text in sent:
             print(f"     {mask_phone(phone)}: {text}", file=out)
-        skipped = Counter()
         for d in first["decisions"]:
             if d["action"] == "send":
                 item = p.ledger_item(d["order_id"]) or {}
                 for skip in item.get("skips", []):
-                    skipped[skip.get("reason", "?")] += 1
                     print(f"     {d['order_id']}: not sent at send time: {skip.get('reason')}", file=out)
 
         print("\n3) The scheduler retries the same event (a duplicate invocation)", file=out)

@@ -67,7 +67,7 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
         orders_status_index=_required(env, "ORDERS_STATUS_INDEX"),
         ledger_table=_required(env, "LEDGER_TABLE"),
         ledger_day_index=_required(env, "LEDGER_DAY_INDEX"),
-        idempotency_table=env.get("IDEMPOTENCY_TABLE", "").strip(),
+        idempotency_table=_required(env, "IDEMPOTENCY_TABLE"),
         send_queue_url=_required(env, "SEND_QUEUE_URL"),
         paused_parameter=env.get("PAUSED_PARAMETER", "").strip(),
         ledger_ttl_days=int(_number(env, "LEDGER_TTL_DAYS", 35, minimum=1)),

@@ -41,8 +41,8 @@ $(SAM):
 	$(SAM_VENV)/bin/pip install --quiet aws-sam-cli
 
 lint: install
-	$(BIN)/ruff check layers functions tests bench
-	$(BIN)/ruff format --check layers functions tests bench
+	$(BIN)/ruff check layers functions cli tests bench
+	$(BIN)/ruff format --check layers functions cli tests bench
 
 check-template: install $(SAM)
 	$(BIN)/cfn-lint template.yaml

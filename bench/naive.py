@@ -4,7 +4,7 @@ One window, the way a first version would do it:
 
 1. ``Scan`` the whole orders table (paginated);
 2. one ``GetItem`` on the ledger per unpaid order (and one for the day's SMS count);
-3. the same pure rules (``nudge.rules.plan_reminders``), so the decisions are comparable;
+3. the same pure rules (``nudge.domain.rules.plan_reminders``), so the decisions are comparable;
 4. for each SMS: ``sns.publish`` in a loop, then one ``PutItem`` to record it; one
    ``UpdateItem`` per large order put on the call list.
 
@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from nudge.config import Config
-from nudge.dal import item_from_ddb, quota_key, utc_iso
-from nudge.models import Action, InvalidOrder, Order, ReminderState, SentReminder
-from nudge.orders import parse_order
-from nudge.restdays import RestDayCalendar
-from nudge.rules import plan_reminders
+from nudge.adapters.dynamodb import item_from_ddb, quota_key, utc_iso
+from nudge.domain.config import Config
+from nudge.domain.models import Action, InvalidOrder, Order, ReminderState, SentReminder
+from nudge.domain.orders import parse_order
+from nudge.domain.restdays import RestDayCalendar
+from nudge.domain.rules import plan_reminders
 
 
 @dataclass

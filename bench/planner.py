@@ -2,8 +2,8 @@
 
 ``python -m bench.planner [--sizes 10000,100000] [--profile]``
 
-For each size: generate a shop, parse every record with ``nudge.orders.parse_order``, then time
-``nudge.rules.plan_reminders`` at a fixed ``now`` inside a window, best of 3, both CPU time
+For each size: generate a shop, parse every record with ``nudge.domain.orders.parse_order``, then time
+``nudge.domain.rules.plan_reminders`` at a fixed ``now`` inside a window, best of 3, both CPU time
 (``time.process_time``) and wall time (``time.perf_counter``). The phone-number caches are cleared
 before every timed run, so each run pays for parsing the numbers as a cold Lambda does.
 
@@ -32,12 +32,12 @@ from typing import Any
 
 from bench.generate import generate_orders
 from bench.memory import PeakMemory
-from nudge.config import Config, load_config
-from nudge.models import InvalidOrder, Order, ReminderState, SentReminder
-from nudge.orders import parse_order
-from nudge.phones import buyer_zones, phone_info
-from nudge.restdays import RestDayCalendar
-from nudge.rules import plan_reminders
+from nudge.domain.config import Config, load_config
+from nudge.domain.models import InvalidOrder, Order, ReminderState, SentReminder
+from nudge.domain.orders import parse_order
+from nudge.domain.phones import buyer_zones, phone_info
+from nudge.domain.restdays import RestDayCalendar
+from nudge.domain.rules import plan_reminders
 
 CST = timezone(timedelta(hours=8))
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=CST)  # Monday, inside 09:50-10:40
@@ -122,7 +122,7 @@ def client_memory_mb(
 ) -> float:
     """What the plan handler itself holds at its peak, without moto: the orders parsed from
     DynamoDB items (as the Query pages deliver them) and the plan (tracemalloc peak)."""
-    from nudge.dal import item_from_ddb
+    from nudge.adapters.dynamodb import item_from_ddb
 
     items = to_ddb_items(records)
     clear_caches()

@@ -4,7 +4,7 @@
 
 1. The pure planner (``bench.planner``): ``plan_reminders`` CPU time at 1k, 10k and 100k.
 2. For each size, in a fresh process each (``--jobs`` at a time):
-   - Nudge: moto stack from template.yaml (``nudge.local.LocalPipeline``), the orders loaded with
+   - Nudge: moto stack from template.yaml (``nudge_cli.local.LocalPipeline``), the orders loaded with
      BatchWriteItem, ONE window (09:50-10:40 on Monday 2026-11-23, Asia/Shanghai) fired through
      the real plan handler, then the send queue drained through the real send handler;
    - naive: the same orders in a fresh stack, run the obvious way (``bench.naive``).
@@ -71,8 +71,8 @@ def quiet() -> Iterator[None]:
 
 def candidate_count(records: Sequence[dict], now: datetime) -> int:
     """Unpaid orders not yet expired (younger than 72 h, not past closes_at)."""
-    from nudge.models import Order
-    from nudge.orders import parse_order
+    from nudge.domain.models import Order
+    from nudge.domain.orders import parse_order
 
     n = 0
     for r in records:
@@ -88,7 +88,7 @@ def candidate_count(records: Sequence[dict], now: datetime) -> int:
 
 
 def _segments(texts: Sequence[str]) -> int:
-    from nudge.messages import count_segments
+    from nudge.domain.messages import count_segments
 
     return sum(count_segments(t)[1] for t in texts)
 
@@ -118,7 +118,7 @@ def _label_tables(counter: Any, p: Any) -> None:
 
 def worker_nudge(n: int, send_sample: int | None) -> dict[str, Any]:
     """One window through the real handlers on moto (runs in its own process)."""
-    from nudge.local import FakeClock, LocalPipeline
+    from nudge_cli.local import FakeClock, LocalPipeline
 
     counter, _, records, candidates = _setup(n)
     out: dict[str, Any] = {"design": "nudge", "orders": n, "candidates": candidates}
@@ -174,9 +174,9 @@ def worker_nudge(n: int, send_sample: int | None) -> dict[str, Any]:
 def worker_naive(n: int) -> dict[str, Any]:
     """The same orders, the obvious way, in a fresh stack (runs in its own process)."""
     import boto3
+    from nudge_cli.local import FakeClock, LocalPipeline
 
     from bench.naive import run_naive
-    from nudge.local import FakeClock, LocalPipeline
     from nudge.settings import config_from_env
 
     counter, _, records, candidates = _setup(n)

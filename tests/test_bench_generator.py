@@ -11,9 +11,9 @@ import pytest
 
 # `bench` is a top-level package of the repository, not installed: pytest puts only tests/ on the path.
 from bench.generate import SHARES, generate_orders, is_deliberately_invalid_phone
-from nudge.models import Order
-from nudge.orders import parse_order
-from nudge.phones import phone_info
+from nudge.domain.models import Order
+from nudge.domain.orders import parse_order
+from nudge.domain.phones import phone_info
 
 CST = timezone(timedelta(hours=8))
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=CST)  # a Monday, inside the 09:50-10:40 window

@@ -9,8 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from nudge.cli import main
+from nudge_cli.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 ORDERS = ROOT / "events" / "sample-orders.jsonl"

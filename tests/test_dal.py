@@ -1,4 +1,4 @@
-"""Contract tests of the AWS adapters (``nudge.dal``, on moto) and their fakes (``nudge.fakes``).
+"""Contract tests of the AWS adapters (``nudge.adapters``, on moto) and their fakes (``tests/fakes.py``).
 
 Most tests are parametrized over both implementations: the fakes the services' unit tests use
 must behave like the adapters that run in Lambda.
@@ -23,28 +23,23 @@ from botocore.stub import Stubber
 from hypothesis import given
 from hypothesis import strategies as st
 from moto import mock_aws
+from nudge_cli.local import moto_sent_sms
+from nudge_cli.moto_env import StackResources, provision
 
-from nudge.dal import (
+from nudge.adapters.dynamodb import (
     ClaimNotHeldError,
     DalError,
     DynamoOrderRepository,
     DynamoReminderLedger,
-    EnqueueError,
-    SnsSmsGateway,
-    SqsSendQueue,
     item_from_ddb,
     planning_lower_bound,
     quota_key,
 )
-from nudge.fakes import (
-    FakeOrderRepository,
-    FakeReminderLedger,
-    FakeSmsGateway,
-    moto_sent_sms,
-)
-from nudge.models import InvalidOrder, Order, ReminderState
-from nudge.moto_env import StackResources, provision
-from nudge.ports import ClaimOutcome, PermanentSendError, SendRequest, TransientSendError
+from nudge.adapters.sns import SnsSmsGateway
+from nudge.adapters.sqs import EnqueueError, SqsSendQueue
+from nudge.domain.models import InvalidOrder, Order, ReminderState
+from nudge.services.ports import ClaimOutcome, PermanentSendError, SendRequest, TransientSendError
+from tests.fakes import FakeOrderRepository, FakeReminderLedger, FakeSmsGateway
 
 REGION = "us-east-1"
 TEMPLATE = Path(__file__).resolve().parents[1] / "template.yaml"
@@ -78,7 +73,7 @@ def _fake_aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def stack() -> Iterator[StackResources]:
-    """Tables and queues built from template.yaml itself (``nudge.moto_env``): no drift possible."""
+    """Tables and queues built from template.yaml itself (``nudge_cli.moto_env``): no drift possible."""
     with mock_aws():
         resources = provision(TEMPLATE, stack_name=STACK)
         env = resources.env

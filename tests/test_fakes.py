@@ -12,19 +12,13 @@ from decimal import Decimal
 import boto3
 import pytest
 from moto import mock_aws
+from nudge_cli.local import moto_sent_sms
 
-from nudge.dal import SqsSendQueue
-from nudge.fakes import (
-    FakeOrderRepository,
-    FakeReminderLedger,
-    FakeSendQueue,
-    FakeSmsGateway,
-    moto_sent_sms,
-    order_record,
-)
-from nudge.models import Order
-from nudge.orders import parse_order
-from nudge.ports import ClaimOutcome, PermanentSendError, SendRequest, TransientSendError
+from nudge.adapters.sqs import SqsSendQueue
+from nudge.domain.models import Order
+from nudge.domain.orders import parse_order
+from nudge.services.ports import ClaimOutcome, PermanentSendError, SendRequest, TransientSendError
+from tests.fakes import FakeOrderRepository, FakeReminderLedger, FakeSendQueue, FakeSmsGateway, order_record
 
 CST = timezone(timedelta(hours=8))
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=CST)

@@ -1,4 +1,4 @@
-"""Reminder SMS wording, segment counting and the segment cap (nudge.messages)."""
+"""Reminder SMS wording, segment counting and the segment cap (nudge.domain.messages)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nudge.config import MessagesConfig, ShopConfig, Window
-from nudge.messages import (
+from nudge.domain.config import MessagesConfig, ShopConfig, Window
+from nudge.domain.messages import (
     DEFAULT_TEMPLATES,
     TEMPLATE_FIELDS,
     check_template,
@@ -20,7 +20,7 @@ from nudge.messages import (
     count_segments,
     render_reminder,
 )
-from nudge.models import Order
+from nudge.domain.models import Order
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2025, 3, 14, 10, 5, tzinfo=SHANGHAI)  # a Friday, inside the 09:50-10:40 window

@@ -5,8 +5,8 @@ from decimal import Decimal
 
 import pytest
 
-from nudge.models import InvalidOrder, Order
-from nudge.orders import HistoryError, parse_order, read_history_jsonl, read_orders_jsonl
+from nudge.domain.models import InvalidOrder, Order
+from nudge.domain.orders import HistoryError, parse_order, read_history_jsonl, read_orders_jsonl
 
 GOOD = {
     "order_id": "o-1",

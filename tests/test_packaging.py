@@ -8,8 +8,8 @@ import re
 import tomllib
 from pathlib import Path
 
-from nudge.cli import main
-from nudge.moto_env import evaluate, load_template
+from nudge_cli.cli import main
+from nudge_cli.moto_env import evaluate, load_template
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = load_template(ROOT / "template.yaml")

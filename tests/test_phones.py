@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from nudge.config import QuietHours
-from nudge.phones import PhoneInfo, buyer_hours_end, buyer_zones, phone_info, within_buyer_hours
+from nudge.domain.config import QuietHours
+from nudge.domain.phones import PhoneInfo, buyer_hours_end, buyer_zones, phone_info, within_buyer_hours
 
 HOURS = QuietHours()  # 08:00-21:00 buyer-local
 CN_MOBILE = "+8613800138000"

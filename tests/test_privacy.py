@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nudge.privacy import mask_name, mask_phone
+from nudge.domain.privacy import mask_name, mask_phone
 
 
 @pytest.mark.parametrize(

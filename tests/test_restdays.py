@@ -9,8 +9,14 @@ import chinese_calendar
 import holidays
 import pytest
 
-from nudge.config import CalendarConfig, Window, load_config
-from nudge.restdays import RestDayCalendar, WindowOpening, wall_clock_instant, window_bounds, window_openings
+from nudge.domain.config import CalendarConfig, Window, load_config
+from nudge.domain.restdays import (
+    RestDayCalendar,
+    WindowOpening,
+    wall_clock_instant,
+    window_bounds,
+    window_openings,
+)
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 NEW_YORK = ZoneInfo("America/New_York")

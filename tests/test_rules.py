@@ -16,10 +16,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nudge.config import load_config
-from nudge.models import Action, InvalidOrder, Order, Reason, ReminderState, SentReminder
-from nudge.restdays import RestDayCalendar
-from nudge.rules import draft_plan, finish_plan, plan_reminders
+from nudge.domain.config import load_config
+from nudge.domain.models import Action, InvalidOrder, Order, Reason, ReminderState, SentReminder
+from nudge.domain.restdays import RestDayCalendar
+from nudge.domain.rules import draft_plan, finish_plan, plan_reminders
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=SHANGHAI)  # a Monday, inside the 09:50-10:40 window

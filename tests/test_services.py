@@ -6,14 +6,14 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from nudge_cli.local import FakeClock
 
-from nudge.config import load_config
-from nudge.fakes import FakeOrderRepository, FakeReminderLedger, FakeSendQueue, FakeSmsGateway
-from nudge.local import FakeClock
-from nudge.planning import UnknownWindowError, WindowRun, plan_window
-from nudge.ports import PermanentSendError, SendRequest, TransientSendError
-from nudge.restdays import RestDayCalendar
-from nudge.sending import Pacer, RetryLaterError, Sender, SendOutcome, UnconfirmedSendError
+from nudge.domain.config import load_config
+from nudge.domain.restdays import RestDayCalendar
+from nudge.services.planning import UnknownWindowError, WindowRun, plan_window
+from nudge.services.ports import PermanentSendError, SendRequest, TransientSendError
+from nudge.services.sending import Pacer, RetryLaterError, Sender, SendOutcome, UnconfirmedSendError
+from tests.fakes import FakeOrderRepository, FakeReminderLedger, FakeSendQueue, FakeSmsGateway
 
 SH = ZoneInfo("Asia/Shanghai")
 AT = datetime(2026, 11, 23, 9, 50, tzinfo=SH)

@@ -20,10 +20,12 @@ from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import AwareDatetime, BaseModel
 
-from nudge.dal import DynamoOrderRepository, DynamoReminderLedger, SqsSendQueue, read_pause_switch
-from nudge.models import Reason
-from nudge.planning import WindowRun, plan_window
-from nudge.restdays import RestDayCalendar
+from nudge.adapters.dynamodb import DynamoOrderRepository, DynamoReminderLedger
+from nudge.adapters.sqs import SqsSendQueue
+from nudge.adapters.ssm import read_pause_switch
+from nudge.domain.models import Reason
+from nudge.domain.restdays import RestDayCalendar
+from nudge.services.planning import WindowRun, plan_window
 from nudge.settings import config_from_env, settings_from_env
 
 logger = Logger()

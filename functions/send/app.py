@@ -19,10 +19,12 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
-from nudge.dal import DynamoOrderRepository, DynamoReminderLedger, SnsSmsGateway, read_pause_switch
-from nudge.ports import SendRequest
-from nudge.privacy import mask_phone
-from nudge.sending import Pacer, RetryLaterError, Sender, SendOutcome, UnconfirmedSendError
+from nudge.adapters.dynamodb import DynamoOrderRepository, DynamoReminderLedger
+from nudge.adapters.sns import SnsSmsGateway
+from nudge.adapters.ssm import read_pause_switch
+from nudge.domain.privacy import mask_phone
+from nudge.services.ports import SendRequest
+from nudge.services.sending import Pacer, RetryLaterError, Sender, SendOutcome, UnconfirmedSendError
 from nudge.settings import config_from_env, settings_from_env
 
 logger = Logger()

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from nudge.config import Config, ConfigError, load_config
+from nudge.domain.config import Config, ConfigError, load_config
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,8 +18,8 @@ import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat
 from phonenumbers.timezone import time_zones_for_number
 
-from nudge.config import QuietHours
-from nudge.restdays import wall_clock_instant
+from nudge.domain.config import QuietHours
+from nudge.domain.restdays import wall_clock_instant
 
 UNKNOWN_ZONE = "Etc/Unknown"  # what phonenumbers answers when its metadata has no zone
 

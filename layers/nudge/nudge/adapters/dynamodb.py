@@ -1,7 +1,7 @@
-"""AWS adapters behind ``nudge.ports``: DynamoDB orders and reminder ledger, the SQS send queue, SNS SMS.
+"""DynamoDB adapters behind ``nudge.services.ports``: the orders table and the reminder ledger.
 
 Every adapter takes ready-made boto3 clients and resource names (no ``os.environ`` here, no clock:
-every time is passed in). The services only see the ports; ``nudge.fakes`` holds in-memory twins
+every time is passed in). The services only see the ports; ``tests/fakes.py`` holds in-memory twins
 with the same semantics, kept honest by the shared contract tests in ``tests/test_dal.py``.
 
 Ledger table (one item per order, keyed ``order_id``; one quota item per shop-local day; one
@@ -25,9 +25,7 @@ item listing the numbers SNS reported opted out)::
 
 from __future__ import annotations
 
-import json
 import logging
-import random
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -36,10 +34,11 @@ from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer
-from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError
+from botocore.exceptions import ClientError
 
-from nudge.models import InvalidOrder, Order, ReminderState, SentReminder
-from nudge.ports import ClaimOutcome, PermanentSendError, SendRequest, TransientSendError
+from nudge.adapters.common import DalError, backoff
+from nudge.domain.models import InvalidOrder, Order, ReminderState, SentReminder
+from nudge.services.ports import ClaimOutcome, SendRequest
 
 log = logging.getLogger(__name__)
 
@@ -47,20 +46,13 @@ __all__ = [
     "OPTED_OUT_KEY",
     "OPTED_OUT_SKIP",
     "PLANNING_STATUSES",
-    "SQS_BATCH_LIMIT",
     "ClaimNotHeldError",
     "DalError",
     "DynamoOrderRepository",
     "DynamoReminderLedger",
-    "EnqueueError",
-    "PermanentSendError",  # defined in nudge.ports; re-exported for the adapters' callers
-    "SnsSmsGateway",
-    "SqsSendQueue",
-    "TransientSendError",
     "item_from_ddb",
     "planning_lower_bound",
     "quota_key",
-    "read_pause_switch",
     "reminder_state",
     "utc_iso",
 ]
@@ -78,26 +70,13 @@ PLANNING_STATUSES = ("unpaid", "paid")
 MAX_NEGATIVE_OFFSET = timedelta(hours=12)
 
 BATCH_GET_LIMIT = 100  # DynamoDB BatchGetItem: at most 100 keys per request
-SQS_BATCH_LIMIT = 10  # SQS SendMessageBatch: at most 10 entries
 QUOTA_PREFIX = "#quota#"
 OPTED_OUT_KEY = "#opted-out"  # the ledger item listing numbers SNS reported opted out
 OPTED_OUT_SKIP = "opted_out"
 
 
-class DalError(RuntimeError):
-    """An AWS call could not be completed after bounded retries; nothing is silently lost."""
-
-
 class ClaimNotHeldError(DalError):
     """``record_sent`` for an (order, attempt) this token does not hold (wrong token, released, stolen)."""
-
-
-class EnqueueError(DalError):
-    """Some send requests were not accepted by SQS; ``order_ids`` names them."""
-
-    def __init__(self, message: str, order_ids: Sequence[str]):
-        super().__init__(f"{message}: {', '.join(order_ids)}")
-        self.order_ids = list(order_ids)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -131,11 +110,6 @@ def quota_key(day: date) -> str:
 
 def _epoch(at: datetime) -> int:
     return int(at.timestamp())
-
-
-def _backoff(attempt: int, base: float = 0.05, cap: float = 2.0) -> float:
-    """Full-jitter exponential backoff."""
-    return random.uniform(0, min(cap, base * 2**attempt))
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -217,7 +191,7 @@ def _batch_get(
             if attempt == max_retries:
                 left = len(pending[table_name]["Keys"])
                 raise DalError(f"BatchGetItem on {table_name}: {left} keys still unprocessed")
-            sleep(_backoff(attempt))
+            sleep(backoff(attempt))
 
 
 def _query_all(client: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
@@ -254,7 +228,7 @@ class DynamoOrderRepository:
         self._sleep = sleep
 
     def orders_for_planning(self, since: datetime) -> Iterator[Order | InvalidOrder]:
-        from nudge.orders import parse_order
+        from nudge.domain.orders import parse_order
 
         lower = planning_lower_bound(since)
         for status in PLANNING_STATUSES:
@@ -568,164 +542,7 @@ class DynamoReminderLedger:
                     raise DalError(
                         f"TransactWriteItems: still conflicting after {attempt + 1} tries"
                     ) from exc
-                self._sleep(_backoff(attempt))
+                self._sleep(backoff(attempt))
                 # A new logical attempt: the cancelled one must not be answered from the token cache.
                 request_token = _request_token(request_token, attempt)
         raise AssertionError("unreachable")
-
-
-# ---------------------------------------------------------------------------------------------
-# SQS
-
-
-class SqsSendQueue:
-    """The plan -> send hand-off: one SQS message per SendRequest, sent in batches of 10."""
-
-    def __init__(
-        self,
-        client: Any,
-        queue_url: str,
-        *,
-        max_retries: int = 3,
-        sleep: Callable[[float], None] = time.sleep,
-    ):
-        self._client = client
-        self._url = queue_url
-        self._max_retries = max_retries
-        self._sleep = sleep
-
-    @staticmethod
-    def body(request: SendRequest) -> str:
-        return json.dumps(request.to_json(), ensure_ascii=False, separators=(",", ":"))
-
-    def enqueue(self, requests: Sequence[SendRequest]) -> int:
-        """Send every request; entries SQS rejects are retried (bounded) and then reported together.
-
-        Raises EnqueueError naming the orders that were not queued, after all others were.
-        """
-        sent = 0
-        lost: list[str] = []
-        for offset in range(0, len(requests), SQS_BATCH_LIMIT):
-            entries = {
-                str(offset + i): self.body(r)
-                for i, r in enumerate(requests[offset : offset + SQS_BATCH_LIMIT])
-            }
-            for attempt in range(self._max_retries + 1):
-                resp = self._client.send_message_batch(
-                    QueueUrl=self._url,
-                    Entries=[{"Id": k, "MessageBody": v} for k, v in entries.items()],
-                )
-                sent += len(resp.get("Successful", []))
-                failed = resp.get("Failed", [])
-                # SenderFault: the message itself is wrong (e.g. too large); retrying cannot help.
-                for f in failed:
-                    if f.get("SenderFault"):
-                        lost.append(requests[int(f["Id"])].order_id)
-                        log.error(
-                            "SQS refused send request %s: %s",
-                            requests[int(f["Id"])].dedupe_key,
-                            f.get("Code"),
-                        )
-                entries = {f["Id"]: entries[f["Id"]] for f in failed if not f.get("SenderFault")}
-                if not entries:
-                    break
-                if attempt == self._max_retries:
-                    lost.extend(requests[int(k)].order_id for k in entries)
-                    break
-                self._sleep(_backoff(attempt))
-        if lost:
-            raise EnqueueError(f"{len(lost)} of {len(requests)} send requests were not queued", lost)
-        return sent
-
-
-# ---------------------------------------------------------------------------------------------
-# SNS
-
-_TRANSIENT_CODES = frozenset(
-    {
-        "Throttling",
-        "ThrottlingException",
-        "Throttled",
-        "ThrottledException",
-        "RequestThrottled",
-        "TooManyRequestsException",
-        "InternalError",
-        "InternalFailure",
-        "ServiceUnavailable",
-        "KMSThrottling",
-        "RequestLimitExceeded",
-    }
-)
-
-
-def _is_transient(exc: ClientError) -> bool:
-    code = exc.response.get("Error", {}).get("Code", "")
-    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
-    return code in _TRANSIENT_CODES or status >= 500
-
-
-class SnsSmsGateway:
-    """SMS through SNS ``Publish`` to a phone number.
-
-    Errors: throttling / 5xx / could-not-connect -> ``TransientSendError`` (nothing was sent; the
-    claim may be released and retried). Other ClientErrors (e.g. InvalidParameter for a bad
-    number) -> ``PermanentSendError``. A read timeout or a dropped connection is left as the
-    botocore error: the SMS may have gone out, so the caller must keep its claim, never retry.
-    """
-
-    def __init__(
-        self,
-        client: Any,
-        sender_id: str | None = None,
-        origination_number: str | None = None,
-        sms_type: str = "Transactional",
-        max_price: str | Decimal | None = None,
-    ):
-        if sms_type not in ("Transactional", "Promotional"):
-            raise ValueError("sms_type must be Transactional or Promotional")
-        self._client = client
-        attrs = {"AWS.SNS.SMS.SMSType": sms_type}
-        if sender_id:
-            attrs["AWS.SNS.SMS.SenderID"] = sender_id
-        if origination_number:
-            attrs["AWS.MM.SMS.OriginationNumber"] = origination_number
-        if max_price is not None:
-            attrs["AWS.SNS.SMS.MaxPrice"] = str(max_price)
-        self._attributes = {k: {"DataType": "String", "StringValue": v} for k, v in attrs.items()}
-
-    def is_opted_out(self, phone: str) -> bool:
-        resp = self._call(self._client.check_if_phone_number_is_opted_out, phoneNumber=phone)
-        return bool(resp.get("isOptedOut"))
-
-    def publish(self, phone: str, text: str) -> str:
-        resp = self._call(
-            self._client.publish, PhoneNumber=phone, Message=text, MessageAttributes=self._attributes
-        )
-        return resp["MessageId"]
-
-    @staticmethod
-    def _call(fn: Callable[..., dict[str, Any]], **kwargs: Any) -> dict[str, Any]:
-        try:
-            return fn(**kwargs)
-        except (ConnectTimeoutError, EndpointConnectionError) as exc:  # the request never left
-            raise TransientSendError(f"SNS unreachable: {exc}") from exc
-        # ReadTimeoutError / ConnectionClosedError propagate: the SMS may have been delivered.
-        except ClientError as exc:
-            err = exc.response.get("Error", {})
-            if _is_transient(exc):
-                raise TransientSendError(f"SNS {err.get('Code')}: {err.get('Message')}") from exc
-            raise PermanentSendError(f"SNS {err.get('Code')}: {err.get('Message')}") from exc
-
-
-def read_pause_switch(parameter_name: str, *, max_age: int = 60) -> bool:
-    """The operators' pause switch: an SSM parameter they flip without a deploy (cached).
-
-    No name (a stack without the parameter) means never paused. A read error propagates: the
-    function fails and its alarm fires, rather than sending while the switch is unknown.
-    """
-    if not parameter_name:
-        return False
-    from aws_lambda_powertools.utilities import parameters
-
-    value = parameters.get_parameter(parameter_name, max_age=max_age)
-    return str(value).strip().lower() == "true"

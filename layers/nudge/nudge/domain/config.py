@@ -240,7 +240,7 @@ class MessagesConfig(_Strict):
     @field_validator("templates")
     @classmethod
     def _known_placeholders(cls, v: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
-        from nudge.messages import check_templates  # messages imports this module
+        from nudge.domain.messages import check_templates  # messages imports this module
 
         check_templates(v)
         return v

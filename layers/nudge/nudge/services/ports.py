@@ -1,4 +1,4 @@
-"""The small interfaces the services use to reach AWS. Adapters: ``nudge.dal``; fakes: ``nudge.fakes``.
+"""The small interfaces the services use to reach AWS. Adapters: ``nudge.adapters``; fakes: ``tests/fakes.py``.
 
 Each method is one batched round trip (or a few pages), never a call per order on the hot path.
 """
@@ -11,7 +11,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Protocol
 
-from nudge.models import InvalidOrder, Order, ReminderState, SentReminder
+from nudge.domain.models import InvalidOrder, Order, ReminderState, SentReminder
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,9 +11,10 @@ from datetime import datetime, timedelta
 from typing import TextIO
 from zoneinfo import ZoneInfo
 
-from nudge.local import ROOT, FakeClock, LocalPipeline
-from nudge.orders import read_history_jsonl
-from nudge.privacy import mask_phone
+from nudge_cli.local import EVENTS, FakeClock, LocalPipeline
+
+from nudge.domain.orders import read_history_jsonl
+from nudge.domain.privacy import mask_phone
 
 SHOP_ZONE = ZoneInfo("Asia/Shanghai")  # template.yaml's default ShopTimezone
 DEFAULT_AT = datetime(2026, 11, 23, 9, 50, tzinfo=SHOP_ZONE)
@@ -29,10 +30,8 @@ def _decisions_table(summary: dict, out: TextIO) -> None:
 def run_demo(out: TextIO, *, at: datetime | None = None) -> int:
     at = at or DEFAULT_AT
     clock = FakeClock(at)
-    orders_file = ROOT / "events" / "sample-orders.jsonl"
-    history = read_history_jsonl(
-        (ROOT / "events" / "sample-history.jsonl").read_text(encoding="utf-8").splitlines()
-    )
+    orders_file = EVENTS / "sample-orders.jsonl"
+    history = read_history_jsonl((EVENTS / "sample-history.jsonl").read_text(encoding="utf-8").splitlines())
     with LocalPipeline(clock=clock, env=QUIET) as p:
         r = p.resources
         window = r.env["WINDOWS"].split(",")[0]

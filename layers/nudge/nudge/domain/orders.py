@@ -13,7 +13,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from nudge.models import ORDER_STATUSES, PAYMENT_METHODS, InvalidOrder, Order, SentReminder
+from nudge.domain.models import ORDER_STATUSES, PAYMENT_METHODS, InvalidOrder, Order, SentReminder
 
 
 class _Bad(Exception):

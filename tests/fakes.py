@@ -1,8 +1,7 @@
-"""In-memory fakes of the four ports, with the semantics of the AWS adapters in ``nudge.dal``.
+"""In-memory fakes of the four ports, with the semantics of the AWS adapters in ``nudge.adapters``.
 
 For fast unit tests of the services. ``tests/test_dal.py`` runs the same contract tests against
 these and against the DynamoDB/SQS/SNS adapters on moto, so the two cannot drift apart.
-``moto_sent_sms`` (the SMS moto's SNS kept) lives here too: test support, not production code.
 """
 
 from __future__ import annotations
@@ -16,19 +15,18 @@ from dataclasses import asdict
 from datetime import date, datetime
 from typing import Any
 
-from nudge.dal import (
+from nudge.adapters.dynamodb import (
     OPTED_OUT_KEY,
     OPTED_OUT_SKIP,
     PLANNING_STATUSES,
-    SQS_BATCH_LIMIT,
     ClaimNotHeldError,
-    SqsSendQueue,
     planning_lower_bound,
     reminder_state,
     utc_iso,
 )
-from nudge.models import InvalidOrder, Order, ReminderState, SentReminder
-from nudge.ports import ClaimOutcome, PermanentSendError, SendRequest, TransientSendError
+from nudge.adapters.sqs import SQS_BATCH_LIMIT, SqsSendQueue
+from nudge.domain.models import InvalidOrder, Order, ReminderState, SentReminder
+from nudge.services.ports import ClaimOutcome, PermanentSendError, SendRequest, TransientSendError
 
 _E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 
@@ -67,7 +65,7 @@ class FakeOrderRepository:
         self.records[order_id]["status"] = status
 
     def orders_for_planning(self, since: datetime) -> Iterator[Order | InvalidOrder]:
-        from nudge.orders import parse_order
+        from nudge.domain.orders import parse_order
 
         self.planning_calls += 1
         lower = planning_lower_bound(since)
@@ -270,10 +268,3 @@ class FakeSmsGateway:
     @property
     def sent(self) -> list[tuple[str, str]]:
         return [(phone, text) for phone, text, _ in self.published]
-
-
-def moto_sent_sms(account_id: str = "123456789012", region: str = "us-east-1") -> list[tuple[str, str]]:
-    """The SMS moto's SNS backend accepted, oldest first: [(phone, text)] (inside ``mock_aws``)."""
-    from moto.sns.models import sns_backends
-
-    return list(sns_backends[account_id][region].sms_messages.values())

@@ -1,6 +1,6 @@
 """The plan service: one sending window, from the schedule's event to queued SMS.
 
-It reads through the ports (``nudge.ports``), decides with the pure rules and enqueues. The
+It reads through the ports (``nudge.services.ports``), decides with the pure rules and enqueues. The
 handler gives it the clock reading and the pause switch; nothing here reads the environment.
 """
 
@@ -9,11 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
-from nudge.config import Config, Window
-from nudge.models import Action, InvalidOrder, Order, Plan
-from nudge.ports import OrderRepository, ReminderLedger, SendQueue, SendRequest
-from nudge.restdays import RestDayCalendar, wall_clock_instant, window_bounds
-from nudge.rules import draft_plan, finish_plan, run_level_skip
+from nudge.domain.config import Config, Window
+from nudge.domain.models import Action, InvalidOrder, Order, Plan
+from nudge.domain.restdays import RestDayCalendar, wall_clock_instant, window_bounds
+from nudge.domain.rules import draft_plan, finish_plan, run_level_skip
+from nudge.services.ports import OrderRepository, ReminderLedger, SendQueue, SendRequest
 
 DECISIONS_IN_SUMMARY = 500
 

@@ -1,6 +1,6 @@
 """The whole pipeline in one process on moto: `nudge demo`, the integration tests and the bench.
 
-It builds the stack from template.yaml (``nudge.moto_env``), imports the real handlers from
+It builds the stack from template.yaml (``nudge_cli.moto_env``), imports the real handlers from
 ``functions/`` with the template's environment, and plays the AWS services that moto does not:
 EventBridge Scheduler (an event shaped like the schedule's Input) and the SQS event source
 mapping (batches of up to 10, partial batch failures, redelivery after the visibility timeout).
@@ -22,9 +22,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[3]
-TEMPLATE = ROOT / "template.yaml"
-FUNCTIONS = ROOT / "functions"
+# template.yaml, functions/ and events/ ship inside this package (``stack/``: links to the repo's
+# own files in a checkout, copies in a built wheel), so `nudge demo` runs from an installed package.
+STACK = Path(__file__).resolve().parent / "stack"
+TEMPLATE = STACK / "template.yaml"
+FUNCTIONS = STACK / "functions"
+EVENTS = STACK / "events"
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 
@@ -126,8 +129,7 @@ class LocalPipeline:
     def __enter__(self) -> LocalPipeline:
         import boto3
         from moto import mock_aws
-
-        from nudge.moto_env import provision
+        from nudge_cli.moto_env import provision
 
         base = {
             "AWS_DEFAULT_REGION": REGION,
@@ -218,7 +220,7 @@ class LocalPipeline:
 
     def load_history(self, history: Iterable[Any], shop_zone: Any) -> int:
         """Write earlier reminders into the ledger through the ledger's own claim/record path."""
-        from nudge.ports import SendRequest
+        from nudge.services.ports import SendRequest
 
         ledger = self.plan_module.LEDGER
         count = 0
@@ -316,8 +318,6 @@ class LocalPipeline:
 
     def sent_sms(self) -> list[tuple[str, str]]:
         """The SMS moto's SNS received, oldest first: [(phone, text)]."""
-        from nudge.fakes import moto_sent_sms
-
         return moto_sent_sms(ACCOUNT, REGION)
 
     def ledger_item(self, order_id: str) -> dict[str, Any] | None:
@@ -326,3 +326,10 @@ class LocalPipeline:
             .get_item(Key={"order_id": order_id}, ConsistentRead=True)
             .get("Item")
         )
+
+
+def moto_sent_sms(account_id: str = "123456789012", region: str = "us-east-1") -> list[tuple[str, str]]:
+    """The SMS moto's SNS backend accepted, oldest first: [(phone, text)] (inside ``mock_aws``)."""
+    from moto.sns.models import sns_backends
+
+    return list(sns_backends[account_id][region].sms_messages.values())

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from nudge.ports import (
+from nudge.services.ports import (
     ClaimOutcome,
     OrderRepository,
     PermanentSendError,

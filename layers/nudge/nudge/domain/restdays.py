@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 import holidays
 
-from nudge.config import CalendarConfig, Config, Window
+from nudge.domain.config import CalendarConfig, Config, Window
 
 
 class RestDayCalendar:

@@ -13,11 +13,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import NoReturn, TextIO
 
-from nudge.config import Config, ConfigError, load_config
-from nudge.models import Action, Plan, ReminderState
-from nudge.orders import HistoryError, read_history_jsonl, read_orders_jsonl
-from nudge.restdays import RestDayCalendar, window_openings
-from nudge.rules import plan_reminders
+from nudge.domain.config import Config, ConfigError, load_config
+from nudge.domain.models import Action, Plan, ReminderState
+from nudge.domain.orders import HistoryError, read_history_jsonl, read_orders_jsonl
+from nudge.domain.restdays import RestDayCalendar, window_openings
+from nudge.domain.rules import plan_reminders
 
 
 class UsageError(Exception):
@@ -214,7 +214,7 @@ def run_schedule(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def run_demo(args: argparse.Namespace, out: TextIO) -> int:
-    from nudge.demo import run_demo as demo
+    from nudge_cli.demo import run_demo as demo
 
     return demo(out, at=args.at)
 

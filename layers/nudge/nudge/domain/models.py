@@ -53,7 +53,7 @@ class Order:
     """One shop order, validated against DESIGN.md's order record.
 
     ``phone`` is kept as the shop wrote it: parsing it is costly and only needed for the few
-    orders that get far enough in the rules (see ``nudge.phones``).
+    orders that get far enough in the rules (see ``nudge.domain.phones``).
     """
 
     order_id: str

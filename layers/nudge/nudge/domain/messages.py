@@ -38,8 +38,8 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 
-from nudge.config import MessagesConfig, ShopConfig, Window
-from nudge.models import Order
+from nudge.domain.config import MessagesConfig, ShopConfig, Window
+from nudge.domain.models import Order
 
 __all__ = [
     "DEFAULT_TEMPLATES",

@@ -12,11 +12,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from nudge.config import Config, Window
-from nudge.messages import render_reminder
-from nudge.models import Action, Decision, InvalidOrder, Order, Plan, Reason, ReminderState, SentReminder
-from nudge.phones import PhoneInfo, buyer_hours_end, buyer_zones, phone_info, within_buyer_hours
-from nudge.restdays import RestDayCalendar, window_bounds
+from nudge.domain.config import Config, Window
+from nudge.domain.messages import render_reminder
+from nudge.domain.models import (
+    Action,
+    Decision,
+    InvalidOrder,
+    Order,
+    Plan,
+    Reason,
+    ReminderState,
+    SentReminder,
+)
+from nudge.domain.phones import PhoneInfo, buyer_hours_end, buyer_zones, phone_info, within_buyer_hours
+from nudge.domain.restdays import RestDayCalendar, window_bounds
 
 _NO_STATE = ReminderState(order_id="")
 

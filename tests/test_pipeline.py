@@ -101,10 +101,10 @@ def test_a_duplicate_invocation_of_one_window_sends_nothing_twice(pipeline):
 def test_two_concurrent_runs_queue_twice_but_send_once(pipeline):
     with pipeline() as p:
         p.load_orders(FIVE)
-        # Two runs that are not the same event (a manual run beside the scheduled one), both
-        # planned before any SMS went out: the queue holds every send twice.
+        # Two runs that are not the same plan (a manual run a minute after the scheduled one),
+        # both planned before any SMS went out: the queue holds every send twice.
         a = p.fire_window(MORNING, AT)
-        b = p.fire_window(MORNING, AT + timedelta(seconds=5))
+        b = p.fire_window(MORNING, AT + timedelta(minutes=1))
         assert a["enqueued"] == b["enqueued"] == 5 and p.queue_depth() == 10
         p.drain_queue()
         assert len(p.sent_sms()) == 5 and set(sms_per_phone(p).values()) == {1}
@@ -142,21 +142,21 @@ def test_throttled_publishes_are_retried_within_the_window_and_sent_once(pipelin
     with pipeline() as p:
         p.load_orders(FIVE)
         p.fire_window(MORNING, AT)
-        sender = p.send_module.SENDER
+        sender = p.send_app.sender
         sender.sms = FlakySms(sender.sms, fail=2, error=TransientSendError("Throttling"))
         stats = p.drain_queue()
         assert stats["failed"] == 2  # reported as batch item failures, left on the queue
         assert len(p.sent_sms()) == 5 and set(sms_per_phone(p).values()) == {1}
         assert p.clock.now() < AT + timedelta(minutes=50)  # the retries fit in the window
         # released claims gave their unit of the daily cap back
-        assert p.plan_module.LEDGER.sent_on(AT.date()) == 5
+        assert p.plan_app.ledger.sent_on(AT.date()) == 5
 
 
 def test_a_crash_between_claim_and_publish_never_yields_a_second_sms(pipeline):
     with pipeline() as p:
         p.load_orders(FIVE[:1])
         p.fire_window(MORNING, AT)
-        sender = p.send_module.SENDER
+        sender = p.send_app.sender
         # Unknown outcome (e.g. a read timeout): the SMS may have gone out, so the claim stays.
         sender.sms = FlakySms(sender.sms, fail=1, error=TimeoutError("read timeout"))
         stats = p.drain_queue()
@@ -269,10 +269,10 @@ def test_the_daily_cap_holds_at_the_sender_too(pipeline):
         SqsSendQueue(p.sqs, p.resources.send_queue_url).enqueue([extra])
         p.drain_queue()
         assert len(p.sent_sms()) == 3 and "+8613800138001" not in dict(p.sent_sms())
-        assert p.plan_module.LEDGER.sent_on(AT.date()) == 3
+        assert p.plan_app.ledger.sent_on(AT.date()) == 3
 
 
-def test_a_bad_setting_stops_the_function_at_load_time(pipeline):
+def test_a_bad_setting_stops_the_function_before_anything_is_read(pipeline):
     with pytest.raises(Exception, match="DAILY_SMS_CAP"), pipeline(env={"DAILY_SMS_CAP": "lots"}):
         pass
 
@@ -302,7 +302,8 @@ def test_logs_carry_no_phone_number_or_buyer_name(pipeline):
     import logging
 
     buffer = io.StringIO()
-    with pipeline() as p:
+    # Even with the variable that logs every event whole (each SQS body holds a phone and a text).
+    with pipeline(env={"POWERTOOLS_LOGGER_LOG_EVENT": "true"}) as p:
         # Powertools sets up one logger per service name, once per process, bound to whatever
         # stdout and level the first import saw: point it at this test's buffer and level.
         handlers = [h for h in logging.getLogger("nudge").handlers if isinstance(h, logging.StreamHandler)]
@@ -326,6 +327,6 @@ def test_logs_carry_no_phone_number_or_buyer_name(pipeline):
 
 
 @pytest.mark.parametrize("variable", ["ORDERS_TABLE", "LEDGER_TABLE", "SEND_QUEUE_URL", "IDEMPOTENCY_TABLE"])
-def test_a_missing_resource_name_stops_the_function_at_load_time(pipeline, variable):
+def test_a_missing_resource_name_stops_the_function_before_anything_is_read(pipeline, variable):
     with pytest.raises(Exception, match=f"{variable}: missing"), pipeline(env={variable: ""}):
         pass

@@ -31,8 +31,12 @@ SEND_ENV = {"SMS_SENDER_ID", "SMS_ORIGINATION_NUMBER", "SMS_TYPE", "SMS_PER_SECO
 OUTPUTS = {
     "OrdersTableName", "LedgerTableName", "IdempotencyTableName", "SendQueueUrl", "SendDLQUrl",
     "SchedulerDLQUrl", "PausedParameterName", "PlanFunctionName", "SendFunctionName", "AlarmTopicArn",
+    "AuditFunctionName",
 }  # fmt: skip
-STAR_ACTIONS = {"sns:Publish", "sns:CheckIfPhoneNumberIsOptedOut"}
+# Actions that have no resource-level permissions: "*" is the only resource IAM takes for them.
+SMS_ACTIONS = {"sns:Publish", "sns:CheckIfPhoneNumberIsOptedOut"}
+XRAY_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+STAR_ACTIONS = SMS_ACTIONS | XRAY_ACTIONS
 SCHEDULED_TIME = "<aws.scheduler.scheduled-time>"
 
 
@@ -111,7 +115,11 @@ def test_contract_names(template):
 
 
 def test_one_schedule_per_window_from_the_same_parameter(template, translated):
-    schedules = of_type(translated, "AWS::Scheduler::Schedule")
+    schedules = {
+        lid: s
+        for lid, s in of_type(translated, "AWS::Scheduler::Schedule").items()
+        if s["Properties"]["Target"]["Arn"] == {"Fn::GetAtt": ["PlanFunction", "Arn"]}
+    }
     windows = sorted(p for p in PARAMETERS if re.fullmatch(r"Window\d", p))
     assert len(schedules) == len(windows) == 3
     seen = {}
@@ -228,15 +236,92 @@ def test_least_privilege(translated):
     assert statements
     for lid, statement in statements:
         actions = set(as_list(statement["Action"]))
-        assert "dynamodb:Scan" not in actions, lid
+        if "dynamodb:Scan" in actions:  # the daily audit only, on the orders table, never an index
+            assert lid == "AuditFunctionRole" and actions == {"dynamodb:Scan"}, lid
+            assert "index" not in json.dumps(statement["Resource"])
         assert not any(a.endswith("*") for a in actions), (lid, actions)
-        if "*" in as_list(statement.get("Resource")):
+        if "*" in as_list(statement.get("Resource")) and statement["Effect"] == "Allow":
             assert actions <= STAR_ACTIONS, (lid, statement)
-    star = [s for lid, s in statements if "*" in as_list(s.get("Resource"))]
-    assert len(star) == 1 and set(as_list(star[0]["Action"])) == STAR_ACTIONS
+    star = [(lid, s) for lid, s in statements if "*" in as_list(s.get("Resource"))]
+    assert {lid for lid, _ in star} == {"SendFunctionRole"}
+    assert sorted(set(as_list(s["Action"])) for _, s in star) == sorted([SMS_ACTIONS, XRAY_ACTIONS])
     plan_actions = {a for lid, s in statements if lid == "PlanFunctionRole" for a in as_list(s["Action"])}
     assert {"dynamodb:Query", "sqs:SendMessage", "ssm:GetParameter", "dynamodb:BatchGetItem"} <= plan_actions
     assert not any(a.startswith("sns:") for a in plan_actions)
+    assert "dynamodb:Scan" not in plan_actions
+
+
+def test_the_send_role_is_its_own_and_as_narrow_as_aws_allows(translated):
+    res = translated["Resources"]
+    send = res["SendFunction"]["Properties"]
+    assert send["Role"] == {"Fn::GetAtt": ["SendFunctionRole", "Arn"]}
+    role = res["SendFunctionRole"]["Properties"]
+    # No managed policy: SAM's AWSLambdaSQSQueueExecutionRole grants SQS on every queue ("*"),
+    # AWSLambdaBasicExecutionRole every log group.
+    assert "ManagedPolicyArns" not in role and "SendFunctionRolePolicy" not in res
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "lambda.amazonaws.com"}
+    statements = [s for lid, s in iam_statements(translated) if lid == "SendFunctionRole"]
+    by_action: dict[str, list[dict]] = {}
+    for statement in statements:
+        for action in as_list(statement["Action"]):
+            by_action.setdefault(action, []).append(statement)
+    sqs = {a for a in by_action if a.startswith("sqs:")}
+    assert sqs == {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
+    for action in sqs:
+        assert [s["Resource"] for s in by_action[action]] == [{"Fn::GetAtt": ["SendQueue", "Arn"]}]
+    # sns:Publish: allowed on "*" (an SMS has no ARN), denied on every SNS ARN (topics, endpoints).
+    publish = {s["Effect"]: s["Resource"] for s in by_action["sns:Publish"]}
+    assert publish == {"Allow": "*", "Deny": {"Fn::Sub": "arn:${AWS::Partition}:sns:*:*:*"}}
+    (deny,) = [s for s in statements if s["Effect"] == "Deny"]
+    assert as_list(deny["Action"]) == ["sns:Publish"]
+    logs = {a for a in by_action if a.startswith("logs:")}
+    assert logs == {"logs:CreateLogStream", "logs:PutLogEvents"}
+    for action in logs:  # its own log group only (LoggingConfig), never logs:CreateLogGroup
+        assert [s["Resource"] for s in by_action[action]] == [{"Fn::GetAtt": ["SendLogGroup", "Arn"]}]
+    assert send["LoggingConfig"] == {"LogGroup": {"Ref": "SendLogGroup"}}
+    assert {a for a in by_action if a.startswith("xray:")} == XRAY_ACTIONS  # Tracing: Active
+    assert set(by_action) == sqs | logs | XRAY_ACTIONS | SMS_ACTIONS | {
+        "dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem",
+        "ssm:GetParameter",
+    }  # fmt: skip
+
+
+def test_personal_data_expires(template, translated):
+    res = translated["Resources"]
+    orders = res["OrdersTable"]["Properties"]
+    assert orders["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    dlq = int(res["SendDLQ"]["Properties"]["MessageRetentionPeriod"])
+    queue = int(res["SendQueue"]["Properties"]["MessageRetentionPeriod"])
+    # Dead letters hold phone numbers and texts: days, not SQS's 14-day maximum; but above the
+    # queue's own retention, since a dead letter's age counts from its first enqueue.
+    assert queue < dlq <= 4 * 86400
+    env = json.dumps(template["Globals"]) + json.dumps(template["Resources"])
+    assert "POWERTOOLS_LOGGER_LOG_EVENT" not in env  # it would log every SQS body: phones and texts
+    for name in ("plan", "send", "audit"):
+        code = (ROOT / "functions" / name / "app.py").read_text(encoding="utf-8")
+        assert "inject_lambda_context(clear_state=True, log_event=False)" in code, name
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "POWERTOOLS_LOGGER_LOG_EVENT" in readme and "expires_at" in readme
+
+
+def test_the_audit_runs_daily_at_a_quiet_hour_in_the_shop_zone(template, translated):
+    schedules = of_type(translated, "AWS::Scheduler::Schedule")
+    (audit,) = [
+        s["Properties"]
+        for s in schedules.values()
+        if s["Properties"]["Target"]["Arn"] == {"Fn::GetAtt": ["AuditFunction", "Arn"]}
+    ]
+    assert audit["ScheduleExpression"] == "cron(30 3 * * ? *)"
+    assert audit["ScheduleExpressionTimezone"] == {"Ref": "ShopTimezone"}
+    assert audit["Target"]["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["SchedulerDLQ", "Arn"]}}
+    # 03:30 is inside no default window, so the Scan never competes with a plan's Query.
+    windows = evaluate(template, template["Globals"]["Function"]["Environment"]["Variables"]["WINDOWS"])
+    for window in windows.split(","):
+        start, end = window.split("@")[0].split("-")
+        assert not start <= "03:30" < end
+    props = translated["Resources"]["AuditFunction"]["Properties"]
+    assert props["Timeout"] == 900 and props["Handler"] == "app.lambda_handler"
 
 
 def test_tables_and_indexes(template, translated):
@@ -259,14 +344,14 @@ def test_tables_and_indexes(template, translated):
 
 def test_alarms(translated):
     alarms = of_type(translated, "AWS::CloudWatch::Alarm")
-    assert len(alarms) == 6
+    assert len(alarms) == 8
     # The custom-metric alarms watch metrics the handlers really emit (Powertools, namespace Nudge).
     custom = {
         a["Properties"]["MetricName"] for a in alarms.values() if a["Properties"].get("Namespace") == "Nudge"
     }
-    assert custom == {"DailyLimitSkipped", "SendUnconfirmed"}
+    assert custom == {"DailyLimitSkipped", "SendUnconfirmed", "InvalidOrders"}
     handlers = "".join(
-        (ROOT / "functions" / f / "app.py").read_text(encoding="utf-8") for f in ("plan", "send")
+        (ROOT / "functions" / f / "app.py").read_text(encoding="utf-8") for f in ("plan", "send", "audit")
     )
     for metric in custom:
         assert f'name="{metric}"' in handlers, metric
@@ -281,7 +366,7 @@ def test_alarms(translated):
     assert cap["Namespace"] == "Nudge" and cap["Dimensions"] == [{"Name": "service", "Value": "nudge"}]
     assert cap["Statistic"] == "Sum"
     watched = {json.dumps(a["Properties"]["Dimensions"][0]["Value"]) for a in alarms.values()}
-    for target in ("SendDLQ", "SchedulerDLQ", "PlanFunction", "SendFunction"):
+    for target in ("SendDLQ", "SchedulerDLQ", "PlanFunction", "SendFunction", "AuditFunction"):
         assert any(target in w for w in watched), target
     assert translated["Resources"]["AlarmEmailSubscription"]["Condition"] == "HasAlarmEmail"
 

@@ -68,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="the whole pipeline on moto with sample orders")
     demo.add_argument("--at", type=_timestamp, default=None, help="the morning window's scheduled time")
+
+    add_audit_parser(sub)
     return parser
 
 
@@ -219,11 +221,56 @@ def run_demo(args: argparse.Namespace, out: TextIO) -> int:
     return demo(out, at=args.at)
 
 
+# -- nudge audit ------------------------------------------------------------------------------
+# The daily audit function's check, on demand, against any orders table (AWS credentials of the
+# environment). Exit 0: every order can be decided; 1: problems found (listed); 2: cannot read.
+
+
+def add_audit_parser(sub: argparse._SubParsersAction) -> None:
+    audit = sub.add_parser("audit", help="orders in a DynamoDB orders table that the plan can never decide")
+    audit.add_argument("--table", required=True, help="the orders table's name (a Scan: not for peak hours)")
+    audit.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def run_audit(args: argparse.Namespace, out: TextIO) -> int:
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from nudge.adapters.orders_scan import scan_order_items
+    from nudge.services.audit import audit_orders
+
+    try:
+        report = audit_orders(scan_order_items(boto3.client("dynamodb"), args.table))
+    except ClientError as exc:
+        err = exc.response.get("Error", {})
+        raise UsageError(f"--table {args.table}: {err.get('Code')}: {err.get('Message')}") from None
+    except BotoCoreError as exc:
+        raise UsageError(f"--table {args.table}: {exc}") from None
+    if args.json:
+        data = {**report.to_json(), "problems": [p.to_json() for p in report.problems]}
+        json.dump(data, out, ensure_ascii=False, indent=2)
+        out.write("\n")
+    else:
+        print(
+            f"{report.scanned} orders scanned: {report.valid} can be decided, {report.invalid} invalid "
+            f"({report.invisible} the plan cannot even see), {report.closed} closed (not checked)",
+            file=out,
+        )
+        for p in report.problems:
+            mark = "  [never decided]" if p.invisible else ""
+            print(f"  {p.order_id or '(no order_id)'}  {p.field}: {p.problem}{mark}", file=out)
+        if report.invalid > len(report.problems):
+            print(f"  ... and {report.invalid - len(report.problems)} more", file=out)
+    return 1 if report.invalid else 0
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     try:
         args = build_parser().parse_args(argv)
-        handler = {"plan": run_plan, "schedule": run_schedule, "demo": run_demo}[args.command]
+        handler = {"plan": run_plan, "schedule": run_schedule, "demo": run_demo, "audit": run_audit}[
+            args.command
+        ]
         return handler(args, out)
     except UsageError as exc:
         print(f"nudge: error: {exc}", file=sys.stderr)

@@ -1,7 +1,8 @@
 """The whole pipeline in one process on moto: `nudge demo`, the integration tests and the bench.
 
 It builds the stack from template.yaml (``nudge_cli.moto_env``), imports the real handlers from
-``functions/`` with the template's environment, and plays the AWS services that moto does not:
+``functions/`` with the template's environment, hands each the app ``nudge.bootstrap`` builds for
+it (moto clients, the fake clock), and plays the AWS services that moto does not:
 EventBridge Scheduler (an event shaped like the schedule's Input) and the SQS event source
 mapping (batches of up to 10, partial batch failures, redelivery after the visibility timeout).
 Time is a ``FakeClock`` the handlers read, so a run is the same whatever day it is run on.
@@ -97,7 +98,7 @@ def sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
 
 
 def _load_handler(name: str, path: Path) -> ModuleType:
-    """Import a handler file fresh, as a cold start would (its settings and clients are rebuilt)."""
+    """Import a handler file fresh, as a cold start would (its Powertools objects are new)."""
     module_name = f"nudge_local_{name}_{uuid.uuid4().hex[:8]}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
@@ -131,6 +132,9 @@ class LocalPipeline:
         from moto import mock_aws
         from nudge_cli.moto_env import provision
 
+        from nudge import bootstrap
+        from nudge.settings import load_settings
+
         base = {
             "AWS_DEFAULT_REGION": REGION,
             "AWS_ACCESS_KEY_ID": "testing",
@@ -142,22 +146,37 @@ class LocalPipeline:
         self._mock = mock_aws()
         self._mock.start()
         try:
-            self._start(boto3, provision)
+            self._start(boto3, provision, bootstrap, load_settings)
         except BaseException:
             self.__exit__()  # a failed start (e.g. a bad setting) must not leave the mock running
             raise
         return self
 
-    def _start(self, boto3: Any, provision: Any) -> None:
+    def _start(self, boto3: Any, provision: Any, bootstrap: Any, load_settings: Any) -> None:
         boto3.setup_default_session()  # a session made inside the mock, with the fake creds
         self.resources = provision(self._template, parameters=self._parameters)
         self._set_env({**self.resources.env, **self._env_overrides})
         self._clear_powertools_caches()
+        # The handlers as Lambda imports them; then each gets its app, built by the same
+        # composition root a cold start uses, with this pipeline's clock instead of the real one.
         self.plan_module = _load_handler("plan", FUNCTIONS / "plan" / "app.py")
         self.send_module = _load_handler("send", FUNCTIONS / "send" / "app.py")
-        for module in (self.plan_module, self.send_module):
-            module.clock = self.clock.now  # type: ignore[attr-defined]
-        self.send_module.sleep = self.clock.sleep  # type: ignore[attr-defined]
+        self.audit_module = _load_handler("audit", FUNCTIONS / "audit" / "app.py")
+        clients = bootstrap.session_clients(boto3.session.Session(region_name=REGION))
+
+        def settings(function: str) -> Any:
+            return load_settings({**self.resources.function_envs[function], **self._env_overrides})
+
+        self.plan_app = bootstrap.build_plan_app(
+            settings("PlanFunction"), clients=clients, clock=self.clock.now
+        )
+        self.send_app = bootstrap.build_send_app(
+            settings("SendFunction"), clients=clients, clock=self.clock.now, sleep=self.clock.sleep
+        )
+        self.audit_app = bootstrap.build_audit_app(settings("AuditFunction"), clients=clients)
+        self.plan_module.APP.set(self.plan_app)
+        self.send_module.APP.set(self.send_app)
+        self.audit_module.APP.set(self.audit_app)
         self.sqs = boto3.client("sqs", region_name=REGION)
         self.dynamodb = boto3.resource("dynamodb", region_name=REGION)
         self.queue_arn = self.sqs.get_queue_attributes(
@@ -222,7 +241,7 @@ class LocalPipeline:
         """Write earlier reminders into the ledger through the ledger's own claim/record path."""
         from nudge.services.ports import SendRequest
 
-        ledger = self.plan_module.LEDGER
+        ledger = self.plan_app.ledger
         count = 0
         for sent in sorted(history, key=lambda s: (s.order_id, s.attempt)):
             request = SendRequest(
@@ -256,9 +275,18 @@ class LocalPipeline:
         self, window: str, scheduled_at: datetime, *, started_at: datetime | None = None
     ) -> dict[str, Any]:
         """EventBridge Scheduler invoking the plan function for one window."""
-        self.clock.set(started_at or scheduled_at)
+        return self.fire_event(schedule_event(window, scheduled_at), started_at=started_at or scheduled_at)
+
+    def fire_event(self, event: Mapping[str, Any], *, started_at: datetime) -> dict[str, Any]:
+        """The plan function invoked with this event (any text: a replay, a manual run) at ``started_at``."""
+        self.clock.set(started_at)
         context = LambdaContextStub("nudge-local-PlanFunction")
-        return self.plan_module.lambda_handler(schedule_event(window, scheduled_at), context)
+        return self.plan_module.lambda_handler(dict(event), context)
+
+    def run_audit(self) -> dict[str, Any]:
+        """The daily audit schedule invoking the audit function."""
+        context = LambdaContextStub("nudge-local-AuditFunction")
+        return self.audit_module.lambda_handler({}, context)
 
     def receive(self, max_messages: int = 10) -> list[dict[str, Any]]:
         return self.sqs.receive_message(

@@ -1,54 +1,28 @@
 """Plan function: EventBridge Scheduler fires it at the start of each sending window.
 
-Thin shell: parse the schedule's event, call `plan_window`, report metrics and a summary.
+Thin shell: parse the schedule's event, plan the window once (``app.once``), report metrics and a
+summary. Its services come from ``nudge.bootstrap``, built on the first invocation.
 """
 
 from __future__ import annotations
 
-import os
-from datetime import UTC, datetime
+from datetime import datetime
 
-import boto3
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent,
-)
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import AwareDatetime, BaseModel
 
-from nudge.adapters.dynamodb import DynamoOrderRepository, DynamoReminderLedger
-from nudge.adapters.sqs import SqsSendQueue
-from nudge.adapters.ssm import read_pause_switch
+from nudge import bootstrap
 from nudge.domain.models import Reason
-from nudge.domain.restdays import RestDayCalendar
-from nudge.services.planning import WindowRun, plan_window
-from nudge.settings import config_from_env, settings_from_env
+from nudge.services.planning import WindowRun, plan_window, run_key
 
 logger = Logger()
-tracer = Tracer()
+tracer = bootstrap.handler_tracer()
 metrics = Metrics()
 
-# Validated once per cold start: a bad setting stops here, before any order is read.
-SETTINGS = settings_from_env(os.environ)
-CONFIG = config_from_env(os.environ)
-CALENDAR = RestDayCalendar(CONFIG.calendar)  # kept warm: holiday tables are built once a year
-
-_dynamodb = boto3.client("dynamodb")
-ORDERS = DynamoOrderRepository(_dynamodb, SETTINGS.orders_table, SETTINGS.orders_status_index)
-LEDGER = DynamoReminderLedger(
-    _dynamodb, SETTINGS.ledger_table, SETTINGS.ledger_day_index, SETTINGS.ledger_ttl_days
-)
-QUEUE = SqsSendQueue(boto3.client("sqs"), SETTINGS.send_queue_url)
-
-# A window fired twice (a scheduler retry, a manual re-run of the same event) plans once.
-IDEMPOTENCY = IdempotencyConfig(
-    event_key_jmespath="[window, scheduled_time]", expires_after_seconds=2 * 86400
-)
-PERSISTENCE = DynamoDBPersistenceLayer(table_name=SETTINGS.idempotency_table)
+APP = bootstrap.Lazy(bootstrap.plan_app_from_env)
 
 
 class ScheduleEvent(BaseModel):
@@ -58,28 +32,18 @@ class ScheduleEvent(BaseModel):
     scheduled_time: AwareDatetime
 
 
-def clock() -> datetime:
-    """The real time; tests and `nudge demo` replace it."""
-    return datetime.now(UTC)
-
-
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-@idempotent(config=IDEMPOTENCY, persistence_store=PERSISTENCE)
-def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    schedule = parse(event=event, model=ScheduleEvent)
-    run = WindowRun(window=schedule.window, scheduled_at=schedule.scheduled_time)
+def plan_and_report(app: bootstrap.PlanApp, run: WindowRun, started_at: datetime) -> dict:
+    settings = app.settings
     plan, summary = plan_window(
         run,
-        config=CONFIG,
-        calendar=CALENDAR,
-        orders=ORDERS,
-        ledger=LEDGER,
-        queue=QUEUE,
-        started_at=clock(),
-        paused=read_pause_switch(SETTINGS.paused_parameter),
-        dry_run=SETTINGS.dry_run,
+        config=settings.config,
+        calendar=app.calendar,
+        orders=app.orders,
+        ledger=app.ledger,
+        queue=app.queue,
+        started_at=started_at,
+        paused=app.paused(),
+        dry_run=settings.dry_run,
     )
     for warning in summary.warnings:
         logger.warning(warning)
@@ -97,3 +61,19 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
     result = summary.to_json()
     logger.info("window planned", extra={"summary": result})
     return result
+
+
+# log_event=False whatever POWERTOOLS_LOGGER_LOG_EVENT says: events never hold personal data here,
+# but the send function's do, and both handlers keep the same rule.
+@logger.inject_lambda_context(clear_state=True, log_event=False)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    app = APP.get()
+    schedule = parse(event=event, model=ScheduleEvent)
+    run = WindowRun(window=schedule.window, scheduled_at=schedule.scheduled_time)
+    started_at = app.clock()
+    # A window fired twice (a scheduler retry, a manual re-run, the same minute as other event
+    # text) plans once: the key is the parsed window and judged minute, not the raw event.
+    key = run_key(run, config=app.settings.config, started_at=started_at)
+    return app.once(key, lambda: plan_and_report(app, run, started_at), context)

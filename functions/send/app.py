@@ -1,83 +1,39 @@
 """Send function: drains the send queue in SQS batches, reporting partial batch failures.
 
-Thin shell: parse each message, call `Sender.deliver`, count the outcome.
+Thin shell: parse each message, call the sender, count the outcome. Its services come from
+``nudge.bootstrap``, built on the first invocation.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import time
-import uuid
-from datetime import UTC, datetime
 
-import boto3
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.config import Config
 
-from nudge.adapters.dynamodb import DynamoOrderRepository, DynamoReminderLedger
-from nudge.adapters.sns import SnsSmsGateway
-from nudge.adapters.ssm import read_pause_switch
+from nudge import bootstrap
 from nudge.domain.privacy import mask_phone
 from nudge.services.ports import SendRequest
-from nudge.services.sending import Pacer, RetryLaterError, Sender, SendOutcome, UnconfirmedSendError
-from nudge.settings import config_from_env, settings_from_env
+from nudge.services.sending import RetryLaterError, Sender, SendOutcome, UnconfirmedSendError
 
 logger = Logger()
-tracer = Tracer()
+tracer = bootstrap.handler_tracer()
 metrics = Metrics()
 # A batch whose every message failed is reported like a partial failure, not raised: SQS retries
 # exactly the same messages either way, and a throttled minute should not page anyone as a
 # function error. Failures are logged and counted below instead.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
-SETTINGS = settings_from_env(os.environ)
-CONFIG = config_from_env(os.environ)
+APP = bootstrap.Lazy(bootstrap.send_app_from_env)
 
 
-def clock() -> datetime:
-    """The real time; tests and `nudge demo` replace it (and `sleep`)."""
-    return datetime.now(UTC)
-
-
-def sleep(seconds: float) -> None:
-    time.sleep(seconds)
-
-
-_dynamodb = boto3.client("dynamodb")
-SENDER = Sender(
-    orders=DynamoOrderRepository(_dynamodb, SETTINGS.orders_table, SETTINGS.orders_status_index),
-    ledger=DynamoReminderLedger(
-        _dynamodb, SETTINGS.ledger_table, SETTINGS.ledger_day_index, SETTINGS.ledger_ttl_days
-    ),
-    sms=SnsSmsGateway(
-        # No botocore retries on Publish: after a read timeout the SMS may already be out, and a
-        # blind retry would send it twice. SQS redelivery plus the ledger claim retry instead.
-        boto3.client("sns", config=Config(retries={"total_max_attempts": 1})),
-        sender_id=SETTINGS.sms_sender_id,
-        origination_number=SETTINGS.sms_origination_number,
-        sms_type=SETTINGS.sms_type,
-    ),
-    clock=lambda: clock(),
-    # template.yaml caps the queue's pollers (MaximumConcurrency): each paces at its share of the
-    # shop's SMS-per-second ceiling, so together they stay under it.
-    pacer=Pacer(
-        SETTINGS.sms_per_second / SETTINGS.send_pollers, clock=lambda: clock(), sleep=lambda s: sleep(s)
-    ),
-    daily_cap=CONFIG.rules.daily_sms_cap,
-    new_token=lambda: uuid.uuid4().hex,
-    dry_run=SETTINGS.dry_run,
-)
-
-
-def record_handler(record: SQSRecord) -> str:
+def deliver(sender: Sender, record: SQSRecord) -> str:
     request = SendRequest.from_json(record.json_body)
     try:
-        outcome = SENDER.deliver(request)
+        outcome = sender.deliver(request)
     except RetryLaterError as exc:
         metrics.add_metric(name="SendThrottled", unit=MetricUnit.Count, value=1)
         logger.warning("send retried later", extra={"order_id": request.order_id, "error": str(exc)})
@@ -111,16 +67,24 @@ def record_handler(record: SQSRecord) -> str:
     return outcome.value
 
 
-@logger.inject_lambda_context(clear_state=True)
+# log_event=False whatever POWERTOOLS_LOGGER_LOG_EVENT says: every SQS body holds a phone number
+# and the SMS text, which must never reach the logs.
+@logger.inject_lambda_context(clear_state=True, log_event=False)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    app = APP.get()
     requests = []
     for raw in event.get("Records", []):
         # A body that does not parse is failed by the record handler; SQS moves it to the DLQ.
         with contextlib.suppress(ValueError, KeyError, TypeError):
             requests.append(SendRequest.from_json(SQSRecord(raw).json_body))
-    SENDER.start_batch(requests, paused=read_pause_switch(SETTINGS.paused_parameter))
+    # The one place the handler drives the sender: read the batch's state, then each record.
+    sender = app.sender
+    sender.start_batch(requests, paused=app.paused())
     return process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
+        event=event,
+        record_handler=lambda record: deliver(sender, record),
+        processor=processor,
+        context=context,
     )

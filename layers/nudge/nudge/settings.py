@@ -1,83 +1,81 @@
-"""The Lambda functions' environment, validated once at cold start.
+"""The Lambda functions' environment, validated once per cold start by one pydantic model.
 
 template.yaml sets these variables from the stack's parameters. A bad value stops the function
-at load time with the variable's name, before any order is read or any SMS is sent.
+before any order is read or any SMS is sent, with one line naming the variable
+(``DAILY_SMS_CAP: not a whole number: 'lots'``).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from nudge.domain.config import Config, ConfigError, load_config
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
-    orders_table: str
-    orders_status_index: str
-    ledger_table: str
-    ledger_day_index: str
-    idempotency_table: str
-    send_queue_url: str
-    paused_parameter: str
-    ledger_ttl_days: int
-    dry_run: bool
-    sms_sender_id: str
-    sms_origination_number: str
-    sms_type: str
-    sms_per_second: float
-    send_pollers: int  # the send queue's MaximumConcurrency: each poller paces at its share
-
-
-def _required(env: Mapping[str, str], name: str) -> str:
-    value = env.get(name, "").strip()
-    if not value:
-        raise ConfigError(name, "missing: template.yaml sets it")
+def _true_or_false(value: Any) -> Any:
+    # Stricter than pydantic's bool ("yes", "1", "on"...): the template only ever writes these two.
+    if isinstance(value, str):
+        if value.lower() not in ("true", "false"):
+            raise ValueError(f"expected true or false, got {value!r}")
+        return value.lower() == "true"
     return value
 
 
-def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
-    value = env.get(name, "").strip().lower()
-    if not value:
-        return default
-    if value not in ("true", "false"):
-        raise ConfigError(name, f"expected true or false, got {value!r}")
-    return value == "true"
+Required = Annotated[str, Field(min_length=1)]
+TrueOrFalse = Annotated[bool, BeforeValidator(_true_or_false)]
 
 
-def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float) -> float:
-    text = env.get(name, "").strip()
-    if not text:
-        return default
+class Settings(BaseModel):
+    """Resource names and SMS settings (by their environment variable names), plus the rules config."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    orders_table: Required = Field(alias="ORDERS_TABLE")
+    orders_status_index: Required = Field(alias="ORDERS_STATUS_INDEX")
+    ledger_table: Required = Field(alias="LEDGER_TABLE")
+    ledger_day_index: Required = Field(alias="LEDGER_DAY_INDEX")
+    idempotency_table: Required = Field(alias="IDEMPOTENCY_TABLE")
+    send_queue_url: Required = Field(alias="SEND_QUEUE_URL")
+    paused_parameter: str = Field("", alias="PAUSED_PARAMETER")  # empty: never paused
+    ledger_ttl_days: int = Field(35, ge=1, alias="LEDGER_TTL_DAYS")
+    dry_run: TrueOrFalse = Field(False, alias="DRY_RUN")
+    sms_sender_id: str = Field("", alias="SMS_SENDER_ID")
+    sms_origination_number: str = Field("", alias="SMS_ORIGINATION_NUMBER")
+    sms_type: str = Field("Transactional", pattern="^(Transactional|Promotional)$", alias="SMS_TYPE")
+    sms_per_second: float = Field(5, ge=0.01, allow_inf_nan=False, alias="SMS_PER_SECOND")
+    # The send queue's MaximumConcurrency: each poller paces at its share of sms_per_second.
+    send_pollers: int = Field(2, ge=1, alias="SEND_MAX_CONCURRENCY")
+    config: Config
+
+
+_VARIABLES = tuple(f.alias for f in Settings.model_fields.values() if f.alias)
+
+
+def load_settings(env: Mapping[str, str]) -> Settings:
+    """Validate the environment. Raises ConfigError naming the first bad variable.
+
+    An empty variable is the same as an unset one (CloudFormation writes "" for an empty
+    parameter): the default applies, or it is reported missing.
+    """
+    config = config_from_env(env)
+    values: dict[str, Any] = {name: env[name].strip() for name in _VARIABLES if env.get(name, "").strip()}
     try:
-        value = float(text)
-    except ValueError:
-        raise ConfigError(name, f"not a number: {text!r}") from None
-    if value < minimum:
-        raise ConfigError(name, f"must be >= {minimum:g}, got {text}")
-    return value
-
-
-def settings_from_env(env: Mapping[str, str]) -> Settings:
-    return Settings(
-        orders_table=_required(env, "ORDERS_TABLE"),
-        orders_status_index=_required(env, "ORDERS_STATUS_INDEX"),
-        ledger_table=_required(env, "LEDGER_TABLE"),
-        ledger_day_index=_required(env, "LEDGER_DAY_INDEX"),
-        idempotency_table=_required(env, "IDEMPOTENCY_TABLE"),
-        send_queue_url=_required(env, "SEND_QUEUE_URL"),
-        paused_parameter=env.get("PAUSED_PARAMETER", "").strip(),
-        ledger_ttl_days=int(_number(env, "LEDGER_TTL_DAYS", 35, minimum=1)),
-        dry_run=_bool(env, "DRY_RUN", False),
-        sms_sender_id=env.get("SMS_SENDER_ID", "").strip(),
-        sms_origination_number=env.get("SMS_ORIGINATION_NUMBER", "").strip(),
-        sms_type=env.get("SMS_TYPE", "Transactional").strip() or "Transactional",
-        sms_per_second=_number(env, "SMS_PER_SECOND", 5, minimum=0.01),
-        send_pollers=int(_number(env, "SEND_MAX_CONCURRENCY", 2, minimum=1)),
-    )
+        return Settings.model_validate({**values, "config": config})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = str(err["loc"][0]) if err["loc"] else "environment"
+        if err["type"] in ("missing", "string_too_short"):
+            raise ConfigError(name, "missing: template.yaml sets it") from None
+        problem = err["msg"].removeprefix("Value error, ")
+        if err["type"] in ("int_parsing", "float_parsing", "int_from_float"):
+            kind = "a whole number" if err["type"] != "float_parsing" else "a number"
+            problem = f"not {kind}: {values.get(name)!r}"
+        raise ConfigError(name, problem) from None
 
 
 def config_from_env(env: Mapping[str, str]) -> Config:

@@ -6,8 +6,8 @@ handler gives it the clock reading and the pause switch; nothing here reads the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, time, timedelta
 
 from nudge.domain.config import Config, Window
 from nudge.domain.models import Action, InvalidOrder, Order, Plan
@@ -80,11 +80,31 @@ def resolve_window(config: Config, text: str) -> Window:
 
 
 def judged_at(run: WindowRun, window: Window, started_at: datetime, config: Config) -> datetime:
-    """The rules judge a run at its scheduled time; a run that starts after its window has
-    closed is judged at its real start, so it finds itself outside the window and sends nothing."""
+    """The instant the rules judge a run at: its scheduled time, but never later than its real start.
+
+    A run a few seconds or minutes late is judged at its scheduled time, so the delay does not
+    change the decisions. A scheduled time in the future is not trusted (an event replayed by
+    hand, a wrong clock): the run is judged at its real start, so a Monday-morning event invoked on
+    Sunday night finds Sunday night. A run that starts after its window has closed is judged at
+    its real start too, so it finds itself outside the window and sends nothing.
+    """
     day = run.scheduled_at.astimezone(config.shop.zone).date()
     _, end = window_bounds(window, day, config.shop.zone)
-    return run.scheduled_at if started_at < end else started_at
+    return min(run.scheduled_at, started_at) if started_at < end else started_at
+
+
+def run_key(run: WindowRun, *, config: Config, started_at: datetime) -> dict[str, str]:
+    """What makes two invocations the same plan: the window, by its canonical name, and the
+    instant the run is judged at, in UTC, to the minute.
+
+    Derived from the parsed event, not its text: "...T01:50:00Z" and "...T09:50:00+08:00", or the
+    window with and without "@11:00", are one plan. The judged instant rather than the raw
+    scheduled one, so that an event from the future (judged at its real start) cannot stand in
+    for the real run of that window when it comes.
+    """
+    window = resolve_window(config, run.window)
+    at = judged_at(run, window, started_at, config).astimezone(UTC).replace(second=0, microsecond=0)
+    return {"window": window.name, "judged_at": at.strftime("%Y-%m-%dT%H:%MZ")}
 
 
 def days_between(start: datetime, end: datetime, config: Config) -> list[date]:
@@ -110,12 +130,16 @@ def plan_window(
     window = resolve_window(config, run.window)
     now = judged_at(run, window, started_at, config)
     summary = PlanSummary(window.name, run.scheduled_at, now, None, dry_run=dry_run)
+    early = []
+    if run.scheduled_at > started_at:
+        ahead = int((run.scheduled_at - started_at).total_seconds())
+        early = [f"scheduled_time is {ahead} s after the real start: judged at the real start"]
 
     skipped = run_level_skip(now, config=config, calendar=calendar, paused=paused)
     if skipped is not None:
         # Nothing can be sent: read nothing, so a paused shop or a holiday costs no reads.
         summary.run_skipped = skipped.value
-        summary.warnings = [w for w in (calendar.year_warning(now.year),) if w]
+        summary.warnings = early + [w for w in (calendar.year_warning(now.year),) if w]
         return None, summary
 
     rules = config.rules
@@ -126,7 +150,16 @@ def plan_window(
     since = wall_clock_instant(oldest_day, time(0, 0), config.shop.zone)
     records: list[Order | InvalidOrder] = list(orders.orders_for_planning(since))
     interval_start = now - timedelta(hours=rules.buyer_min_interval_hours)
-    recent = ledger.recent_sends(interval_start, days_between(interval_start, now, config))
+    # A run judged at its scheduled time may start later, after SMS of this same window went out
+    # (a re-run after a plan that failed once its sends were queued): whatever the ledger holds
+    # already happened, so it counts as sent at the latest at the judged instant. Otherwise the
+    # buyer rule would not see it and the order would get its next reminder minutes later.
+    recent = [
+        s if s.sent_at <= now else replace(s, sent_at=now)
+        for s in ledger.recent_sends(
+            interval_start, days_between(interval_start, max(now, started_at), config)
+        )
+    ]
     draft = draft_plan(
         records,
         now=now,
@@ -167,7 +200,7 @@ def plan_window(
     summary.calls = len(calls)
     summary.run_skipped = plan.run_skipped.value if plan.run_skipped else None
     summary.by_reason = plan.count_by_reason()
-    summary.warnings = plan.warnings
+    summary.warnings = early + plan.warnings
     listed = plan.decisions[:DECISIONS_IN_SUMMARY]
     summary.decisions = [
         {"order_id": d.order_id, "action": d.action.value, "reason": d.reason.value if d.reason else None}

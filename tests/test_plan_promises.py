@@ -1,0 +1,171 @@
+"""What the plan side guarantees, end to end through the real handlers on moto.
+
+A window planned twice never texts twice: the same minute as other event text, a plan that failed
+after queueing and is re-run, a scheduler retry. A scheduled time in the future is never trusted.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from nudge_cli.local import FakeClock, LambdaContextStub, LocalPipeline
+
+from nudge.domain.config import load_config
+from nudge.services.planning import WindowRun, run_key
+
+pytestmark = pytest.mark.aws
+
+SH = ZoneInfo("Asia/Shanghai")
+MORNING = "09:50-10:40@11:00"
+AT = datetime(2026, 11, 23, 9, 50, tzinfo=SH)  # Monday, the morning window opens
+QUIET = {"LOG_LEVEL": "ERROR", "POWERTOOLS_METRICS_DISABLED": "true"}
+
+
+def order(i: int, created: datetime) -> dict:
+    return {
+        "order_id": f"o-{i}",
+        "buyer_id": f"b-{i}",
+        "phone": f"+86138001380{i:02d}",
+        "status": "unpaid",
+        "created_at": created.isoformat(),
+        "amount": 100,
+    }
+
+
+FIVE = [order(i, AT - timedelta(hours=3, minutes=i)) for i in range(1, 6)]
+
+
+def pipeline() -> LocalPipeline:
+    return LocalPipeline(clock=FakeClock(AT), env=QUIET)
+
+
+def invoke(p: LocalPipeline, event: dict, started_at: datetime) -> dict:
+    """The plan function invoked with exactly this event text."""
+    p.clock.set(started_at)
+    return p.plan_module.lambda_handler(event, LambdaContextStub("plan"))
+
+
+def texts_per_phone(p: LocalPipeline) -> Counter:
+    return Counter(phone for phone, _ in p.sent_sms())
+
+
+# ------------------------------------------------------------------------- the same plan twice
+
+
+@pytest.mark.parametrize(
+    "again",
+    [
+        {"window": MORNING, "scheduled_time": "2026-11-23T09:50:00+08:00"},  # the offset written out
+        {"window": "09:50-10:40", "scheduled_time": "2026-11-23T01:50:00Z"},  # without "@11:00"
+        {"window": " 09:50-10:40@11:00", "scheduled_time": "2026-11-23T01:50:30.5Z"},  # same minute
+    ],
+)
+def test_the_same_window_as_different_event_text_plans_once(again):
+    with pipeline() as p:
+        p.load_orders(FIVE)
+        first = invoke(p, {"window": MORNING, "scheduled_time": "2026-11-23T01:50:00Z"}, AT)
+        p.drain_queue()
+        assert first["enqueued"] == 5 and len(p.sent_sms()) == 5
+        # Ten minutes later, after every SMS of the window went out, the same window again.
+        second = invoke(p, again, AT + timedelta(minutes=10))
+        p.drain_queue()
+        assert second == first  # the first plan's answer, from its idempotency record
+        assert len(p.sent_sms()) == 5 and set(texts_per_phone(p).values()) == {1}
+
+
+def test_the_idempotency_key_is_the_parsed_window_and_minute():
+    config = load_config({"windows": "09:50-10:40@11:00,15:00-16:50@17:00"})
+    utc = datetime.fromisoformat("2026-11-23T01:50:00Z")
+    keys = {
+        tuple(sorted(run_key(WindowRun(window, at), config=config, started_at=AT).items()))
+        for window in ("09:50-10:40", "09:50-10:40@11:00")
+        for at in (utc, AT, AT + timedelta(seconds=59))
+    }
+    assert keys == {(("judged_at", "2026-11-23T01:50Z"), ("window", "09:50-10:40"))}
+    later = AT + timedelta(minutes=1)
+    other = run_key(WindowRun(MORNING, later), config=config, started_at=later + timedelta(seconds=5))
+    assert other["judged_at"] == "2026-11-23T01:51Z"  # a manual run a minute later is another plan
+    early = run_key(WindowRun(MORNING, AT), config=config, started_at=AT - timedelta(hours=12))
+    assert early["judged_at"] == "2026-11-22T13:50Z"  # from the future: keyed by its real start
+
+
+class EnqueueThenFail:
+    """The real queue, then an error: the plan dies after its sends are on the queue."""
+
+    def __init__(self, real):
+        self.real = real
+
+    def enqueue(self, requests):
+        self.real.enqueue(requests)
+        raise ConnectionError("lost after SendMessageBatch")
+
+
+@pytest.mark.parametrize("sends_before_rerun", [False, True])
+def test_a_plan_that_failed_after_queueing_is_rerun_without_texting_anyone_twice(sends_before_rerun):
+    event = {"window": MORNING, "scheduled_time": "2026-11-23T01:50:00Z"}
+    with pipeline() as p:
+        p.load_orders(FIVE)
+        real = p.plan_app.queue
+        p.plan_app.queue = EnqueueThenFail(real)
+        with pytest.raises(ConnectionError):
+            invoke(p, event, AT)
+        p.plan_app.queue = real
+        assert p.queue_depth() == 5
+        if sends_before_rerun:
+            p.drain_queue()  # the window's SMS go out before anyone re-runs it
+            assert len(p.sent_sms()) == 5
+        # The failed plan left no idempotency record: the identical event plans again.
+        rerun = invoke(p, event, AT + timedelta(minutes=3))
+        p.drain_queue()
+        if sends_before_rerun:
+            # Judged at 09:50, but its sends of 09:50+ are in the ledger: every buyer was just texted.
+            assert rerun["enqueued"] == 0 and rerun["by_reason"] == {"buyer_recently_contacted": 5}
+        else:
+            assert rerun["enqueued"] == 5  # queued twice; the ledger claim lets each out once
+        assert len(p.sent_sms()) == 5 and set(texts_per_phone(p).values()) == {1}
+        assert {int(p.ledger_item(o["order_id"])["reminders_sent"]) for o in FIVE} == {1}
+
+
+def test_a_scheduler_retry_of_a_planned_window_queues_nothing_more():
+    event = {"window": MORNING, "scheduled_time": "2026-11-23T01:50:00Z"}
+    with pipeline() as p:
+        p.load_orders(FIVE)
+        first = invoke(p, event, AT)
+        retry = invoke(p, event, AT + timedelta(seconds=20))  # before the sender ran
+        assert retry == first and p.queue_depth() == 5
+
+
+# ------------------------------------------------------------------------ a time from the future
+
+SUNDAY_NIGHT = datetime(2026, 11, 22, 22, 0, tzinfo=SH)
+MONDAY_NIGHT = datetime(2026, 11, 23, 22, 0, tzinfo=SH)
+EARLY_ORDERS = [order(i, SUNDAY_NIGHT - timedelta(hours=4, minutes=i)) for i in range(1, 6)]
+
+
+@pytest.mark.parametrize(
+    ("scheduled", "started", "skipped"),
+    [
+        (AT, SUNDAY_NIGHT, "rest_day"),  # Monday's event invoked on Sunday night
+        (AT + timedelta(days=1), MONDAY_NIGHT, "outside_window"),  # Tuesday's, on Monday night
+    ],
+)
+def test_a_scheduled_time_in_the_future_is_judged_at_the_real_start(scheduled, started, skipped):
+    with pipeline() as p:
+        p.load_orders(EARLY_ORDERS)
+        summary = p.fire_window(MORNING, scheduled, started_at=started)
+        p.drain_queue()
+        assert summary["run_skipped"] == skipped and datetime.fromisoformat(summary["judged_at"]) == started
+        assert "after the real start" in summary["warnings"][0]
+        assert p.sent_sms() == [] and p.queue_depth() == 0
+
+
+def test_an_event_from_the_future_does_not_stand_in_for_the_real_run():
+    with pipeline() as p:
+        p.load_orders(EARLY_ORDERS)
+        early = p.fire_window(MORNING, AT, started_at=SUNDAY_NIGHT)
+        real = p.fire_window(MORNING, AT)  # Monday 09:50 itself
+        p.drain_queue()
+        assert early["enqueued"] == 0 and real["enqueued"] == 5 and len(p.sent_sms()) == 5

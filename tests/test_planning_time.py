@@ -27,7 +27,9 @@ WINDOW = resolve_window(CONFIG, "09:50-10:40")
         (AT + timedelta(minutes=5), AT),  # late inside the window: the scheduled time
         (AT + timedelta(minutes=50), AT + timedelta(minutes=50)),  # after the window: the real start
         (AT - timedelta(hours=12), AT - timedelta(hours=12)),  # from the future: the real start
-        (AT - timedelta(seconds=1), AT - timedelta(seconds=1)),  # even by one second
+        (AT - timedelta(seconds=1), AT),  # clock skew, not the future: the window is not lost
+        (AT - timedelta(seconds=60), AT),
+        (AT - timedelta(seconds=61), AT - timedelta(seconds=61)),  # beyond skew: the real start
     ],
 )
 def test_a_run_is_judged_at_most_at_its_real_start(started, judged):

@@ -79,6 +79,9 @@ def resolve_window(config: Config, text: str) -> Window:
     raise UnknownWindowError(f"window {text!r} is not one of this stack's windows ({known})")
 
 
+CLOCK_SKEW = timedelta(seconds=60)
+
+
 def judged_at(run: WindowRun, window: Window, started_at: datetime, config: Config) -> datetime:
     """The instant the rules judge a run at: its scheduled time, but never later than its real start.
 
@@ -87,10 +90,16 @@ def judged_at(run: WindowRun, window: Window, started_at: datetime, config: Conf
     hand, a wrong clock): the run is judged at its real start, so a Monday-morning event invoked on
     Sunday night finds Sunday night. A run that starts after its window has closed is judged at
     its real start too, so it finds itself outside the window and sends nothing.
+
+    Up to ``CLOCK_SKEW`` ahead is clock skew between the scheduler and Lambda, not a future event:
+    judged at its real start, a run invoked 50 ms before 09:50:00 would find itself outside the
+    window and skip it whole.
     """
     day = run.scheduled_at.astimezone(config.shop.zone).date()
     _, end = window_bounds(window, day, config.shop.zone)
-    return min(run.scheduled_at, started_at) if started_at < end else started_at
+    if started_at >= end or run.scheduled_at - started_at > CLOCK_SKEW:
+        return started_at
+    return run.scheduled_at
 
 
 def run_key(run: WindowRun, *, config: Config, started_at: datetime) -> dict[str, str]:

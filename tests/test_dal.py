@@ -285,7 +285,7 @@ def test_orders_for_planning_reads_one_megabyte_pages(ddb: Any) -> None:
     assert calls.ops["Query"] >= 3  # unpaid needs 2+ pages, paid 1
 
 
-def test_statuses_reads_in_batches_of_100(orders_env: OrdersEnv) -> None:
+def test_current_reads_in_batches_of_100(orders_env: OrdersEnv) -> None:
     orders_env.put(
         [
             record(f"o{i:03}", "2026-11-23T08:00:00+08:00", status="paid" if i % 2 else "unpaid")
@@ -293,9 +293,10 @@ def test_statuses_reads_in_batches_of_100(orders_env: OrdersEnv) -> None:
         ]
     )
     ids = [f"o{i:03}" for i in range(250)]  # 10 do not exist
-    got = orders_env.repo().statuses(ids + ids[:5])  # duplicates are fine
+    got = orders_env.repo().current(ids + ids[:5])  # duplicates are fine
     assert len(got) == 240
-    assert got["o001"] == "paid" and got["o002"] == "unpaid"
+    assert got["o001"].status == "paid" and got["o002"].status == "unpaid"
+    assert got["o002"].created_at == datetime(2026, 11, 23, 0, 0, tzinfo=UTC)
     if orders_env.calls:
         assert orders_env.calls.ops["BatchGetItem"] == 3
 
@@ -361,14 +362,14 @@ class FlakyBatchGet:
         return getattr(self._client, name)
 
 
-def test_statuses_retries_unprocessed_keys(ddb: Any) -> None:
+def test_current_retries_unprocessed_keys(ddb: Any) -> None:
     put_orders(ddb, [record(f"o{i}", "2026-11-23T08:00:00+08:00") for i in range(4)])
     client = FlakyBatchGet(ddb, n=2)
     sleeps: list[float] = []
-    got = DynamoOrderRepository(client, ORDERS, STATUS_INDEX, sleep=sleeps.append).statuses(
+    got = DynamoOrderRepository(client, ORDERS, STATUS_INDEX, sleep=sleeps.append).current(
         [f"o{i}" for i in range(4)]
     )
-    assert got == {f"o{i}": "unpaid" for i in range(4)}
+    assert {oid: o.status for oid, o in got.items()} == {f"o{i}": "unpaid" for i in range(4)}
     assert client.calls == 3 and len(sleeps) == 2
 
 
@@ -385,8 +386,9 @@ def test_states_gives_up_on_unprocessed_keys_loudly(ddb: Any) -> None:
 def test_claim_is_once_per_order_and_attempt(ledger_env: LedgerEnv) -> None:
     led = ledger_env.ledger
     assert led.claim(request(), "t1", 500, NOW) == ClaimOutcome.CLAIMED
-    assert led.claim(request(), "t2", 500, NOW) == ClaimOutcome.ALREADY_CLAIMED
-    assert led.claim(request(), "t1", 500, NOW + timedelta(seconds=1)) == ClaimOutcome.ALREADY_CLAIMED
+    # held and not recorded yet: its sender may be publishing right now
+    assert led.claim(request(), "t2", 500, NOW) == ClaimOutcome.IN_FLIGHT
+    assert led.claim(request(), "t1", 500, NOW + timedelta(seconds=1)) == ClaimOutcome.IN_FLIGHT
     assert led.sent_on(DAY) == 1
     item = ledger_env.item("o1")
     assert (item["claimed_attempt"], item["claim_token"], item["buyer_id"]) == (1, "t1", "b1")
@@ -431,7 +433,7 @@ def test_concurrent_claims_let_exactly_one_through(ledger_env: LedgerEnv) -> Non
         t.start()
     for t in threads:
         t.join()
-    assert Counter(outcomes) == {ClaimOutcome.CLAIMED: 1, ClaimOutcome.ALREADY_CLAIMED: n - 1}
+    assert Counter(outcomes) == {ClaimOutcome.CLAIMED: 1, ClaimOutcome.IN_FLIGHT: n - 1}
     assert ledger_env.ledger.sent_on(DAY) == 1
 
 
@@ -441,7 +443,7 @@ def test_a_sent_attempt_stays_taken_and_the_next_one_is_free(ledger_env: LedgerE
     led.record_sent(request(attempt=1), "t1", "msg-1", NOW)
     assert led.claim(request(attempt=1), "t9", 500, NOW) == ClaimOutcome.ALREADY_CLAIMED
     assert led.claim(request(attempt=2), "t2", 500, NOW) == ClaimOutcome.CLAIMED
-    assert led.claim(request(attempt=2), "t3", 500, NOW) == ClaimOutcome.ALREADY_CLAIMED
+    assert led.claim(request(attempt=2), "t3", 500, NOW) == ClaimOutcome.IN_FLIGHT
     assert led.sent_on(DAY) == 2
 
 
@@ -463,8 +465,8 @@ def test_daily_cap(ledger_env: LedgerEnv) -> None:
     # the cancelled transaction left order c untouched: it can go out tomorrow
     assert "claimed_attempt" not in ledger_env.item("c")
     assert led.claim(request("c", day=DAY + timedelta(days=1)), "tc", 2, NOW) == ClaimOutcome.CLAIMED
-    # a duplicate on a full day is reported as a duplicate
-    assert led.claim(request("a"), "tz", 2, NOW) == ClaimOutcome.ALREADY_CLAIMED
+    # a duplicate on a full day is reported as a duplicate (of a claim in flight), not a cap hit
+    assert led.claim(request("a"), "tz", 2, NOW) == ClaimOutcome.IN_FLIGHT
     # a raised cap lets more through the same day
     assert led.claim(request("d"), "td", 3, NOW) == ClaimOutcome.CLAIMED
 
@@ -515,7 +517,8 @@ def test_record_sent_needs_the_claim(ledger_env: LedgerEnv) -> None:
         led.record_sent(request(), "someone-else", "m1", NOW)
     with pytest.raises(ClaimNotHeldError):
         led.record_sent(request(attempt=2), "t1", "m1", NOW)
-    assert led.states(["o1"]) == {}
+    # claimed, not recorded: the planner counts the attempt as taken all the same
+    assert led.states(["o1"]) == {"o1": ReminderState("o1", 1, False)}
     led.record_sent(request(), "t1", "m1", NOW)
     led.record_sent(request(), "t1", "m1", NOW)  # a retried record is idempotent
     assert led.states(["o1"]) == {"o1": ReminderState("o1", 1, False)}
@@ -628,6 +631,7 @@ def test_states_recent_sends_and_sent_on_round_trip(ledger_env: LedgerEnv) -> No
         "o2": ReminderState("o2", 2, False),
         "o3": ReminderState("o3", 1, False),
         "big": ReminderState("big", 0, True),
+        "o9": ReminderState("o9", 1, False),  # its outcome is unknown: the attempt counts as taken
     }
 
     since = datetime(2026, 11, 23, 10, 30, tzinfo=CST) - timedelta(hours=24)

@@ -106,37 +106,46 @@ def request(i: int = 1, attempt: int = 1, not_after: datetime | None = None) -> 
     )
 
 
-def sender(*, orders=None, sms=None, per_second=100.0, dry_run=False, cap=500):
+def sender(*, orders=None, sms=None, per_second=100.0, dry_run=False, cap=500, ledger=None):
     clock = FakeClock(AT)
     orders = orders or FakeOrderRepository([record(i) for i in range(1, 6)])
     s = Sender(
         orders=orders,
-        ledger=FakeReminderLedger(),
+        ledger=ledger or FakeReminderLedger(),
         sms=sms or FakeSmsGateway(),
         clock=clock.now,
         pacer=Pacer(per_second, clock=clock.now, sleep=clock.sleep),
         daily_cap=cap,
+        buyer_min_interval=timedelta(hours=24),
+        max_age=timedelta(hours=72),
         new_token=iter(f"t{i}" for i in range(1000)).__next__,
         dry_run=dry_run,
     )
     return s, clock
 
 
+def deliver(s: Sender, req: SendRequest, **batch) -> SendOutcome:
+    """One SMS in a batch of its own, as an SQS batch of one message is delivered."""
+    return s.start_batch([req], **batch).deliver(req)
+
+
 def test_the_pacer_spaces_publishes_to_the_ceiling():
     s, clock = sender(per_second=2)
-    s.start_batch([request(i) for i in range(1, 5)])
+    batch = s.start_batch([request(i) for i in range(1, 5)])
     for i in range(1, 5):
-        assert s.deliver(request(i)) is SendOutcome.SENT
+        assert batch.deliver(request(i)) is SendOutcome.SENT
     assert clock.now() - AT == timedelta(seconds=1.5)  # 4 SMS at 2/s: 0, 0.5, 1.0, 1.5 s
 
 
 def test_a_status_read_for_one_batch_is_not_trusted_by_the_next():
     orders = FakeOrderRepository([record(1)])
     s, _ = sender(orders=orders)
-    s.start_batch([request(1)])
+    first = s.start_batch([request(1)])
     orders.set_status("o-1", "paid")  # paid after that batch was read
-    s.start_batch([request(1)])  # a later batch on the same warm container
-    assert s.deliver(request(1)) is SendOutcome.NOT_UNPAID
+    later = s.start_batch([request(1)])  # a later batch on the same warm container
+    assert later.deliver(request(1)) is SendOutcome.NOT_UNPAID
+    assert first.orders_now["o-1"].status == "unpaid"  # each batch holds its own read
+    assert orders.current_calls == 2
 
 
 def test_a_rejected_number_releases_its_claim_and_is_not_retried():
@@ -145,7 +154,7 @@ def test_a_rejected_number_releases_its_claim_and_is_not_retried():
             raise PermanentSendError("InvalidParameter")
 
     s, _ = sender(sms=Rejecting())
-    assert s.deliver(request(1)) is SendOutcome.REJECTED
+    assert deliver(s, request(1)) is SendOutcome.REJECTED
     assert s.ledger.sent_on(AT.date()) == 0
     assert s.ledger.items["o-1"]["skips"][0]["reason"].startswith("rejected")
 
@@ -157,21 +166,21 @@ def test_a_throttled_opt_out_check_is_retried_later_without_a_claim():
 
     s, _ = sender(sms=Throttled())
     with pytest.raises(RetryLaterError):
-        s.deliver(request(1))
+        deliver(s, request(1))
     assert s.ledger.sent_on(AT.date()) == 0 and "claimed_attempt" not in s.ledger.items.get("o-1", {})
 
 
 def test_dry_run_sends_and_claims_nothing():
     sms = FakeSmsGateway()
     s, _ = sender(sms=sms, dry_run=True)
-    assert s.deliver(request(1)) is SendOutcome.DRY_RUN
+    assert deliver(s, request(1)) is SendOutcome.DRY_RUN
     assert sms.sent == [] and s.ledger.sent_on(AT.date()) == 0
 
 
 def test_pacing_that_runs_past_the_deadline_drops_the_sms():
     s, _ = sender(per_second=0.1)  # one SMS every 10 s
     deadline = AT + timedelta(seconds=15)
-    outcomes = [s.deliver(request(i, not_after=deadline)) for i in range(1, 4)]
+    outcomes = [deliver(s, request(i, not_after=deadline)) for i in range(1, 4)]
     assert outcomes == [SendOutcome.SENT, SendOutcome.SENT, SendOutcome.PAST_DEADLINE]
 
 
@@ -182,10 +191,10 @@ def test_a_publish_without_an_answer_keeps_the_claim_and_is_unconfirmed():
 
     s, _ = sender(sms=Silent())
     with pytest.raises(UnconfirmedSendError, match="publish outcome unknown"):
-        s.deliver(request(1))
+        deliver(s, request(1))
     assert s.ledger.items["o-1"]["claimed_attempt"] == 1  # held: this attempt is never published again
     s.sms = FakeSmsGateway()
-    assert s.deliver(request(1)) is SendOutcome.DUPLICATE
+    assert deliver(s, request(1)) is SendOutcome.DUPLICATE
 
 
 def test_a_send_that_is_not_recorded_is_unconfirmed_and_never_repeated():
@@ -196,22 +205,22 @@ def test_a_send_that_is_not_recorded_is_unconfirmed_and_never_repeated():
 
     s.ledger.record_sent = broken
     with pytest.raises(UnconfirmedSendError, match="but not recorded"):
-        s.deliver(request(1))
+        deliver(s, request(1))
     assert len(s.sms.sent) == 1
-    assert s.deliver(request(1)) is SendOutcome.DUPLICATE and len(s.sms.sent) == 1
+    assert deliver(s, request(1)) is SendOutcome.DUPLICATE and len(s.sms.sent) == 1
 
 
 def test_a_failure_before_the_claim_is_not_unconfirmed_and_a_retry_sends():
     orders = FakeOrderRepository([record(1)])
     s, _ = sender(orders=orders)
-    real = orders.statuses
-    orders.statuses = lambda ids: (_ for _ in ()).throw(RuntimeError("DynamoDB unavailable"))
+    real = orders.current
+    orders.current = lambda ids: (_ for _ in ()).throw(RuntimeError("DynamoDB unavailable"))
     with pytest.raises(RuntimeError) as info:
-        s.deliver(request(1))
+        deliver(s, request(1))
     assert not isinstance(info.value, UnconfirmedSendError)
     assert "o-1" not in s.ledger.items  # nothing claimed
-    orders.statuses = real
-    assert s.deliver(request(1)) is SendOutcome.SENT
+    orders.current = real
+    assert deliver(s, request(1)) is SendOutcome.SENT
 
 
 def test_a_number_sns_refuses_to_check_is_rejected_not_retried():
@@ -220,5 +229,5 @@ def test_a_number_sns_refuses_to_check_is_rejected_not_retried():
             raise PermanentSendError("InvalidParameter")
 
     s, _ = sender(sms=Refusing())
-    assert s.deliver(request(1)) is SendOutcome.REJECTED
+    assert deliver(s, request(1)) is SendOutcome.REJECTED
     assert s.ledger.sent_on(AT.date()) == 0 and s.sms.sent == []

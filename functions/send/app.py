@@ -9,7 +9,7 @@ import contextlib
 import os
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -17,14 +17,21 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.config import Config
 
 from nudge.adapters.dynamodb import DynamoOrderRepository, DynamoReminderLedger
-from nudge.adapters.sns import SnsSmsGateway
+from nudge.adapters.sns import SNS_CLIENT_CONFIG, SnsSmsGateway
 from nudge.adapters.ssm import read_pause_switch
 from nudge.domain.privacy import mask_phone
 from nudge.services.ports import SendRequest
-from nudge.services.sending import Pacer, RetryLaterError, Sender, SendOutcome, UnconfirmedSendError
+from nudge.services.sending import (
+    Pacer,
+    RetryLaterError,
+    SendBatch,
+    Sender,
+    SendOutcome,
+    TooLittleTimeError,
+    UnconfirmedSendError,
+)
 from nudge.settings import config_from_env, settings_from_env
 
 logger = Logger()
@@ -55,9 +62,8 @@ SENDER = Sender(
         _dynamodb, SETTINGS.ledger_table, SETTINGS.ledger_day_index, SETTINGS.ledger_ttl_days
     ),
     sms=SnsSmsGateway(
-        # No botocore retries on Publish: after a read timeout the SMS may already be out, and a
-        # blind retry would send it twice. SQS redelivery plus the ledger claim retry instead.
-        boto3.client("sns", config=Config(retries={"total_max_attempts": 1})),
+        # Short timeouts, no retries (see SNS_CLIENT_CONFIG): a hung Publish ends as unconfirmed.
+        boto3.client("sns", config=SNS_CLIENT_CONFIG),
         sender_id=SETTINGS.sms_sender_id,
         origination_number=SETTINGS.sms_origination_number,
         sms_type=SETTINGS.sms_type,
@@ -69,15 +75,23 @@ SENDER = Sender(
         SETTINGS.sms_per_second / SETTINGS.send_pollers, clock=lambda: clock(), sleep=lambda s: sleep(s)
     ),
     daily_cap=CONFIG.rules.daily_sms_cap,
+    buyer_min_interval=timedelta(hours=CONFIG.rules.buyer_min_interval_hours),
+    max_age=timedelta(hours=CONFIG.rules.max_age_hours),
     new_token=lambda: uuid.uuid4().hex,
     dry_run=SETTINGS.dry_run,
 )
 
 
-def record_handler(record: SQSRecord) -> str:
+def record_handler(record: SQSRecord, batch: SendBatch) -> str:
     request = SendRequest.from_json(record.json_body)
     try:
-        outcome = SENDER.deliver(request)
+        outcome = batch.deliver(request)
+    except TooLittleTimeError as exc:
+        metrics.add_metric(name="SendDeferred", unit=MetricUnit.Count, value=1)
+        logger.warning(
+            "send deferred: invocation ending", extra={"order_id": request.order_id, "error": str(exc)}
+        )
+        raise
     except RetryLaterError as exc:
         metrics.add_metric(name="SendThrottled", unit=MetricUnit.Count, value=1)
         logger.warning("send retried later", extra={"order_id": request.order_id, "error": str(exc)})
@@ -99,6 +113,8 @@ def record_handler(record: SQSRecord) -> str:
         metrics.add_metric(name="SmsSegments", unit=MetricUnit.Count, value=request.segments)
     elif outcome is SendOutcome.DAILY_LIMIT:
         metrics.add_metric(name="DailyLimitSkipped", unit=MetricUnit.Count, value=1)
+    elif outcome is SendOutcome.UNCONFIRMED:  # a sender died holding this claim: reported once
+        metrics.add_metric(name="SendUnconfirmed", unit=MetricUnit.Count, value=1)
     logger.info(
         "send outcome",
         extra={
@@ -120,7 +136,15 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
         # A body that does not parse is failed by the record handler; SQS moves it to the DLQ.
         with contextlib.suppress(ValueError, KeyError, TypeError):
             requests.append(SendRequest.from_json(SQSRecord(raw).json_body))
-    SENDER.start_batch(requests, paused=read_pause_switch(SETTINGS.paused_parameter))
+    # Per-invocation state (the orders read for this batch, the time left) lives in `batch`.
+    batch = SENDER.start_batch(
+        requests,
+        paused=read_pause_switch(SETTINGS.paused_parameter),
+        remaining_ms=context.get_remaining_time_in_millis,
+    )
     return process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
+        event=event,
+        record_handler=lambda record: record_handler(record, batch),
+        processor=processor,
+        context=context,
     )

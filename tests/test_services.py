@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -12,7 +13,14 @@ from nudge.domain.config import load_config
 from nudge.domain.restdays import RestDayCalendar
 from nudge.services.planning import UnknownWindowError, WindowRun, plan_window
 from nudge.services.ports import PermanentSendError, SendRequest, TransientSendError
-from nudge.services.sending import Pacer, RetryLaterError, Sender, SendOutcome, UnconfirmedSendError
+from nudge.services.sending import (
+    Pacer,
+    RetryLaterError,
+    Sender,
+    SendOutcome,
+    TooLittleTimeError,
+    UnconfirmedSendError,
+)
 from tests.fakes import FakeOrderRepository, FakeReminderLedger, FakeSendQueue, FakeSmsGateway
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -231,3 +239,146 @@ def test_a_number_sns_refuses_to_check_is_rejected_not_retried():
     s, _ = sender(sms=Refusing())
     assert deliver(s, request(1)) is SendOutcome.REJECTED
     assert s.ledger.sent_on(AT.date()) == 0 and s.sms.sent == []
+
+
+# ---- sender: the buyer's contact slots ----------------------------------------------------------
+
+AFTERNOON = AT + timedelta(hours=5, minutes=10)  # 15:00, the afternoon window
+
+
+def of_buyer_1(i: int, *, phone_of: int = 1, not_after: datetime | None = None) -> SendRequest:
+    """Order o-i, bought by b-1 (each planned in its own window: a plan never queues both)."""
+    return replace(
+        request(i),
+        buyer_id="b-1",
+        phone=f"+86138001380{phone_of:02d}",
+        not_after=not_after or AT + timedelta(hours=7),
+    )
+
+
+def test_a_second_order_of_a_buyer_texted_today_is_dropped_at_send_time():
+    s, clock = sender()
+    assert deliver(s, of_buyer_1(1)) is SendOutcome.SENT
+    clock.set(AFTERNOON)
+    assert deliver(s, of_buyer_1(2, phone_of=2)) is SendOutcome.BUYER_RECENTLY_CONTACTED  # same buyer id
+    assert deliver(s, replace(of_buyer_1(3), buyer_id="b-3")) is SendOutcome.BUYER_RECENTLY_CONTACTED
+    assert s.ledger.items["o-2"]["skips"][0]["reason"] == "buyer_recently_contacted"
+    assert len(s.sms.sent) == 1 and s.ledger.sent_on(AT.date()) == 1
+
+
+def test_a_throttled_publish_gives_the_buyers_slot_back():
+    sms = FakeSmsGateway()
+    s, clock = sender(sms=sms)
+    sms.fail_next(1)
+    with pytest.raises(RetryLaterError):
+        deliver(s, of_buyer_1(1))
+    clock.set(AFTERNOON)
+    assert deliver(s, of_buyer_1(2)) is SendOutcome.SENT  # nothing went out this morning
+
+
+def test_a_publish_of_unknown_outcome_keeps_the_buyer_from_another_sms_for_24_hours():
+    class Silent(FakeSmsGateway):
+        def publish(self, phone, text):
+            raise TimeoutError("read timeout")
+
+    s, clock = sender(sms=Silent())
+    with pytest.raises(UnconfirmedSendError):
+        deliver(s, of_buyer_1(1))
+    s.sms = FakeSmsGateway()
+    clock.set(AFTERNOON)
+    assert deliver(s, of_buyer_1(2)) is SendOutcome.BUYER_RECENTLY_CONTACTED
+    clock.set(AT + timedelta(hours=24))
+    tomorrow = replace(of_buyer_1(2), not_after=AT + timedelta(hours=24, minutes=50))
+    assert deliver(s, tomorrow) is SendOutcome.SENT
+    assert len(s.sms.sent) == 1
+
+
+# ---- sender: the order as it is now -------------------------------------------------------------
+
+
+def test_an_order_closed_or_aged_out_since_planning_gets_no_sms():
+    orders = FakeOrderRepository(
+        [
+            record(1, closes_at=(AT + timedelta(minutes=5)).isoformat()),
+            record(2, created_at=(AT - timedelta(hours=71, minutes=59)).isoformat()),
+            record(3, closes_at="soon"),
+            record(4),
+        ]
+    )
+    sms = FakeSmsGateway()
+    s, clock = sender(orders=orders, sms=sms)
+    sms.fail_next(2)  # throttled: SQS brings both back after the visibility timeout (~6 min)
+    for i in (1, 2):
+        with pytest.raises(RetryLaterError):
+            deliver(s, request(i))
+    clock.advance(370)
+    assert deliver(s, request(1)) is SendOutcome.EXPIRED  # its closes_at passed meanwhile
+    assert deliver(s, request(2)) is SendOutcome.EXPIRED  # 72 h old by now
+    assert deliver(s, request(3)) is SendOutcome.INVALID_ORDER
+    assert [sk["reason"] for sk in s.ledger.items["o-1"]["skips"]] == [
+        f"expired: closed at {(AT + timedelta(minutes=5)).isoformat()}"
+    ]
+    assert s.ledger.items["o-3"]["skips"][0]["reason"] == "invalid_order: closes_at"
+    orders.update("o-4", closes_at=clock.now().isoformat())  # closed right now: closes_at <= now
+    assert deliver(s, request(4)) is SendOutcome.EXPIRED
+    assert sms.sent == [] and s.ledger.sent_on(AT.date()) == 0
+
+
+# ---- sender: a sender that died, and the time left ----------------------------------------------
+
+
+class Crash(BaseException):
+    """The process dies (Lambda timeout, out of memory): no handler gets to run."""
+
+
+def test_a_sender_that_died_after_its_claim_is_reported_once_as_unconfirmed():
+    class Dying(FakeSmsGateway):
+        def publish(self, phone, text):
+            raise Crash
+
+    s, clock = sender(sms=Dying())
+    with pytest.raises(Crash):
+        deliver(s, request(1))
+    s.sms = FakeSmsGateway()
+    clock.advance(30)  # a concurrent duplicate while it could still be publishing
+    assert deliver(s, request(1)) is SendOutcome.DUPLICATE
+    clock.advance(370)  # SQS redelivers the dead sender's message after the visibility timeout
+    assert deliver(s, request(1)) is SendOutcome.UNCONFIRMED
+    assert s.ledger.items["o-1"]["skips"][-1]["reason"] == "unconfirmed: claimed, never recorded as sent"
+    assert deliver(s, request(1)) is SendOutcome.DUPLICATE  # reported once
+    assert s.sms.sent == []
+
+
+def test_an_unknown_publish_is_recorded_so_its_redelivery_is_a_plain_duplicate():
+    class Silent(FakeSmsGateway):
+        def publish(self, phone, text):
+            raise TimeoutError("read timeout")
+
+    s, clock = sender(sms=Silent())
+    with pytest.raises(UnconfirmedSendError):
+        deliver(s, request(1))
+    assert s.ledger.items["o-1"]["skips"][0]["reason"].startswith("unconfirmed: publish outcome unknown")
+    clock.advance(370)
+    assert deliver(s, request(1)) is SendOutcome.DUPLICATE  # already reported: not counted twice
+
+
+def test_an_unknown_publish_that_cannot_be_recorded_is_reported_by_its_redelivery():
+    class Silent(FakeSmsGateway):
+        def publish(self, phone, text):
+            raise TimeoutError("read timeout")
+
+    s, clock = sender(sms=Silent())
+    s.ledger.record_unconfirmed = lambda *a: (_ for _ in ()).throw(RuntimeError("DynamoDB unavailable"))
+    with pytest.raises(UnconfirmedSendError):
+        deliver(s, request(1))
+    del s.ledger.record_unconfirmed
+    clock.advance(370)
+    assert deliver(s, request(1)) is SendOutcome.UNCONFIRMED
+
+
+def test_too_little_time_left_retries_later_without_a_claim():
+    s, _ = sender()
+    with pytest.raises(TooLittleTimeError):
+        deliver(s, request(1), remaining_ms=lambda: 19_999)
+    assert "o-1" not in s.ledger.items and s.ledger.sent_on(AT.date()) == 0 and s.sms.sent == []
+    assert deliver(s, request(1), remaining_ms=lambda: 20_000) is SendOutcome.SENT

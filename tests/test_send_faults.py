@@ -122,7 +122,7 @@ def test_the_send_functions_timeouts_fit_inside_each_other():
     function_timeout = timedelta(seconds=int(resources["SendFunction"]["Properties"]["Timeout"]))
     visibility = timedelta(seconds=int(resources["SendQueue"]["Properties"]["VisibilityTimeout"]))
     publish_at_worst = timedelta(seconds=SNS_CLIENT_CONFIG.connect_timeout + SNS_CLIENT_CONFIG.read_timeout)
-    assert SNS_CLIENT_CONFIG.retries == {"total_max_attempts": 1}
+    assert SNS_CLIENT_CONFIG.retries["total_max_attempts"] == 1  # botocore adds its "mode" when used
     assert publish_at_worst < MIN_TIME_TO_SEND < function_timeout < CLAIM_IN_FLIGHT_LIMIT < visibility
 
 

@@ -12,7 +12,7 @@ import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from nudge.adapters.dynamodb import (
@@ -20,13 +20,18 @@ from nudge.adapters.dynamodb import (
     OPTED_OUT_SKIP,
     PLANNING_STATUSES,
     ClaimNotHeldError,
+    contact_keys,
+    held_claim_outcome,
+    latest_per_order,
+    order_now,
     planning_lower_bound,
     reminder_state,
+    sent_reminder,
     utc_iso,
 )
 from nudge.adapters.sqs import SQS_BATCH_LIMIT, SqsSendQueue
 from nudge.domain.models import InvalidOrder, Order, ReminderState, SentReminder
-from nudge.services.ports import ClaimOutcome, PermanentSendError, SendRequest, TransientSendError
+from nudge.services.ports import ClaimOutcome, OrderNow, PermanentSendError, SendRequest, TransientSendError
 
 _E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 
@@ -53,7 +58,7 @@ class FakeOrderRepository:
     def __init__(self, records: Iterable[Mapping[str, Any] | Order] = ()):
         self.records: dict[str, dict[str, Any]] = {}
         self.planning_calls = 0
-        self.statuses_calls = 0
+        self.current_calls = 0
         self.put(*records)
 
     def put(self, *records: Mapping[str, Any] | Order) -> None:
@@ -63,6 +68,9 @@ class FakeOrderRepository:
 
     def set_status(self, order_id: str, status: str) -> None:
         self.records[order_id]["status"] = status
+
+    def update(self, order_id: str, **fields: Any) -> None:
+        self.records[order_id].update(fields)
 
     def orders_for_planning(self, since: datetime) -> Iterator[Order | InvalidOrder]:
         from nudge.domain.orders import parse_order
@@ -80,13 +88,9 @@ class FakeOrderRepository:
             for r in sorted(hits, key=lambda r: r["created_at"]):
                 yield parse_order(dict(r))
 
-    def statuses(self, order_ids: Sequence[str]) -> dict[str, str]:
-        self.statuses_calls += 1
-        return {
-            oid: self.records[oid]["status"]
-            for oid in order_ids
-            if oid in self.records and isinstance(self.records[oid].get("status"), str)
-        }
+    def current(self, order_ids: Sequence[str]) -> dict[str, OrderNow]:
+        self.current_calls += 1
+        return {oid: order_now(self.records[oid]) for oid in order_ids if oid in self.records}
 
 
 class FakeReminderLedger:
@@ -111,20 +115,11 @@ class FakeReminderLedger:
         wanted = {d.isoformat() for d in days}
         with self._lock:
             hits = [
-                i
+                dict(i)
                 for i in self.items.values()
                 if i.get("sent_day") in wanted and i.get("last_sent_at", "") >= lower
             ]
-        return [
-            SentReminder(
-                order_id=i["order_id"],
-                buyer_id=i.get("buyer_id", ""),
-                phone=i.get("phone", ""),
-                sent_at=datetime.fromisoformat(i["last_sent_at"]),
-                attempt=i.get("reminders_sent", 0),
-            )
-            for i in sorted(hits, key=lambda i: (i["sent_day"], i["last_sent_at"]))
-        ]
+        return latest_per_order(sent_reminder(i) for i in hits)
 
     def sent_on(self, day: date) -> int:
         with self._lock:
@@ -135,24 +130,53 @@ class FakeReminderLedger:
             for oid in order_ids:
                 self._item(oid).setdefault("call_requested_at", utc_iso(at))
 
-    def claim(self, request: SendRequest, token: str, daily_cap: int, now: datetime) -> ClaimOutcome:
+    def claim(
+        self,
+        request: SendRequest,
+        token: str,
+        daily_cap: int,
+        now: datetime,
+        buyer_min_interval: timedelta | None = None,
+    ) -> ClaimOutcome:
         if daily_cap <= 0:
             return ClaimOutcome.DAILY_LIMIT
         a = request.attempt
+        slots = contact_keys(request) if buyer_min_interval else []
         with self._lock:
             item = self.items.get(request.order_id, {})
             if item.get("claimed_attempt", 0) >= a or item.get("reminders_sent", 0) >= a:
-                return ClaimOutcome.ALREADY_CLAIMED
+                return held_claim_outcome(item, a, now)
+            cutoff = utc_iso(now - buyer_min_interval) if buyer_min_interval else ""
+            for key in slots:
+                if self.items.get(key, {}).get("contacted_at", "") > cutoff:
+                    return ClaimOutcome.RECENTLY_CONTACTED
             if self.quota.get(request.day, 0) >= daily_cap:
                 return ClaimOutcome.DAILY_LIMIT
             self.quota[request.day] = self.quota.get(request.day, 0) + 1
+            at = utc_iso(now)
             self._item(request.order_id).update(
                 claimed_attempt=a,
                 claim_token=token,
-                claimed_at=utc_iso(now),
+                claimed_at=at,
                 buyer_id=request.buyer_id,
                 phone=request.phone,
             )
+            for i, key in enumerate(slots):
+                slot = self._item(key)
+                slot.update(
+                    previous_contacted_at=slot.get("contacted_at", ""),
+                    contacted_at=at,
+                    contact_token=token,
+                    contact_order_id=request.order_id,
+                    contact_attempt=a,
+                )
+                if i == 0:  # the phone slot is in the day index
+                    slot.update(
+                        sent_day=request.day.isoformat(),
+                        last_sent_at=at,
+                        buyer_id=request.buyer_id,
+                        phone=request.phone,
+                    )
             return ClaimOutcome.CLAIMED
 
     def release(self, request: SendRequest, token: str) -> None:
@@ -171,6 +195,16 @@ class FakeReminderLedger:
             else:
                 del item["claimed_attempt"]
             self.quota[request.day] = self.quota.get(request.day, 0) - 1
+            for i, key in enumerate(contact_keys(request)):
+                slot = self.items.get(key, {})
+                if slot.get("contact_token") != token:
+                    continue  # not taken by this claim
+                slot["contacted_at"] = slot.get("previous_contacted_at", "")
+                for attr in ("contact_token", "contact_order_id", "contact_attempt"):
+                    slot.pop(attr, None)
+                if i == 0:
+                    slot.pop("sent_day", None)
+                    slot.pop("last_sent_at", None)
 
     def record_sent(self, request: SendRequest, token: str, message_id: str, sent_at: datetime) -> None:
         with self._lock:
@@ -191,6 +225,11 @@ class FakeReminderLedger:
             self._item(request.order_id).setdefault("skips", []).append(
                 {"attempt": request.attempt, "reason": reason, "at": utc_iso(at)}
             )
+
+    def record_unconfirmed(self, request: SendRequest, reason: str, at: datetime) -> None:
+        self.record_skip(request, reason, at)
+        with self._lock:
+            self._item(request.order_id).setdefault("unconfirmed_attempts", set()).add(request.attempt)
 
     def record_opt_out(self, request: SendRequest, at: datetime) -> None:
         self.record_skip(request, OPTED_OUT_SKIP, at)

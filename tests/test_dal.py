@@ -31,14 +31,23 @@ from nudge.adapters.dynamodb import (
     DalError,
     DynamoOrderRepository,
     DynamoReminderLedger,
+    contact_keys,
     item_from_ddb,
     planning_lower_bound,
     quota_key,
+    utc_iso,
 )
 from nudge.adapters.sns import SnsSmsGateway
 from nudge.adapters.sqs import EnqueueError, SqsSendQueue
-from nudge.domain.models import InvalidOrder, Order, ReminderState
-from nudge.services.ports import ClaimOutcome, PermanentSendError, SendRequest, TransientSendError
+from nudge.domain.models import InvalidOrder, Order, ReminderState, SentReminder
+from nudge.services.ports import (
+    CLAIM_IN_FLIGHT_LIMIT,
+    ClaimOutcome,
+    OrderNow,
+    PermanentSendError,
+    SendRequest,
+    TransientSendError,
+)
 from tests.fakes import FakeOrderRepository, FakeReminderLedger, FakeSmsGateway
 
 REGION = "us-east-1"
@@ -285,7 +294,7 @@ def test_orders_for_planning_reads_one_megabyte_pages(ddb: Any) -> None:
     assert calls.ops["Query"] >= 3  # unpaid needs 2+ pages, paid 1
 
 
-def test_statuses_reads_in_batches_of_100(orders_env: OrdersEnv) -> None:
+def test_current_reads_in_batches_of_100(orders_env: OrdersEnv) -> None:
     orders_env.put(
         [
             record(f"o{i:03}", "2026-11-23T08:00:00+08:00", status="paid" if i % 2 else "unpaid")
@@ -293,9 +302,10 @@ def test_statuses_reads_in_batches_of_100(orders_env: OrdersEnv) -> None:
         ]
     )
     ids = [f"o{i:03}" for i in range(250)]  # 10 do not exist
-    got = orders_env.repo().statuses(ids + ids[:5])  # duplicates are fine
+    got = orders_env.repo().current(ids + ids[:5])  # duplicates are fine
     assert len(got) == 240
-    assert got["o001"] == "paid" and got["o002"] == "unpaid"
+    assert got["o001"].status == "paid" and got["o002"].status == "unpaid"
+    assert got["o002"].created_at == datetime(2026, 11, 23, 0, 0, tzinfo=UTC)
     if orders_env.calls:
         assert orders_env.calls.ops["BatchGetItem"] == 3
 
@@ -361,14 +371,14 @@ class FlakyBatchGet:
         return getattr(self._client, name)
 
 
-def test_statuses_retries_unprocessed_keys(ddb: Any) -> None:
+def test_current_retries_unprocessed_keys(ddb: Any) -> None:
     put_orders(ddb, [record(f"o{i}", "2026-11-23T08:00:00+08:00") for i in range(4)])
     client = FlakyBatchGet(ddb, n=2)
     sleeps: list[float] = []
-    got = DynamoOrderRepository(client, ORDERS, STATUS_INDEX, sleep=sleeps.append).statuses(
+    got = DynamoOrderRepository(client, ORDERS, STATUS_INDEX, sleep=sleeps.append).current(
         [f"o{i}" for i in range(4)]
     )
-    assert got == {f"o{i}": "unpaid" for i in range(4)}
+    assert {oid: o.status for oid, o in got.items()} == {f"o{i}": "unpaid" for i in range(4)}
     assert client.calls == 3 and len(sleeps) == 2
 
 
@@ -385,8 +395,9 @@ def test_states_gives_up_on_unprocessed_keys_loudly(ddb: Any) -> None:
 def test_claim_is_once_per_order_and_attempt(ledger_env: LedgerEnv) -> None:
     led = ledger_env.ledger
     assert led.claim(request(), "t1", 500, NOW) == ClaimOutcome.CLAIMED
-    assert led.claim(request(), "t2", 500, NOW) == ClaimOutcome.ALREADY_CLAIMED
-    assert led.claim(request(), "t1", 500, NOW + timedelta(seconds=1)) == ClaimOutcome.ALREADY_CLAIMED
+    # held and not recorded yet: its sender may be publishing right now
+    assert led.claim(request(), "t2", 500, NOW) == ClaimOutcome.IN_FLIGHT
+    assert led.claim(request(), "t1", 500, NOW + timedelta(seconds=1)) == ClaimOutcome.IN_FLIGHT
     assert led.sent_on(DAY) == 1
     item = ledger_env.item("o1")
     assert (item["claimed_attempt"], item["claim_token"], item["buyer_id"]) == (1, "t1", "b1")
@@ -431,7 +442,7 @@ def test_concurrent_claims_let_exactly_one_through(ledger_env: LedgerEnv) -> Non
         t.start()
     for t in threads:
         t.join()
-    assert Counter(outcomes) == {ClaimOutcome.CLAIMED: 1, ClaimOutcome.ALREADY_CLAIMED: n - 1}
+    assert Counter(outcomes) == {ClaimOutcome.CLAIMED: 1, ClaimOutcome.IN_FLIGHT: n - 1}
     assert ledger_env.ledger.sent_on(DAY) == 1
 
 
@@ -441,7 +452,7 @@ def test_a_sent_attempt_stays_taken_and_the_next_one_is_free(ledger_env: LedgerE
     led.record_sent(request(attempt=1), "t1", "msg-1", NOW)
     assert led.claim(request(attempt=1), "t9", 500, NOW) == ClaimOutcome.ALREADY_CLAIMED
     assert led.claim(request(attempt=2), "t2", 500, NOW) == ClaimOutcome.CLAIMED
-    assert led.claim(request(attempt=2), "t3", 500, NOW) == ClaimOutcome.ALREADY_CLAIMED
+    assert led.claim(request(attempt=2), "t3", 500, NOW) == ClaimOutcome.IN_FLIGHT
     assert led.sent_on(DAY) == 2
 
 
@@ -463,8 +474,8 @@ def test_daily_cap(ledger_env: LedgerEnv) -> None:
     # the cancelled transaction left order c untouched: it can go out tomorrow
     assert "claimed_attempt" not in ledger_env.item("c")
     assert led.claim(request("c", day=DAY + timedelta(days=1)), "tc", 2, NOW) == ClaimOutcome.CLAIMED
-    # a duplicate on a full day is reported as a duplicate
-    assert led.claim(request("a"), "tz", 2, NOW) == ClaimOutcome.ALREADY_CLAIMED
+    # a duplicate on a full day is reported as a duplicate (of a claim in flight), not a cap hit
+    assert led.claim(request("a"), "tz", 2, NOW) == ClaimOutcome.IN_FLIGHT
     # a raised cap lets more through the same day
     assert led.claim(request("d"), "td", 3, NOW) == ClaimOutcome.CLAIMED
 
@@ -515,7 +526,8 @@ def test_record_sent_needs_the_claim(ledger_env: LedgerEnv) -> None:
         led.record_sent(request(), "someone-else", "m1", NOW)
     with pytest.raises(ClaimNotHeldError):
         led.record_sent(request(attempt=2), "t1", "m1", NOW)
-    assert led.states(["o1"]) == {}
+    # claimed, not recorded: the planner counts the attempt as taken all the same
+    assert led.states(["o1"]) == {"o1": ReminderState("o1", 1, False)}
     led.record_sent(request(), "t1", "m1", NOW)
     led.record_sent(request(), "t1", "m1", NOW)  # a retried record is idempotent
     assert led.states(["o1"]) == {"o1": ReminderState("o1", 1, False)}
@@ -525,7 +537,8 @@ def test_record_sent_needs_the_claim(ledger_env: LedgerEnv) -> None:
 def test_one_sms_costs_exactly_two_ledger_writes(ddb: Any) -> None:
     led = DynamoReminderLedger(ddb, LEDGER, DAY_INDEX)
     calls = CallCounter(ddb, "dynamodb")
-    assert led.claim(request(), "t1", 500, NOW) == ClaimOutcome.CLAIMED
+    # the contact slots ride in the claim's transaction: 4 items, still one call
+    assert led.claim(request(), "t1", 500, NOW, timedelta(hours=24)) == ClaimOutcome.CLAIMED
     led.record_sent(request(), "t1", "m1", NOW)
     assert calls.writes() == 2
     assert calls.ops["TransactWriteItems"] == 1
@@ -598,6 +611,186 @@ def test_claim_retries_a_transaction_conflict_on_the_quota_item(ddb: Any) -> Non
 
 
 # ---------------------------------------------------------------------------------------------
+# the ledger: held claims (duplicate, in flight, or left by a sender that died)
+
+
+def test_a_held_claim_is_in_flight_then_unconfirmed_until_reported(ledger_env: LedgerEnv) -> None:
+    led = ledger_env.ledger
+    assert led.claim(request(), "t1", 500, NOW) == ClaimOutcome.CLAIMED
+    assert led.claim(request(), "t2", 500, NOW + CLAIM_IN_FLIGHT_LIMIT - timedelta(seconds=1)) == (
+        ClaimOutcome.IN_FLIGHT
+    )
+    # Held longer than any send invocation lives, never recorded: its sender died holding it.
+    later = NOW + CLAIM_IN_FLIGHT_LIMIT
+    assert led.claim(request(), "t3", 500, later) == ClaimOutcome.UNCONFIRMED
+    assert led.claim(request(), "t3", 500, later) == ClaimOutcome.UNCONFIRMED  # until reported
+    led.record_unconfirmed(request(), "unconfirmed: claimed, never recorded as sent", later)
+    assert led.claim(request(), "t4", 500, later) == ClaimOutcome.ALREADY_CLAIMED
+    assert ledger_env.item("o1")["skips"][0]["reason"].startswith("unconfirmed")
+    assert led.claim(request(attempt=2), "t5", 500, later) == ClaimOutcome.CLAIMED  # the next is free
+    assert led.sent_on(DAY) == 2  # refused claims took no unit of the cap
+
+
+def test_a_recorded_send_is_a_duplicate_however_old(ledger_env: LedgerEnv) -> None:
+    led = ledger_env.ledger
+    led.claim(request(), "t1", 500, NOW)
+    led.record_sent(request(), "t1", "m1", NOW)
+    for at in (NOW, NOW + timedelta(hours=5)):
+        assert led.claim(request(), "t2", 500, at) == ClaimOutcome.ALREADY_CLAIMED
+
+
+def test_a_held_claim_is_told_apart_without_an_extra_read(ddb: Any) -> None:
+    led = DynamoReminderLedger(ddb, LEDGER, DAY_INDEX)
+    led.claim(request(), "t1", 500, NOW)
+    calls = CallCounter(ddb, "dynamodb")
+    assert led.claim(request(), "t2", 500, NOW + timedelta(minutes=10)) == ClaimOutcome.UNCONFIRMED
+    assert dict(calls.ops) == {"TransactWriteItems": 1}  # the old item came back with the cancellation
+
+
+# ---------------------------------------------------------------------------------------------
+# the ledger: the buyer's contact slots
+
+DAY_LONG = timedelta(hours=24)
+
+
+def test_one_claim_per_buyer_and_per_phone_per_interval(ledger_env: LedgerEnv) -> None:
+    led = ledger_env.ledger
+    first = request("o1", buyer="b1", phone="+8613800138001")
+    assert led.claim(first, "t1", 500, NOW, DAY_LONG) == ClaimOutcome.CLAIMED
+    same_buyer = request("o2", buyer="b1", phone="+8613800138002")
+    same_phone = request("o3", buyer="b3", phone="+8613800138001")
+    later = NOW + timedelta(hours=5)
+    assert led.claim(same_buyer, "t2", 500, later, DAY_LONG) == ClaimOutcome.RECENTLY_CONTACTED
+    assert led.claim(same_phone, "t3", 500, later, DAY_LONG) == ClaimOutcome.RECENTLY_CONTACTED
+    other = request("o4", buyer="b4", phone="+8613800138004")
+    assert led.claim(other, "t4", 500, later, DAY_LONG) == ClaimOutcome.CLAIMED
+    # refused claims changed nothing: no attempt taken, no unit of the cap
+    assert "claimed_attempt" not in ledger_env.item("o2") and led.sent_on(DAY) == 2
+    # exactly the interval later the slot is free again ("24 h" includes its end)
+    assert led.claim(same_buyer, "t5", 500, NOW + DAY_LONG, DAY_LONG) == ClaimOutcome.CLAIMED
+
+
+def test_a_duplicate_is_reported_before_a_contact_or_a_cap_hit(ledger_env: LedgerEnv) -> None:
+    led = ledger_env.ledger
+    led.claim(request(), "t1", 1, NOW, DAY_LONG)
+    led.record_sent(request(), "t1", "m1", NOW)
+    assert led.claim(request(), "t2", 1, NOW, DAY_LONG) == ClaimOutcome.ALREADY_CLAIMED
+    assert led.claim(request("o2"), "t3", 1, NOW, DAY_LONG) == ClaimOutcome.RECENTLY_CONTACTED
+    assert led.claim(request("o3", buyer="b3", phone="+8613800138003"), "t4", 1, NOW, DAY_LONG) == (
+        ClaimOutcome.DAILY_LIMIT
+    )
+
+
+def test_a_release_gives_the_slots_back_with_their_previous_contact_time(ledger_env: LedgerEnv) -> None:
+    led = ledger_env.ledger
+    phone_key, buyer_key = contact_keys(request())
+    led.claim(request(), "t1", 500, NOW, DAY_LONG)
+    led.record_sent(request(), "t1", "m1", NOW)
+    # a day later, reminder 2 is claimed and throttled: its claim is released
+    later = NOW + DAY_LONG
+    assert led.claim(request(attempt=2), "t2", 500, later, DAY_LONG) == ClaimOutcome.CLAIMED
+    led.release(request(attempt=2), "t2")
+    for key in (phone_key, buyer_key):
+        assert ledger_env.item(key)["contacted_at"] == utc_iso(NOW)  # not wiped: restored
+        assert "contact_token" not in ledger_env.item(key)
+    # the restored time still counts for a rule measured over a longer interval
+    two_days = timedelta(hours=48)
+    assert led.claim(request("o2"), "t3", 500, later, two_days) == ClaimOutcome.RECENTLY_CONTACTED
+    assert led.claim(request("o2"), "t3", 500, later, DAY_LONG) == ClaimOutcome.CLAIMED
+    # a slot never contacted before is left empty again by a release
+    fresh = request("o5", buyer="b5", phone="+8613800138005")
+    led.claim(fresh, "t5", 500, NOW, DAY_LONG)
+    led.release(fresh, "t5")
+    assert ledger_env.item(contact_keys(fresh)[0])["contacted_at"] == ""
+    assert led.claim(request("o6", buyer="b5", phone="+8613800138006"), "t6", 500, NOW, DAY_LONG) == (
+        ClaimOutcome.CLAIMED
+    )
+
+
+def test_a_release_leaves_slots_it_did_not_take(ledger_env: LedgerEnv) -> None:
+    led = ledger_env.ledger
+    led.claim(request("o1"), "t1", 500, NOW, DAY_LONG)  # holds b1's slots
+    led.claim(request("o2"), "t2", 500, NOW)  # no interval: takes no slot (e.g. a history import)
+    led.release(request("o2"), "t2")
+    assert led.sent_on(DAY) == 1 and "claimed_attempt" not in ledger_env.item("o2")
+    assert ledger_env.item(contact_keys(request())[0])["contact_token"] == "t1"
+
+
+def test_claims_whose_outcome_is_unknown_are_seen_by_plans(ledger_env: LedgerEnv) -> None:
+    led = ledger_env.ledger
+    led.claim(request("o1", buyer="b1", phone="+8613800138001"), "t1", 500, NOW, DAY_LONG)  # unknown
+    sent = request("o2", buyer="b2", phone="+8613800138002")
+    led.claim(sent, "t2", 500, NOW, DAY_LONG)
+    led.record_sent(sent, "t2", "m2", NOW + timedelta(seconds=1))
+    released = request("o3", buyer="b3", phone="+8613800138003")
+    led.claim(released, "t3", 500, NOW, DAY_LONG)
+    led.release(released, "t3")
+
+    recent = led.recent_sends(NOW - timedelta(hours=1), [DAY])
+    assert recent == [
+        SentReminder("o1", "b1", "+8613800138001", NOW.astimezone(UTC), 1),
+        SentReminder("o2", "b2", "+8613800138002", NOW.astimezone(UTC) + timedelta(seconds=1), 1),
+    ]  # one entry per order; the released claim is gone
+    assert led.states(["o1", "o3"]) == {"o1": ReminderState("o1", 1, False)}
+
+
+def test_contact_slots_expire_and_long_buyer_ids_are_hashed(ledger_env: LedgerEnv) -> None:
+    long_id = "b" * 3000
+    keys = contact_keys(request(buyer=long_id))
+    assert keys[0] == "#contact#phone#+8613800138000"
+    assert keys[1].startswith("#contact#buyer#sha256:") and len(keys[1]) < 100
+    assert contact_keys(request(buyer="")) == ["#contact#phone#+8613800138000"]  # no shared "" slot
+    assert ledger_env.ledger.claim(request(buyer=long_id), "t1", 500, NOW, DAY_LONG) == ClaimOutcome.CLAIMED
+    if ledger_env.kind == "dynamo":
+        for key in keys:
+            assert ledger_env.item(key)["expires_at"] == int((NOW + timedelta(days=30)).timestamp())
+
+
+@pytest.mark.usefixtures("atomic_moto")
+def test_concurrent_claims_for_one_buyers_orders_let_one_through(ledger_env: LedgerEnv) -> None:
+    n = 8
+    barrier = threading.Barrier(n)
+    outcomes: list[ClaimOutcome] = []
+    lock = threading.Lock()
+
+    def worker(i: int) -> None:
+        r = request(f"o{i}", buyer="b1", phone=f"+86138001380{i % 2}0")  # one buyer, two phones
+        barrier.wait()
+        outcome = ledger_env.ledger.claim(r, f"token-{i}", 500, NOW, DAY_LONG)
+        with lock:
+            outcomes.append(outcome)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert Counter(outcomes) == {ClaimOutcome.CLAIMED: 1, ClaimOutcome.RECENTLY_CONTACTED: n - 1}
+    assert ledger_env.ledger.sent_on(DAY) == 1
+
+
+def test_current_reads_closes_at_and_flags_what_no_longer_parses(orders_env: OrdersEnv) -> None:
+    orders_env.put(
+        [
+            record("open", "2026-11-23T08:00:00+08:00", closes_at="2026-11-24T08:00:00+08:00"),
+            record("no-close", "2026-11-23T08:00:00+08:00", closes_at=""),
+            record("bad-close", "2026-11-23T08:00:00+08:00", closes_at="tomorrow"),
+            record("naive", "2026-11-23T08:00:00", status="paid"),
+            {"order_id": "bare", "status": "unpaid"},
+        ]
+    )
+    got = orders_env.repo().current(["open", "no-close", "bad-close", "naive", "bare", "gone"])
+    created = datetime(2026, 11, 23, 8, 0, tzinfo=CST)
+    assert got == {
+        "open": OrderNow("unpaid", created, datetime(2026, 11, 24, 8, 0, tzinfo=CST)),
+        "no-close": OrderNow("unpaid", created, None),
+        "bad-close": OrderNow("unpaid", created, invalid_field="closes_at"),
+        "naive": OrderNow("paid", invalid_field="created_at"),
+        "bare": OrderNow("unpaid", invalid_field="created_at"),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
 # the ledger: reads
 
 
@@ -628,6 +821,7 @@ def test_states_recent_sends_and_sent_on_round_trip(ledger_env: LedgerEnv) -> No
         "o2": ReminderState("o2", 2, False),
         "o3": ReminderState("o3", 1, False),
         "big": ReminderState("big", 0, True),
+        "o9": ReminderState("o9", 1, False),  # its outcome is unknown: the attempt counts as taken
     }
 
     since = datetime(2026, 11, 23, 10, 30, tzinfo=CST) - timedelta(hours=24)

@@ -77,10 +77,12 @@ def test_fake_orders_take_records_and_orders() -> None:
     assert parse_order(order_record(order)) == order
     repo = FakeOrderRepository([order, {**order_record(order), "order_id": "o2", "status": "closed"}])
     assert list(repo.orders_for_planning(NOW - timedelta(hours=72))) == [order]
-    assert repo.statuses(["o1", "o2", "o3"]) == {"o1": "unpaid", "o2": "closed"}
+    now = repo.current(["o1", "o2", "o3"])
+    assert {k: v.status for k, v in now.items()} == {"o1": "unpaid", "o2": "closed"}
+    assert (now["o1"].created_at, now["o1"].closes_at) == (order.created_at, order.closes_at)
     repo.set_status("o1", "paid")
-    assert repo.statuses(["o1"]) == {"o1": "paid"}
-    assert (repo.planning_calls, repo.statuses_calls) == (1, 2)
+    assert repo.current(["o1"])["o1"].status == "paid"
+    assert (repo.planning_calls, repo.current_calls) == (1, 2)
 
 
 def test_fake_orders_hide_records_the_index_would_not_hold() -> None:

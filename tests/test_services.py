@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -12,7 +13,14 @@ from nudge.domain.config import load_config
 from nudge.domain.restdays import RestDayCalendar
 from nudge.services.planning import UnknownWindowError, WindowRun, plan_window
 from nudge.services.ports import PermanentSendError, SendRequest, TransientSendError
-from nudge.services.sending import Pacer, RetryLaterError, Sender, SendOutcome, UnconfirmedSendError
+from nudge.services.sending import (
+    Pacer,
+    RetryLaterError,
+    Sender,
+    SendOutcome,
+    TooLittleTimeError,
+    UnconfirmedSendError,
+)
 from tests.fakes import FakeOrderRepository, FakeReminderLedger, FakeSendQueue, FakeSmsGateway
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -106,37 +114,46 @@ def request(i: int = 1, attempt: int = 1, not_after: datetime | None = None) -> 
     )
 
 
-def sender(*, orders=None, sms=None, per_second=100.0, dry_run=False, cap=500):
+def sender(*, orders=None, sms=None, per_second=100.0, dry_run=False, cap=500, ledger=None):
     clock = FakeClock(AT)
     orders = orders or FakeOrderRepository([record(i) for i in range(1, 6)])
     s = Sender(
         orders=orders,
-        ledger=FakeReminderLedger(),
+        ledger=ledger or FakeReminderLedger(),
         sms=sms or FakeSmsGateway(),
         clock=clock.now,
         pacer=Pacer(per_second, clock=clock.now, sleep=clock.sleep),
         daily_cap=cap,
+        buyer_min_interval=timedelta(hours=24),
+        max_age=timedelta(hours=72),
         new_token=iter(f"t{i}" for i in range(1000)).__next__,
         dry_run=dry_run,
     )
     return s, clock
 
 
+def deliver(s: Sender, req: SendRequest, **batch) -> SendOutcome:
+    """One SMS in a batch of its own, as an SQS batch of one message is delivered."""
+    return s.start_batch([req], **batch).deliver(req)
+
+
 def test_the_pacer_spaces_publishes_to_the_ceiling():
     s, clock = sender(per_second=2)
-    s.start_batch([request(i) for i in range(1, 5)])
+    batch = s.start_batch([request(i) for i in range(1, 5)])
     for i in range(1, 5):
-        assert s.deliver(request(i)) is SendOutcome.SENT
+        assert batch.deliver(request(i)) is SendOutcome.SENT
     assert clock.now() - AT == timedelta(seconds=1.5)  # 4 SMS at 2/s: 0, 0.5, 1.0, 1.5 s
 
 
 def test_a_status_read_for_one_batch_is_not_trusted_by_the_next():
     orders = FakeOrderRepository([record(1)])
     s, _ = sender(orders=orders)
-    s.start_batch([request(1)])
+    first = s.start_batch([request(1)])
     orders.set_status("o-1", "paid")  # paid after that batch was read
-    s.start_batch([request(1)])  # a later batch on the same warm container
-    assert s.deliver(request(1)) is SendOutcome.NOT_UNPAID
+    later = s.start_batch([request(1)])  # a later batch on the same warm container
+    assert later.deliver(request(1)) is SendOutcome.NOT_UNPAID
+    assert first.orders_now["o-1"].status == "unpaid"  # each batch holds its own read
+    assert orders.current_calls == 2
 
 
 def test_a_rejected_number_releases_its_claim_and_is_not_retried():
@@ -145,7 +162,7 @@ def test_a_rejected_number_releases_its_claim_and_is_not_retried():
             raise PermanentSendError("InvalidParameter")
 
     s, _ = sender(sms=Rejecting())
-    assert s.deliver(request(1)) is SendOutcome.REJECTED
+    assert deliver(s, request(1)) is SendOutcome.REJECTED
     assert s.ledger.sent_on(AT.date()) == 0
     assert s.ledger.items["o-1"]["skips"][0]["reason"].startswith("rejected")
 
@@ -157,21 +174,21 @@ def test_a_throttled_opt_out_check_is_retried_later_without_a_claim():
 
     s, _ = sender(sms=Throttled())
     with pytest.raises(RetryLaterError):
-        s.deliver(request(1))
+        deliver(s, request(1))
     assert s.ledger.sent_on(AT.date()) == 0 and "claimed_attempt" not in s.ledger.items.get("o-1", {})
 
 
 def test_dry_run_sends_and_claims_nothing():
     sms = FakeSmsGateway()
     s, _ = sender(sms=sms, dry_run=True)
-    assert s.deliver(request(1)) is SendOutcome.DRY_RUN
+    assert deliver(s, request(1)) is SendOutcome.DRY_RUN
     assert sms.sent == [] and s.ledger.sent_on(AT.date()) == 0
 
 
 def test_pacing_that_runs_past_the_deadline_drops_the_sms():
     s, _ = sender(per_second=0.1)  # one SMS every 10 s
     deadline = AT + timedelta(seconds=15)
-    outcomes = [s.deliver(request(i, not_after=deadline)) for i in range(1, 4)]
+    outcomes = [deliver(s, request(i, not_after=deadline)) for i in range(1, 4)]
     assert outcomes == [SendOutcome.SENT, SendOutcome.SENT, SendOutcome.PAST_DEADLINE]
 
 
@@ -182,10 +199,10 @@ def test_a_publish_without_an_answer_keeps_the_claim_and_is_unconfirmed():
 
     s, _ = sender(sms=Silent())
     with pytest.raises(UnconfirmedSendError, match="publish outcome unknown"):
-        s.deliver(request(1))
+        deliver(s, request(1))
     assert s.ledger.items["o-1"]["claimed_attempt"] == 1  # held: this attempt is never published again
     s.sms = FakeSmsGateway()
-    assert s.deliver(request(1)) is SendOutcome.DUPLICATE
+    assert deliver(s, request(1)) is SendOutcome.DUPLICATE
 
 
 def test_a_send_that_is_not_recorded_is_unconfirmed_and_never_repeated():
@@ -196,22 +213,22 @@ def test_a_send_that_is_not_recorded_is_unconfirmed_and_never_repeated():
 
     s.ledger.record_sent = broken
     with pytest.raises(UnconfirmedSendError, match="but not recorded"):
-        s.deliver(request(1))
+        deliver(s, request(1))
     assert len(s.sms.sent) == 1
-    assert s.deliver(request(1)) is SendOutcome.DUPLICATE and len(s.sms.sent) == 1
+    assert deliver(s, request(1)) is SendOutcome.DUPLICATE and len(s.sms.sent) == 1
 
 
 def test_a_failure_before_the_claim_is_not_unconfirmed_and_a_retry_sends():
     orders = FakeOrderRepository([record(1)])
     s, _ = sender(orders=orders)
-    real = orders.statuses
-    orders.statuses = lambda ids: (_ for _ in ()).throw(RuntimeError("DynamoDB unavailable"))
+    real = orders.current
+    orders.current = lambda ids: (_ for _ in ()).throw(RuntimeError("DynamoDB unavailable"))
     with pytest.raises(RuntimeError) as info:
-        s.deliver(request(1))
+        deliver(s, request(1))
     assert not isinstance(info.value, UnconfirmedSendError)
     assert "o-1" not in s.ledger.items  # nothing claimed
-    orders.statuses = real
-    assert s.deliver(request(1)) is SendOutcome.SENT
+    orders.current = real
+    assert deliver(s, request(1)) is SendOutcome.SENT
 
 
 def test_a_number_sns_refuses_to_check_is_rejected_not_retried():
@@ -220,5 +237,148 @@ def test_a_number_sns_refuses_to_check_is_rejected_not_retried():
             raise PermanentSendError("InvalidParameter")
 
     s, _ = sender(sms=Refusing())
-    assert s.deliver(request(1)) is SendOutcome.REJECTED
+    assert deliver(s, request(1)) is SendOutcome.REJECTED
     assert s.ledger.sent_on(AT.date()) == 0 and s.sms.sent == []
+
+
+# ---- sender: the buyer's contact slots ----------------------------------------------------------
+
+AFTERNOON = AT + timedelta(hours=5, minutes=10)  # 15:00, the afternoon window
+
+
+def of_buyer_1(i: int, *, phone_of: int = 1, not_after: datetime | None = None) -> SendRequest:
+    """Order o-i, bought by b-1 (each planned in its own window: a plan never queues both)."""
+    return replace(
+        request(i),
+        buyer_id="b-1",
+        phone=f"+86138001380{phone_of:02d}",
+        not_after=not_after or AT + timedelta(hours=7),
+    )
+
+
+def test_a_second_order_of_a_buyer_texted_today_is_dropped_at_send_time():
+    s, clock = sender()
+    assert deliver(s, of_buyer_1(1)) is SendOutcome.SENT
+    clock.set(AFTERNOON)
+    assert deliver(s, of_buyer_1(2, phone_of=2)) is SendOutcome.BUYER_RECENTLY_CONTACTED  # same buyer id
+    assert deliver(s, replace(of_buyer_1(3), buyer_id="b-3")) is SendOutcome.BUYER_RECENTLY_CONTACTED
+    assert s.ledger.items["o-2"]["skips"][0]["reason"] == "buyer_recently_contacted"
+    assert len(s.sms.sent) == 1 and s.ledger.sent_on(AT.date()) == 1
+
+
+def test_a_throttled_publish_gives_the_buyers_slot_back():
+    sms = FakeSmsGateway()
+    s, clock = sender(sms=sms)
+    sms.fail_next(1)
+    with pytest.raises(RetryLaterError):
+        deliver(s, of_buyer_1(1))
+    clock.set(AFTERNOON)
+    assert deliver(s, of_buyer_1(2)) is SendOutcome.SENT  # nothing went out this morning
+
+
+def test_a_publish_of_unknown_outcome_keeps_the_buyer_from_another_sms_for_24_hours():
+    class Silent(FakeSmsGateway):
+        def publish(self, phone, text):
+            raise TimeoutError("read timeout")
+
+    s, clock = sender(sms=Silent())
+    with pytest.raises(UnconfirmedSendError):
+        deliver(s, of_buyer_1(1))
+    s.sms = FakeSmsGateway()
+    clock.set(AFTERNOON)
+    assert deliver(s, of_buyer_1(2)) is SendOutcome.BUYER_RECENTLY_CONTACTED
+    clock.set(AT + timedelta(hours=24))
+    tomorrow = replace(of_buyer_1(2), not_after=AT + timedelta(hours=24, minutes=50))
+    assert deliver(s, tomorrow) is SendOutcome.SENT
+    assert len(s.sms.sent) == 1
+
+
+# ---- sender: the order as it is now -------------------------------------------------------------
+
+
+def test_an_order_closed_or_aged_out_since_planning_gets_no_sms():
+    orders = FakeOrderRepository(
+        [
+            record(1, closes_at=(AT + timedelta(minutes=5)).isoformat()),
+            record(2, created_at=(AT - timedelta(hours=71, minutes=59)).isoformat()),
+            record(3, closes_at="soon"),
+            record(4),
+        ]
+    )
+    sms = FakeSmsGateway()
+    s, clock = sender(orders=orders, sms=sms)
+    sms.fail_next(2)  # throttled: SQS brings both back after the visibility timeout (~6 min)
+    for i in (1, 2):
+        with pytest.raises(RetryLaterError):
+            deliver(s, request(i))
+    clock.advance(370)
+    assert deliver(s, request(1)) is SendOutcome.EXPIRED  # its closes_at passed meanwhile
+    assert deliver(s, request(2)) is SendOutcome.EXPIRED  # 72 h old by now
+    assert deliver(s, request(3)) is SendOutcome.INVALID_ORDER
+    assert [sk["reason"] for sk in s.ledger.items["o-1"]["skips"]] == [
+        f"expired: closed at {(AT + timedelta(minutes=5)).isoformat()}"
+    ]
+    assert s.ledger.items["o-3"]["skips"][0]["reason"] == "invalid_order: closes_at"
+    orders.update("o-4", closes_at=clock.now().isoformat())  # closed right now: closes_at <= now
+    assert deliver(s, request(4)) is SendOutcome.EXPIRED
+    assert sms.sent == [] and s.ledger.sent_on(AT.date()) == 0
+
+
+# ---- sender: a sender that died, and the time left ----------------------------------------------
+
+
+class Crash(BaseException):
+    """The process dies (Lambda timeout, out of memory): no handler gets to run."""
+
+
+def test_a_sender_that_died_after_its_claim_is_reported_once_as_unconfirmed():
+    class Dying(FakeSmsGateway):
+        def publish(self, phone, text):
+            raise Crash
+
+    s, clock = sender(sms=Dying())
+    with pytest.raises(Crash):
+        deliver(s, request(1))
+    s.sms = FakeSmsGateway()
+    clock.advance(30)  # a concurrent duplicate while it could still be publishing
+    assert deliver(s, request(1)) is SendOutcome.DUPLICATE
+    clock.advance(370)  # SQS redelivers the dead sender's message after the visibility timeout
+    assert deliver(s, request(1)) is SendOutcome.UNCONFIRMED
+    assert s.ledger.items["o-1"]["skips"][-1]["reason"] == "unconfirmed: claimed, never recorded as sent"
+    assert deliver(s, request(1)) is SendOutcome.DUPLICATE  # reported once
+    assert s.sms.sent == []
+
+
+def test_an_unknown_publish_is_recorded_so_its_redelivery_is_a_plain_duplicate():
+    class Silent(FakeSmsGateway):
+        def publish(self, phone, text):
+            raise TimeoutError("read timeout")
+
+    s, clock = sender(sms=Silent())
+    with pytest.raises(UnconfirmedSendError):
+        deliver(s, request(1))
+    assert s.ledger.items["o-1"]["skips"][0]["reason"].startswith("unconfirmed: publish outcome unknown")
+    clock.advance(370)
+    assert deliver(s, request(1)) is SendOutcome.DUPLICATE  # already reported: not counted twice
+
+
+def test_an_unknown_publish_that_cannot_be_recorded_is_reported_by_its_redelivery():
+    class Silent(FakeSmsGateway):
+        def publish(self, phone, text):
+            raise TimeoutError("read timeout")
+
+    s, clock = sender(sms=Silent())
+    s.ledger.record_unconfirmed = lambda *a: (_ for _ in ()).throw(RuntimeError("DynamoDB unavailable"))
+    with pytest.raises(UnconfirmedSendError):
+        deliver(s, request(1))
+    del s.ledger.record_unconfirmed
+    clock.advance(370)
+    assert deliver(s, request(1)) is SendOutcome.UNCONFIRMED
+
+
+def test_too_little_time_left_retries_later_without_a_claim():
+    s, _ = sender()
+    with pytest.raises(TooLittleTimeError):
+        deliver(s, request(1), remaining_ms=lambda: 19_999)
+    assert "o-1" not in s.ledger.items and s.ledger.sent_on(AT.date()) == 0 and s.sms.sent == []
+    assert deliver(s, request(1), remaining_ms=lambda: 20_000) is SendOutcome.SENT

@@ -167,12 +167,13 @@ class LocalPipeline:
         def settings(function: str) -> Any:
             return load_settings({**self.resources.function_envs[function], **self._env_overrides})
 
+        self._new_send_app = lambda: bootstrap.build_send_app(
+            settings("SendFunction"), clients=clients, clock=self.clock.now, sleep=self.clock.sleep
+        )
         self.plan_app = bootstrap.build_plan_app(
             settings("PlanFunction"), clients=clients, clock=self.clock.now
         )
-        self.send_app = bootstrap.build_send_app(
-            settings("SendFunction"), clients=clients, clock=self.clock.now, sleep=self.clock.sleep
-        )
+        self.send_app = self._new_send_app()
         self.audit_app = bootstrap.build_audit_app(settings("AuditFunction"), clients=clients)
         self.plan_module.APP.set(self.plan_app)
         self.send_module.APP.set(self.send_app)
@@ -182,6 +183,12 @@ class LocalPipeline:
         self.queue_arn = self.sqs.get_queue_attributes(
             QueueUrl=self.resources.send_queue_url, AttributeNames=["QueueArn"]
         )["Attributes"]["QueueArn"]
+
+    def another_send_container(self) -> ModuleType:
+        """A second warm send function (its own module and app), e.g. for concurrent pollers."""
+        module = _load_handler("send", FUNCTIONS / "send" / "app.py")
+        module.APP.set(self._new_send_app())
+        return module
 
     def __exit__(self, *exc: object) -> None:
         self._mock.stop()

@@ -17,7 +17,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from nudge import bootstrap
 from nudge.domain.privacy import mask_phone
 from nudge.services.ports import SendRequest
-from nudge.services.sending import RetryLaterError, Sender, SendOutcome, UnconfirmedSendError
+from nudge.services.sending import (
+    RetryLaterError,
+    SendBatch,
+    SendOutcome,
+    TooLittleTimeError,
+    UnconfirmedSendError,
+)
 
 logger = Logger()
 tracer = bootstrap.handler_tracer()
@@ -30,10 +36,16 @@ processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failu
 APP = bootstrap.Lazy(bootstrap.send_app_from_env)
 
 
-def deliver(sender: Sender, record: SQSRecord) -> str:
+def deliver(batch: SendBatch, record: SQSRecord) -> str:
     request = SendRequest.from_json(record.json_body)
     try:
-        outcome = sender.deliver(request)
+        outcome = batch.deliver(request)
+    except TooLittleTimeError as exc:
+        metrics.add_metric(name="SendDeferred", unit=MetricUnit.Count, value=1)
+        logger.warning(
+            "send deferred: invocation ending", extra={"order_id": request.order_id, "error": str(exc)}
+        )
+        raise
     except RetryLaterError as exc:
         metrics.add_metric(name="SendThrottled", unit=MetricUnit.Count, value=1)
         logger.warning("send retried later", extra={"order_id": request.order_id, "error": str(exc)})
@@ -55,6 +67,8 @@ def deliver(sender: Sender, record: SQSRecord) -> str:
         metrics.add_metric(name="SmsSegments", unit=MetricUnit.Count, value=request.segments)
     elif outcome is SendOutcome.DAILY_LIMIT:
         metrics.add_metric(name="DailyLimitSkipped", unit=MetricUnit.Count, value=1)
+    elif outcome is SendOutcome.UNCONFIRMED:  # a sender died holding this claim: reported once
+        metrics.add_metric(name="SendUnconfirmed", unit=MetricUnit.Count, value=1)
     logger.info(
         "send outcome",
         extra={
@@ -79,12 +93,14 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
         # A body that does not parse is failed by the record handler; SQS moves it to the DLQ.
         with contextlib.suppress(ValueError, KeyError, TypeError):
             requests.append(SendRequest.from_json(SQSRecord(raw).json_body))
-    # The one place the handler drives the sender: read the batch's state, then each record.
-    sender = app.sender
-    sender.start_batch(requests, paused=app.paused())
+    # The one place the handler drives the sender. Per-invocation state (the orders read for this
+    # batch, the time left) lives in `batch`, never on the module.
+    batch = app.sender.start_batch(
+        requests, paused=app.paused(), remaining_ms=context.get_remaining_time_in_millis
+    )
     return process_partial_response(
         event=event,
-        record_handler=lambda record: deliver(sender, record),
+        record_handler=lambda record: deliver(batch, record),
         processor=processor,
         context=context,
     )

@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from nudge.domain.restdays import RestDayCalendar
@@ -157,15 +157,14 @@ def build_send_app(
     clock: Clock = system_clock,
     sleep: Callable[[float], None] = time.sleep,
 ) -> SendApp:
-    from botocore.config import Config as BotoConfig
 
-    from nudge.adapters.sns import SnsSmsGateway
+    from nudge.adapters.sns import SNS_CLIENT_CONFIG, SnsSmsGateway
     from nudge.services.sending import Pacer
 
     dynamodb = clients("dynamodb")
-    # No botocore retries on Publish: after a read timeout the SMS may already be out, and a
-    # blind retry would send it twice. SQS redelivery plus the ledger claim retry instead.
-    sns = clients("sns", config=BotoConfig(retries={"total_max_attempts": 1}))
+    # Short timeouts and no botocore retries on Publish (see SNS_CLIENT_CONFIG): a hung Publish
+    # ends in the "outcome unknown" path well before the function's timeout, never sent twice.
+    sns = clients("sns", config=SNS_CLIENT_CONFIG)
     sender = Sender(
         orders=_order_repository(settings, dynamodb),
         ledger=_ledger(settings, dynamodb),
@@ -180,6 +179,8 @@ def build_send_app(
         # the shop's SMS-per-second ceiling, so together they stay under it.
         pacer=Pacer(settings.sms_per_second / settings.send_pollers, clock=clock, sleep=sleep),
         daily_cap=settings.config.rules.daily_sms_cap,
+        buyer_min_interval=timedelta(hours=settings.config.rules.buyer_min_interval_hours),
+        max_age=timedelta(hours=settings.config.rules.max_age_hours),
         new_token=lambda: uuid.uuid4().hex,
         dry_run=settings.dry_run,
     )

@@ -4,14 +4,18 @@ Every adapter takes ready-made boto3 clients and resource names (no ``os.environ
 every time is passed in). The services only see the ports; ``tests/fakes.py`` holds in-memory twins
 with the same semantics, kept honest by the shared contract tests in ``tests/test_dal.py``.
 
-Ledger table (one item per order, keyed ``order_id``; one quota item per shop-local day; one
-item listing the numbers SNS reported opted out)::
+Ledger table, keyed ``order_id``: one item per order, one quota item per shop-local day, one item
+listing the numbers SNS reported opted out, and two contact items per buyer (by phone, by buyer id)::
 
-    order_id          S   the order, "#quota#YYYY-MM-DD" for the day's SMS counter, or "#opted-out"
-    buyer_id, phone   S   who the last claimed SMS went to (the per-buyer 24 h rule needs them)
+    order_id          S   the order; "#quota#YYYY-MM-DD"; "#opted-out"; "#contact#phone#<e164>";
+                          "#contact#buyer#<buyer_id>" (a key over 1 KB is hashed: "...#sha256:<hex>")
+    buyer_id, phone   S   who the last claimed SMS went to
     claimed_attempt   N   the highest attempt taken by a sender (the dedupe guard)
     claim_token       S   which sender holds it
-    claimed_at        S   UTC ISO
+    claimed_at        S   UTC ISO; a claim older than CLAIM_IN_FLIGHT_LIMIT and never recorded
+                          was left by a sender that died: its redelivery is UNCONFIRMED
+    unconfirmed_attempts NS attempts whose unknown outcome was reported (later deliveries of
+                          them are plain duplicates)
     reminders_sent    N   the attempt of the last SMS actually published
     last_sent_at      S   UTC ISO of that SMS      } the "sent_day-last_sent_at" index:
     sent_day          S   shop-local YYYY-MM-DD    } sends by day, sparse (unsent orders are absent)
@@ -20,11 +24,28 @@ item listing the numbers SNS reported opted out)::
     skips             L   [{attempt, reason, at}] planned SMS that were not sent
     sms_claimed       N   quota item only: SMS claimed on that day (net of releases)
     phones            SS  "#opted-out" item only: numbers SNS reported opted out
-    expires_at        N   TTL, epoch seconds
+    expires_at        N   TTL, epoch seconds (every item, contact items included)
+
+Contact items (the per-buyer minimum interval, enforced by the claim itself)::
+
+    contacted_at          S  UTC ISO of the claim that last took the slot; "" = given back, never
+    previous_contacted_at S  what contacted_at was before that claim, restored by its release
+    contact_token         S  the claim token holding the slot (removed on release)
+    contact_order_id      S  } the (order, attempt) of that claim
+    contact_attempt       N  }
+    sent_day, last_sent_at,  phone item only, written by the claim itself: the claim is in the
+    buyer_id, phone          day index from the instant it is taken, so a plan sees a send whose
+                             outcome is unknown (``recent_sends``); a release removes them (the
+                             previous contact is older than the interval: no plan needs it)
+
+The claim transaction takes the order's (order, attempt), the phone and buyer slots (free if
+``contacted_at`` is absent, "" or at least the interval old) and one unit of the day's cap, all or
+nothing. These items are never index keys except sent_day/last_sent_at, so "" is a legal value.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 import uuid
@@ -38,11 +59,12 @@ from botocore.exceptions import ClientError
 
 from nudge.adapters.common import DalError, backoff
 from nudge.domain.models import InvalidOrder, Order, ReminderState, SentReminder
-from nudge.services.ports import ClaimOutcome, SendRequest
+from nudge.services.ports import CLAIM_IN_FLIGHT_LIMIT, ClaimOutcome, OrderNow, SendRequest
 
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "CONTACT_PREFIX",
     "OPTED_OUT_KEY",
     "OPTED_OUT_SKIP",
     "PLANNING_STATUSES",
@@ -50,10 +72,15 @@ __all__ = [
     "DalError",
     "DynamoOrderRepository",
     "DynamoReminderLedger",
+    "contact_keys",
+    "held_claim_outcome",
     "item_from_ddb",
+    "latest_per_order",
+    "order_now",
     "planning_lower_bound",
     "quota_key",
     "reminder_state",
+    "sent_reminder",
     "utc_iso",
 ]
 
@@ -73,6 +100,8 @@ BATCH_GET_LIMIT = 100  # DynamoDB BatchGetItem: at most 100 keys per request
 QUOTA_PREFIX = "#quota#"
 OPTED_OUT_KEY = "#opted-out"  # the ledger item listing numbers SNS reported opted out
 OPTED_OUT_SKIP = "opted_out"
+CONTACT_PREFIX = "#contact#"
+_MAX_KEY_BYTES = 1024  # DynamoDB allows 2048 bytes for a partition key; hash anything longer than this
 
 
 class ClaimNotHeldError(DalError):
@@ -106,6 +135,45 @@ def utc_iso(at: datetime) -> str:
 
 def quota_key(day: date) -> str:
     return f"{QUOTA_PREFIX}{day.isoformat()}"
+
+
+def contact_keys(request: SendRequest) -> list[str]:
+    """The ledger keys of the buyer's contact slots: by phone (first: it carries the day-index
+    attributes), then by buyer id (none for an empty buyer id: it would join unrelated buyers)."""
+    keys = [f"{CONTACT_PREFIX}phone#{request.phone}"]
+    if request.buyer_id:
+        keys.append(f"{CONTACT_PREFIX}buyer#{request.buyer_id}")
+    return [
+        k
+        if len(k.encode()) <= _MAX_KEY_BYTES
+        else k[: k.index("#", len(CONTACT_PREFIX)) + 1] + "sha256:" + hashlib.sha256(k.encode()).hexdigest()
+        for k in keys
+    ]
+
+
+def _when(value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise ValueError("not a string")
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        raise ValueError("no UTC offset")
+    return parsed
+
+
+def order_now(item: Mapping[str, Any]) -> OrderNow:
+    """An order record as the sender re-reads it (shared with the in-memory fake)."""
+    status = item.get("status") if isinstance(item.get("status"), str) else None
+    try:
+        created_at = _when(item.get("created_at"))
+    except ValueError:
+        return OrderNow(status, invalid_field="created_at")
+    closes_at = None
+    if item.get("closes_at") not in (None, ""):
+        try:
+            closes_at = _when(item["closes_at"])
+        except ValueError:
+            return OrderNow(status, created_at, invalid_field="closes_at")
+    return OrderNow(status, created_at, closes_at)
 
 
 def _epoch(at: datetime) -> int:
@@ -244,18 +312,18 @@ class DynamoOrderRepository:
             for item in _query_all(self._client, **kwargs):
                 yield parse_order(item_from_ddb(item))
 
-    def statuses(self, order_ids: Sequence[str]) -> dict[str, str]:
-        # Strongly consistent: this is the send-time "has it been paid meanwhile?" check.
+    def current(self, order_ids: Sequence[str]) -> dict[str, OrderNow]:
+        # Strongly consistent: this is the send-time "paid, closed or aged out meanwhile?" check.
         items = _batch_get(
             self._client,
             self._table,
             order_ids,
-            projection="order_id, #s",
+            projection="order_id, #s, created_at, closes_at",
             names={"#s": "status"},
             consistent=True,
             sleep=self._sleep,
         )
-        return {i["order_id"]: i["status"] for i in items if isinstance(i.get("status"), str)}
+        return {i["order_id"]: order_now(i) for i in items}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -266,9 +334,12 @@ _CLAIM_ORDER_CONDITION = (
     " AND (attribute_not_exists(reminders_sent) OR reminders_sent < :a)"
 )
 _CLAIM_QUOTA_CONDITION = "attribute_not_exists(sms_claimed) OR sms_claimed < :cap"
+# A slot is free if never taken, given back (""), or taken at least the interval ago.
+_CLAIM_CONTACT_CONDITION = "attribute_not_exists(contacted_at) OR contacted_at <= :cutoff"
 _HELD = "claim_token = :t AND claimed_attempt = :a"
 # A claim whose SMS was recorded as sent can never be released: that would reopen the attempt.
 _RELEASE_CONDITION = f"{_HELD} AND (attribute_not_exists(reminders_sent) OR reminders_sent < :a)"
+_CCF = "ConditionalCheckFailed"
 _IDEMPOTENCY_NS = uuid.UUID("7d0c3f59-8d8e-4c59-9a53-3c6e5b1b7a11")
 
 
@@ -277,7 +348,7 @@ def _request_token(*parts: object) -> str:
 
     botocore retries a transaction whose response was lost; with the same token DynamoDB answers
     the retry with the first outcome instead of failing our own condition (a claim we hold would
-    otherwise come back ALREADY_CLAIMED and its SMS would never go out).
+    otherwise come back as held by someone and its SMS would never go out).
     """
     return str(uuid.uuid5(_IDEMPOTENCY_NS, "|".join(str(p) for p in parts)))
 
@@ -291,16 +362,67 @@ def _s(value: str) -> dict[str, str]:
 
 
 def reminder_state(item: Mapping[str, Any]) -> ReminderState:
-    """What the planner needs from one ledger item (shared with the in-memory fake)."""
+    """What the planner needs from one ledger item (shared with the in-memory fake).
+
+    A claimed attempt counts as taken even if never recorded: its SMS may be out (the sender
+    died or lost SNS's answer), so the planner never plans that attempt again.
+    """
     return ReminderState(
         order_id=item["order_id"],
-        reminders_sent=int(item.get("reminders_sent", 0)),
+        reminders_sent=max(int(item.get("reminders_sent", 0)), int(item.get("claimed_attempt", 0))),
         call_requested="call_requested_at" in item,
     )
 
 
+def held_claim_outcome(item: Mapping[str, Any], attempt: int, now: datetime) -> ClaimOutcome:
+    """Why a claim of ``attempt`` failed on this order item (shared with the in-memory fake)."""
+    reported = {int(a) for a in item.get("unconfirmed_attempts", ())}
+    if int(item.get("reminders_sent", 0)) >= attempt or attempt in reported:
+        return ClaimOutcome.ALREADY_CLAIMED  # settled: sent, or its unknown outcome reported
+    claimed_at = item.get("claimed_at")
+    if (
+        int(item.get("claimed_attempt", 0)) == attempt
+        and isinstance(claimed_at, str)
+        and datetime.fromisoformat(claimed_at) > now - CLAIM_IN_FLIGHT_LIMIT
+    ):
+        return ClaimOutcome.IN_FLIGHT
+    return ClaimOutcome.UNCONFIRMED
+
+
+def sent_reminder(item: Mapping[str, Any]) -> SentReminder:
+    """One day-index item as the planner sees it: a recorded send, or a contact claim."""
+    if str(item["order_id"]).startswith(CONTACT_PREFIX):
+        order_id, attempt = item.get("contact_order_id", ""), item.get("contact_attempt", 0)
+    else:
+        order_id, attempt = item["order_id"], item.get("reminders_sent", 0)
+    return SentReminder(
+        order_id=order_id,
+        buyer_id=item.get("buyer_id", ""),
+        phone=item.get("phone", ""),
+        sent_at=datetime.fromisoformat(item["last_sent_at"]),
+        attempt=int(attempt),
+    )
+
+
+def latest_per_order(reminders: Iterable[SentReminder]) -> list[SentReminder]:
+    """One entry per order, the latest (a recorded send and the claim that took it are one SMS)."""
+    latest: dict[str, SentReminder] = {}
+    for r in reminders:
+        if r.order_id not in latest or (r.sent_at, r.attempt) > (
+            latest[r.order_id].sent_at,
+            latest[r.order_id].attempt,
+        ):
+            latest[r.order_id] = r
+    return sorted(latest.values(), key=lambda r: (r.sent_at, r.order_id))
+
+
+def _codes(reasons: Sequence[Mapping[str, Any]]) -> list[str]:
+    return [str(r.get("Code") or "None") for r in reasons]
+
+
 class DynamoReminderLedger:
-    """How many reminders each order had, who holds each (order, attempt), and the daily SMS cap."""
+    """How many reminders each order had, who holds each (order, attempt), the buyers' contact
+    slots and the daily SMS cap."""
 
     def __init__(
         self,
@@ -328,39 +450,31 @@ class DynamoReminderLedger:
             self._client,
             self._table,
             order_ids,
-            projection="order_id, reminders_sent, call_requested_at",
+            projection="order_id, reminders_sent, claimed_attempt, call_requested_at",
             sleep=self._sleep,
         )
         out: dict[str, ReminderState] = {}
         for item in items:
             state = reminder_state(item)
             if state.reminders_sent or state.call_requested:
-                out[item["order_id"]] = state  # claims, releases and skips alone are not state
+                out[item["order_id"]] = state  # released claims and skips alone are not state
         return out
 
     def recent_sends(self, since: datetime, days: Iterable[date]) -> list[SentReminder]:
         lower = utc_iso(since)
-        out: list[SentReminder] = []
+        found: list[SentReminder] = []
         for day in sorted(set(days)):
             for raw in _query_all(
                 self._client,
                 TableName=self._table,
                 IndexName=self._index,
                 KeyConditionExpression="sent_day = :d AND last_sent_at >= :since",
-                ProjectionExpression="order_id, buyer_id, phone, last_sent_at, reminders_sent",
+                ProjectionExpression="order_id, buyer_id, phone, last_sent_at, reminders_sent,"
+                " contact_order_id, contact_attempt",
                 ExpressionAttributeValues={":d": _s(day.isoformat()), ":since": _s(lower)},
             ):
-                item = item_from_ddb(raw)
-                out.append(
-                    SentReminder(
-                        order_id=item["order_id"],
-                        buyer_id=item.get("buyer_id", ""),
-                        phone=item.get("phone", ""),
-                        sent_at=datetime.fromisoformat(item["last_sent_at"]),
-                        attempt=int(item.get("reminders_sent", 0)),
-                    )
-                )
-        return out
+                found.append(sent_reminder(item_from_ddb(raw)))
+        return latest_per_order(found)
 
     def sent_on(self, day: date) -> int:
         resp = self._client.get_item(
@@ -384,11 +498,19 @@ class DynamoReminderLedger:
                 ExpressionAttributeValues={":at": _s(utc_iso(at)), ":exp": _n(_epoch(at + self._ttl))},
             )
 
-    def claim(self, request: SendRequest, token: str, daily_cap: int, now: datetime) -> ClaimOutcome:
+    def claim(
+        self,
+        request: SendRequest,
+        token: str,
+        daily_cap: int,
+        now: datetime,
+        buyer_min_interval: timedelta | None = None,
+    ) -> ClaimOutcome:
         if daily_cap <= 0:  # `attribute_not_exists(sms_claimed)` would let the first one through
             return ClaimOutcome.DAILY_LIMIT
         expires = _n(_epoch(now + self._ttl))
-        items = [
+        at = _s(utc_iso(now))
+        items: list[dict[str, Any]] = [
             {
                 "Update": {
                     "TableName": self._table,
@@ -399,13 +521,49 @@ class DynamoReminderLedger:
                     "ExpressionAttributeValues": {
                         ":a": _n(request.attempt),
                         ":t": _s(token),
-                        ":now": _s(utc_iso(now)),
+                        ":now": at,
                         ":b": _s(request.buyer_id),
                         ":p": _s(request.phone),
                         ":exp": expires,
                     },
+                    # Why it failed decides between a duplicate, a claim in flight and a sender
+                    # that died holding it: the item comes back with the cancellation, no read.
+                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
                 }
-            },
+            }
+        ]
+        slots = contact_keys(request) if buyer_min_interval else []
+        for i, key in enumerate(slots):
+            values = {
+                ":cutoff": _s(utc_iso(now - buyer_min_interval)),  # type: ignore[operator]
+                ":never": _s(""),
+                ":now": at,
+                ":t": _s(token),
+                ":o": _s(request.order_id),
+                ":a": _n(request.attempt),
+                ":exp": expires,
+            }
+            # previous_contacted_at first: it must read contacted_at before this claim writes it.
+            update = (
+                "SET previous_contacted_at = if_not_exists(contacted_at, :never), contacted_at = :now,"
+                " contact_token = :t, contact_order_id = :o, contact_attempt = :a, expires_at = :exp"
+            )
+            if i == 0:  # the phone slot puts the claim in the day index: plans see it at once
+                update += ", sent_day = :d, last_sent_at = :now, buyer_id = :b, phone = :p"
+                values.update({":d": _s(request.day.isoformat()), ":b": _s(request.buyer_id)})
+                values[":p"] = _s(request.phone)
+            items.append(
+                {
+                    "Update": {
+                        "TableName": self._table,
+                        "Key": {"order_id": _s(key)},
+                        "UpdateExpression": update,
+                        "ConditionExpression": _CLAIM_CONTACT_CONDITION,
+                        "ExpressionAttributeValues": values,
+                    }
+                }
+            )
+        items.append(
             {
                 "Update": {
                     "TableName": self._table,
@@ -414,18 +572,23 @@ class DynamoReminderLedger:
                     "ConditionExpression": _CLAIM_QUOTA_CONDITION,
                     "ExpressionAttributeValues": {":one": _n(1), ":cap": _n(daily_cap), ":exp": expires},
                 }
-            },
-        ]
+            }
+        )
         reasons = self._transact(items, _request_token("claim", request.dedupe_key, token, utc_iso(now)))
         if reasons is None:
             return ClaimOutcome.CLAIMED
-        order_reason, quota_reason = reasons
-        # Both may fail at once; a duplicate delivery is reported as such, not as a cap hit.
-        if order_reason == "ConditionalCheckFailed":
-            return ClaimOutcome.ALREADY_CLAIMED
-        if quota_reason == "ConditionalCheckFailed":
+        codes = _codes(reasons)
+        # Several may fail at once; the first in this order wins: a duplicate delivery is
+        # reported as such, not as a contact or a cap hit (the planner's precedence too).
+        if codes[0] == _CCF:
+            old = reasons[0].get("Item")
+            item = item_from_ddb(old) if old else self._read_consistent(request.order_id)
+            return held_claim_outcome(item, request.attempt, now)
+        if _CCF in codes[1 : 1 + len(slots)]:
+            return ClaimOutcome.RECENTLY_CONTACTED
+        if codes[-1] == _CCF:
             return ClaimOutcome.DAILY_LIMIT
-        raise DalError(f"claim {request.dedupe_key}: transaction cancelled: {reasons}")
+        raise DalError(f"claim {request.dedupe_key}: transaction cancelled: {codes}")
 
     def release(self, request: SendRequest, token: str) -> None:
         a = request.attempt
@@ -437,31 +600,57 @@ class DynamoReminderLedger:
         values = {":t": _s(token), ":a": _n(a)}
         if a > 1:
             values[":prev"] = _n(a - 1)
-        items = [
-            {
-                "Update": {
-                    "TableName": self._table,
-                    "Key": {"order_id": _s(request.order_id)},
-                    "UpdateExpression": restore,
-                    "ConditionExpression": _RELEASE_CONDITION,
-                    "ExpressionAttributeValues": values,
+        order_item = {
+            "Update": {
+                "TableName": self._table,
+                "Key": {"order_id": _s(request.order_id)},
+                "UpdateExpression": restore,
+                "ConditionExpression": _RELEASE_CONDITION,
+                "ExpressionAttributeValues": values,
+            }
+        }
+        quota_item = {
+            "Update": {
+                "TableName": self._table,
+                "Key": {"order_id": _s(quota_key(request.day))},
+                "UpdateExpression": "ADD sms_claimed :minus",
+                "ExpressionAttributeValues": {":minus": _n(-1)},
+            }
+        }
+        # The slots this token holds go back to their previous contact time. A claim made without
+        # an interval took none: their condition fails, and the release is redone without them.
+        slots = []
+        for i, key in enumerate(contact_keys(request)):
+            remove = "contact_token, contact_order_id, contact_attempt"
+            if i == 0:
+                remove += ", sent_day, last_sent_at"  # out of the day index again
+            slots.append(
+                {
+                    "Update": {
+                        "TableName": self._table,
+                        "Key": {"order_id": _s(key)},
+                        "UpdateExpression": "SET contacted_at = if_not_exists(previous_contacted_at, :never)"
+                        f" REMOVE {remove}",
+                        "ConditionExpression": "contact_token = :t",
+                        "ExpressionAttributeValues": {":t": _s(token), ":never": _s("")},
+                    }
                 }
-            },
-            {
-                "Update": {
-                    "TableName": self._table,
-                    "Key": {"order_id": _s(quota_key(request.day))},
-                    "UpdateExpression": "ADD sms_claimed :minus",
-                    "ExpressionAttributeValues": {":minus": _n(-1)},
-                }
-            },
-        ]
-        reasons = self._transact(items, _request_token("release", request.dedupe_key, token))
-        if reasons is not None:
-            if reasons[0] == "ConditionalCheckFailed":  # not held by this token (or already sent)
+            )
+        for round_ in range(len(slots) + 1):
+            reasons = self._transact(
+                [order_item, *slots, quota_item], _request_token("release", request.dedupe_key, token, round_)
+            )
+            if reasons is None:
+                return
+            codes = _codes(reasons)
+            if codes[0] == _CCF:  # not held by this token (or already sent)
                 log.info("release %s: nothing to release", request.dedupe_key)
                 return
-            raise DalError(f"release {request.dedupe_key}: transaction cancelled: {reasons}")
+            held = [s for s, code in zip(slots, codes[1:-1], strict=True) if code != _CCF]
+            if len(held) == len(slots):  # cancelled for another reason: no slot to drop
+                raise DalError(f"release {request.dedupe_key}: transaction cancelled: {codes}")
+            slots = held
+        raise DalError(f"release {request.dedupe_key}: slots still refused after {len(slots) + 1} rounds")
 
     def record_sent(self, request: SendRequest, token: str, message_id: str, sent_at: datetime) -> None:
         try:
@@ -489,17 +678,26 @@ class DynamoReminderLedger:
             raise
 
     def record_skip(self, request: SendRequest, reason: str, at: datetime) -> None:
+        self._append_skip(request, reason, at)
+
+    def record_unconfirmed(self, request: SendRequest, reason: str, at: datetime) -> None:
+        self._append_skip(request, reason, at, also="ADD unconfirmed_attempts :ua")
+
+    def _append_skip(self, request: SendRequest, reason: str, at: datetime, also: str = "") -> None:
         entry = {"M": {"attempt": _n(request.attempt), "reason": _s(reason), "at": _s(utc_iso(at))}}
+        values: dict[str, Any] = {
+            ":empty": {"L": []},
+            ":entry": {"L": [entry]},
+            ":exp": _n(_epoch(at + self._ttl)),
+        }
+        if also:
+            values[":ua"] = {"NS": [str(request.attempt)]}
         self._client.update_item(
             TableName=self._table,
             Key={"order_id": _s(request.order_id)},
             UpdateExpression="SET skips = list_append(if_not_exists(skips, :empty), :entry),"
-            " expires_at = :exp",
-            ExpressionAttributeValues={
-                ":empty": {"L": []},
-                ":entry": {"L": [entry]},
-                ":exp": _n(_epoch(at + self._ttl)),
-            },
+            f" expires_at = :exp {also}".rstrip(),
+            ExpressionAttributeValues=values,
         )
 
     def record_opt_out(self, request: SendRequest, at: datetime) -> None:
@@ -519,8 +717,14 @@ class DynamoReminderLedger:
         ).get("Item")
         return set(item["phones"]["SS"]) if item and "phones" in item else set()
 
-    def _transact(self, items: list[dict[str, Any]], request_token: str) -> list[str] | None:
-        """Run one TransactWriteItems; None on success, else the cancellation code of each item.
+    def _read_consistent(self, key: str) -> dict[str, Any]:
+        """Fallback when a cancellation comes back without the old item."""
+        item = self._client.get_item(TableName=self._table, Key={"order_id": _s(key)}, ConsistentRead=True)
+        return item_from_ddb(item.get("Item", {"order_id": _s(key)}))
+
+    def _transact(self, items: list[dict[str, Any]], request_token: str) -> list[dict[str, Any]] | None:
+        """Run one TransactWriteItems; None on success, else the cancellation reason of each item
+        (``Code``, and ``Item`` where ALL_OLD was asked for).
 
         ``TransactionConflict`` (another transaction on the same item, e.g. the day's quota item
         under concurrent senders) is retried with bounded backoff; it decides nothing.
@@ -532,12 +736,12 @@ class DynamoReminderLedger:
             except ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
                     raise
-                raw = exc.response.get("CancellationReasons") or []
-                reasons = [str(r.get("Code") or "None") for r in raw]
-                if len(reasons) != len(items):
-                    raise DalError(f"TransactWriteItems cancelled without usable reasons: {raw}") from exc
-                if "ConditionalCheckFailed" in reasons or "TransactionConflict" not in reasons:
-                    return reasons
+                reasons = exc.response.get("CancellationReasons") or []
+                codes = _codes(reasons)
+                if len(codes) != len(items):
+                    raise DalError(f"TransactWriteItems cancelled without usable reasons: {reasons}") from exc
+                if _CCF in codes or "TransactionConflict" not in codes:
+                    return list(reasons)
                 if attempt == self._max_conflict_retries:
                     raise DalError(
                         f"TransactWriteItems: still conflicting after {attempt + 1} tries"

@@ -6,9 +6,17 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError
 
 from nudge.services.ports import PermanentSendError, TransientSendError
+
+# The SNS client of the send function. botocore's defaults (60 s read timeout, retries) would let
+# a hung Publish run into the send function's own 60 s timeout: the invocation dies with its
+# claim held and nothing reports the unknown outcome. With these, a hung Publish ends after ~12 s
+# as a ReadTimeoutError, which the sender keeps as unconfirmed. One attempt only: a retried
+# Publish after a lost answer could send the SMS twice (SQS redelivery plus the claim retry).
+SNS_CLIENT_CONFIG = Config(connect_timeout=2, read_timeout=10, retries={"total_max_attempts": 1})
 
 _TRANSIENT_CODES = frozenset(
     {

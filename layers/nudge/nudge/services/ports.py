@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
@@ -58,9 +58,42 @@ class SendRequest:
 
 
 class ClaimOutcome(StrEnum):
+    """What ``ReminderLedger.claim`` found. Only CLAIMED lets the sender publish."""
+
     CLAIMED = "claimed"  # this sender owns (order, attempt): it may publish once
-    ALREADY_CLAIMED = "already_claimed"  # another delivery/sender has it (or sent it): drop
+    # (order, attempt) is settled: recorded as sent, or its unknown outcome already recorded
+    # (``record_unconfirmed``). A duplicate delivery: drop.
+    ALREADY_CLAIMED = "already_claimed"
+    # Held by another sender for less than CLAIM_IN_FLIGHT_LIMIT and not recorded yet: it may be
+    # publishing right now (concurrent pollers with the same message queued twice). Drop.
+    IN_FLIGHT = "in_flight"
+    # Held for longer than CLAIM_IN_FLIGHT_LIMIT and never recorded: the sender that took it died
+    # between claim and record (or lost SNS's answer and could not say so). The SMS may be out;
+    # nobody has reported it yet. Drop, never publish, and report it.
+    UNCONFIRMED = "unconfirmed"
+    # The buyer (by buyer id or by phone) was contacted less than the minimum interval ago,
+    # including by a claim whose outcome is unknown. Drop.
+    RECENTLY_CONTACTED = "recently_contacted"
     DAILY_LIMIT = "daily_limit"  # the shop-local day's SMS cap is used up: drop
+
+
+# A claim lives from the sender's claim to its record_sent: within one send invocation, whose
+# timeout (60 s in template.yaml) is well below this. A claim older than this that was never
+# recorded cannot be in flight any more: its sender died. SQS redelivers a failed message only
+# after the visibility timeout (370 s), so a redelivery always sees such a claim as UNCONFIRMED.
+CLAIM_IN_FLIGHT_LIMIT = timedelta(minutes=2)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderNow:
+    """What the sender re-reads of an order just before its SMS: has it been paid, closed, or
+    has it aged out since it was planned? ``invalid_field`` names a field that no longer parses
+    (the sender then sends nothing: it cannot vouch for the order)."""
+
+    status: str | None
+    created_at: datetime | None = None
+    closes_at: datetime | None = None
+    invalid_field: str | None = None
 
 
 class TransientSendError(Exception):
@@ -80,19 +113,24 @@ class OrderRepository(Protocol):
         """
         ...
 
-    def statuses(self, order_ids: Sequence[str]) -> dict[str, str]:
-        """Current ``status`` of each order (batched reads); missing orders are left out."""
+    def current(self, order_ids: Sequence[str]) -> dict[str, OrderNow]:
+        """Status, ``created_at`` and ``closes_at`` of each order as they are now (batched,
+        strongly consistent reads); missing orders are left out."""
         ...
 
 
 class ReminderLedger(Protocol):
     def states(self, order_ids: Sequence[str]) -> dict[str, ReminderState]:
-        """Ledger state of these orders (batched reads); orders never reminded are left out."""
+        """Ledger state of these orders (batched reads); orders never reminded are left out.
+
+        ``reminders_sent`` counts an attempt that is claimed but not recorded (outcome unknown,
+        or in flight) as taken: it may have reached the buyer, so it is never planned again."""
         ...
 
     def recent_sends(self, since: datetime, days: Iterable[date]) -> list[SentReminder]:
-        """The last SMS of every order sent at or after ``since``; ``days`` are the shop-local
-        days that range touches (the ledger indexes sends by day)."""
+        """The last SMS of every order sent at or after ``since``, and every claim taken since
+        then whose outcome is unknown (it may have reached the buyer); ``days`` are the
+        shop-local days that range touches (the ledger indexes sends by day)."""
         ...
 
     def sent_on(self, day: date) -> int:
@@ -103,12 +141,23 @@ class ReminderLedger(Protocol):
         """Put these large orders on the staff call list (marks them `call_requested`)."""
         ...
 
-    def claim(self, request: SendRequest, token: str, daily_cap: int, now: datetime) -> ClaimOutcome:
-        """Atomically take (order, attempt) and one unit of the day's SMS cap."""
+    def claim(
+        self,
+        request: SendRequest,
+        token: str,
+        daily_cap: int,
+        now: datetime,
+        buyer_min_interval: timedelta | None = None,
+    ) -> ClaimOutcome:
+        """Atomically take (order, attempt), one unit of the day's SMS cap and, when
+        ``buyer_min_interval`` is given, the buyer's contact slots (by buyer id and by phone),
+        free only if neither was contacted in the last ``buyer_min_interval``. ``None`` takes no
+        slot (history imports; the sender always passes its interval)."""
         ...
 
     def release(self, request: SendRequest, token: str) -> None:
-        """Undo a claim whose publish certainly did not happen (e.g. throttled)."""
+        """Undo a claim whose publish certainly did not happen (e.g. throttled): the attempt,
+        the unit of the cap and the contact slots (their previous contact time comes back)."""
         ...
 
     def record_sent(self, request: SendRequest, token: str, message_id: str, sent_at: datetime) -> None:
@@ -117,6 +166,11 @@ class ReminderLedger(Protocol):
 
     def record_skip(self, request: SendRequest, reason: str, at: datetime) -> None:
         """Keep why a planned SMS was not sent (e.g. paid meanwhile)."""
+        ...
+
+    def record_unconfirmed(self, request: SendRequest, reason: str, at: datetime) -> None:
+        """A claimed attempt whose outcome is unknown has been reported: keep why (as a skip),
+        and make later deliveries of it plain duplicates (ALREADY_CLAIMED), not new reports."""
         ...
 
     def record_opt_out(self, request: SendRequest, at: datetime) -> None:

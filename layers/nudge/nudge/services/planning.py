@@ -140,7 +140,7 @@ def plan_window(
     now = judged_at(run, window, started_at, config)
     summary = PlanSummary(window.name, run.scheduled_at, now, None, dry_run=dry_run)
     early = []
-    if run.scheduled_at > started_at:
+    if run.scheduled_at - started_at > CLOCK_SKEW:
         ahead = int((run.scheduled_at - started_at).total_seconds())
         early = [f"scheduled_time is {ahead} s after the real start: judged at the real start"]
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
 from nudge.domain.config import Config, Window
-from nudge.domain.models import Action, InvalidOrder, Order, Plan
+from nudge.domain.models import Action, InvalidOrder, Order, Plan, Reason
 from nudge.domain.restdays import RestDayCalendar, wall_clock_instant, window_bounds
 from nudge.domain.rules import draft_plan, finish_plan, run_level_skip
 from nudge.services.ports import OrderRepository, ReminderLedger, SendQueue, SendRequest
@@ -157,11 +157,14 @@ def plan_window(
         if d.action is Action.SEND
     ]
     calls = [d.order_id for d in plan.decisions if d.action is Action.CALL]
+    held_out = [d.order_id for d in plan.decisions if d.reason is Reason.HOLDOUT]
     if not dry_run:
         if sends:
             summary.enqueued = queue.enqueue(sends)
         if calls:
             ledger.request_calls(calls, now)  # type: ignore[arg-type]
+        if held_out:  # so the outcomes function can count their payments (the control group)
+            ledger.mark_held_out(held_out, now, window.name, today)  # type: ignore[arg-type]
     summary.orders_read = len(records)
     summary.segments = sum(r.segments for r in sends)
     summary.calls = len(calls)

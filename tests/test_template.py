@@ -20,6 +20,7 @@ PARAMETERS = {
     "ShopName", "ShopTimezone", "Locale", "Window1", "Window2", "Window3", "CalendarCountry",
     "DailySmsCap", "LargeOrderAmount", "DryRun", "SmsSenderId", "SmsOriginationNumber", "SmsType",
     "SmsPerSecond", "ExtraConfigJson", "ExistingOrdersTableName", "LedgerTtlDays", "AlarmEmail",
+    "ExistingOrdersStreamArn",  # outcomes (tests/test_outcomes_template.py)
 }  # fmt: skip
 COMMON_ENV = {
     "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "LOG_LEVEL", "SHOP_NAME", "SHOP_TIMEZONE",
@@ -31,6 +32,7 @@ SEND_ENV = {"SMS_SENDER_ID", "SMS_ORIGINATION_NUMBER", "SMS_TYPE", "SMS_PER_SECO
 OUTPUTS = {
     "OrdersTableName", "LedgerTableName", "IdempotencyTableName", "SendQueueUrl", "SendDLQUrl",
     "SchedulerDLQUrl", "PausedParameterName", "PlanFunctionName", "SendFunctionName", "AlarmTopicArn",
+    "OutcomesFunctionName", "OutcomesDLQUrl",  # outcomes
 }  # fmt: skip
 STAR_ACTIONS = {"sns:Publish", "sns:CheckIfPhoneNumberIsOptedOut"}
 SCHEDULED_TIME = "<aws.scheduler.scheduled-time>"
@@ -184,7 +186,11 @@ def test_plan_is_not_retried_by_lambda(translated):
 
 
 def test_send_function_consumes_the_queue_with_partial_batch_failures(template, translated):
-    (mapping,) = of_type(translated, "AWS::Lambda::EventSourceMapping").values()
+    (mapping,) = [  # the outcomes function has its own (tests/test_outcomes_template.py)
+        m
+        for m in of_type(translated, "AWS::Lambda::EventSourceMapping").values()
+        if m["Properties"]["FunctionName"] == {"Ref": "SendFunction"}
+    ]
     props = mapping["Properties"]
     assert props["FunctionName"] == {"Ref": "SendFunction"}
     assert props["EventSourceArn"] == {"Fn::GetAtt": ["SendQueue", "Arn"]}
@@ -248,7 +254,7 @@ def test_tables_and_indexes(template, translated):
     assert orders_gsi["IndexName"] == env["ORDERS_STATUS_INDEX"] == "status-created_at"
     assert [k["AttributeName"] for k in orders_gsi["KeySchema"]] == ["status", "created_at"]
     assert orders["Properties"]["BillingMode"] == "PAY_PER_REQUEST"
-    (ledger_gsi,) = ledger["GlobalSecondaryIndexes"]
+    ledger_gsi = ledger["GlobalSecondaryIndexes"][0]  # [1]: held-out orders (outcomes)
     assert ledger_gsi["IndexName"] == env["LEDGER_DAY_INDEX"] == "sent_day-last_sent_at"
     assert [k["AttributeName"] for k in ledger_gsi["KeySchema"]] == ["sent_day", "last_sent_at"]
     assert ledger["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
@@ -259,7 +265,7 @@ def test_tables_and_indexes(template, translated):
 
 def test_alarms(translated):
     alarms = of_type(translated, "AWS::CloudWatch::Alarm")
-    assert len(alarms) == 6
+    assert len(alarms) == 7
     # The custom-metric alarms watch metrics the handlers really emit (Powertools, namespace Nudge).
     custom = {
         a["Properties"]["MetricName"] for a in alarms.values() if a["Properties"].get("Namespace") == "Nudge"
@@ -281,7 +287,7 @@ def test_alarms(translated):
     assert cap["Namespace"] == "Nudge" and cap["Dimensions"] == [{"Name": "service", "Value": "nudge"}]
     assert cap["Statistic"] == "Sum"
     watched = {json.dumps(a["Properties"]["Dimensions"][0]["Value"]) for a in alarms.values()}
-    for target in ("SendDLQ", "SchedulerDLQ", "PlanFunction", "SendFunction"):
+    for target in ("SendDLQ", "SchedulerDLQ", "PlanFunction", "SendFunction", "OutcomesDLQ"):
         assert any(target in w for w in watched), target
     assert translated["Resources"]["AlarmEmailSubscription"]["Condition"] == "HasAlarmEmail"
 
@@ -311,7 +317,10 @@ def test_provision_builds_the_stack_from_the_template(aws):
     assert [i["IndexName"] for i in orders["GlobalSecondaryIndexes"]] == ["status-created_at"]
     assert orders["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
     ledger = ddb.describe_table(TableName=stack.ledger_table)["Table"]
-    assert [i["IndexName"] for i in ledger["GlobalSecondaryIndexes"]] == ["sent_day-last_sent_at"]
+    assert [i["IndexName"] for i in ledger["GlobalSecondaryIndexes"]] == [
+        "sent_day-last_sent_at",
+        "held_out_day-held_out_at",
+    ]
     ttl = ddb.describe_time_to_live(TableName=stack.ledger_table)["TimeToLiveDescription"]
     assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires_at"}
     ttl = ddb.describe_time_to_live(TableName=stack.idempotency_table)["TimeToLiveDescription"]

@@ -20,7 +20,7 @@ PARAMETERS = {
     "ShopName", "ShopTimezone", "Locale", "Window1", "Window2", "Window3", "CalendarCountry",
     "DailySmsCap", "LargeOrderAmount", "DryRun", "SmsSenderId", "SmsOriginationNumber", "SmsType",
     "SmsPerSecond", "ExtraConfigJson", "ExistingOrdersTableName", "LedgerTtlDays", "AlarmEmail",
-    "ExistingOrdersStreamArn",  # outcomes (tests/test_outcomes_template.py)
+    "ExistingOrdersStreamArn", "StaffEmail",  # outcomes and the staff call list
 }  # fmt: skip
 COMMON_ENV = {
     "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "LOG_LEVEL", "SHOP_NAME", "SHOP_TIMEZONE",
@@ -32,7 +32,7 @@ SEND_ENV = {"SMS_SENDER_ID", "SMS_ORIGINATION_NUMBER", "SMS_TYPE", "SMS_PER_SECO
 OUTPUTS = {
     "OrdersTableName", "LedgerTableName", "IdempotencyTableName", "SendQueueUrl", "SendDLQUrl",
     "SchedulerDLQUrl", "PausedParameterName", "PlanFunctionName", "SendFunctionName", "AlarmTopicArn",
-    "OutcomesFunctionName", "OutcomesDLQUrl",  # outcomes
+    "OutcomesFunctionName", "OutcomesDLQUrl", "StaffTopicArn",  # outcomes and the staff call list
 }  # fmt: skip
 STAR_ACTIONS = {"sns:Publish", "sns:CheckIfPhoneNumberIsOptedOut"}
 SCHEDULED_TIME = "<aws.scheduler.scheduled-time>"
@@ -242,7 +242,9 @@ def test_least_privilege(translated):
     assert len(star) == 1 and set(as_list(star[0]["Action"])) == STAR_ACTIONS
     plan_actions = {a for lid, s in statements if lid == "PlanFunctionRole" for a in as_list(s["Action"])}
     assert {"dynamodb:Query", "sqs:SendMessage", "ssm:GetParameter", "dynamodb:BatchGetItem"} <= plan_actions
-    assert not any(a.startswith("sns:") for a in plan_actions)
+    # The plan publishes only the staff call digest, to its own topic.
+    plan_sns = [s for lid, s in statements if lid == "PlanFunctionRole" and "sns:" in json.dumps(s["Action"])]
+    assert [(s["Action"], s["Resource"]) for s in plan_sns] == [("sns:Publish", {"Ref": "StaffTopic"})]
 
 
 def test_tables_and_indexes(template, translated):
@@ -345,7 +347,7 @@ def test_provision_builds_the_stack_from_the_template(aws):
     assert env["WINDOWS"] == "09:50-10:40@11:00,15:00-16:50@17:00"
     assert env["DAILY_SMS_CAP"] == "500" and env["LEDGER_TTL_DAYS"] == "35" and env["DRY_RUN"] == "false"
     assert env["LARGE_ORDER_AMOUNT"] == "1000" and env["EXTRA_CONFIG_JSON"] == "{}"
-    assert set(stack.function_envs["PlanFunction"]) == COMMON_ENV
+    assert set(stack.function_envs["PlanFunction"]) == COMMON_ENV | {"STAFF_TOPIC_ARN"}
     assert set(stack.function_envs["SendFunction"]) >= SEND_ENV
 
 

@@ -460,6 +460,14 @@ class LocalPipeline:
         """The SMS moto's SNS received, oldest first: [(phone, text)]."""
         return moto_sent_sms(ACCOUNT, REGION)
 
+    def staff_digests(self) -> list[tuple[str | None, str]]:
+        """The call digests moto's SNS received on the staff topic, oldest first: [(subject, body)]."""
+        from moto.sns.models import sns_backends
+
+        arn = self.resources.env.get("STAFF_TOPIC_ARN", "")
+        topic = sns_backends[ACCOUNT][REGION].topics.get(arn)
+        return [(subject, message) for _, message, subject, *_ in (topic.sent_notifications if topic else [])]
+
     def ledger_item(self, order_id: str) -> dict[str, Any] | None:
         return (
             self.dynamodb.Table(self.resources.ledger_table)

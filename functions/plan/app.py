@@ -23,6 +23,7 @@ from pydantic import AwareDatetime, BaseModel
 from nudge.adapters.dynamodb import DynamoOrderRepository, DynamoReminderLedger
 from nudge.adapters.sqs import SqsSendQueue
 from nudge.adapters.ssm import read_pause_switch
+from nudge.adapters.staff import SnsStaffNotifier
 from nudge.domain.models import Reason
 from nudge.domain.restdays import RestDayCalendar
 from nudge.services.planning import WindowRun, plan_window
@@ -43,6 +44,12 @@ LEDGER = DynamoReminderLedger(
     _dynamodb, SETTINGS.ledger_table, SETTINGS.ledger_day_index, SETTINGS.ledger_ttl_days
 )
 QUEUE = SqsSendQueue(boto3.client("sqs"), SETTINGS.send_queue_url)
+# The staff call digest; template.yaml sets the topic (absent: no digest is sent).
+STAFF = (
+    SnsStaffNotifier(boto3.client("sns"), os.environ["STAFF_TOPIC_ARN"])
+    if os.environ.get("STAFF_TOPIC_ARN")
+    else None
+)
 
 # A window fired twice (a scheduler retry, a manual re-run of the same event) plans once.
 IDEMPOTENCY = IdempotencyConfig(
@@ -80,6 +87,7 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
         started_at=clock(),
         paused=read_pause_switch(SETTINGS.paused_parameter),
         dry_run=SETTINGS.dry_run,
+        staff=STAFF,
     )
     for warning in summary.warnings:
         logger.warning(warning)

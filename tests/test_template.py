@@ -32,7 +32,7 @@ SEND_ENV = {"SMS_SENDER_ID", "SMS_ORIGINATION_NUMBER", "SMS_TYPE", "SMS_PER_SECO
 OUTPUTS = {
     "OrdersTableName", "LedgerTableName", "IdempotencyTableName", "SendQueueUrl", "SendDLQUrl",
     "SchedulerDLQUrl", "PausedParameterName", "PlanFunctionName", "SendFunctionName", "AlarmTopicArn",
-    "OutcomesFunctionName", "OutcomesDLQUrl", "StaffTopicArn",  # outcomes and the staff call list
+    "OutcomesFunctionName", "OutcomesDLQUrl", "StaffTopicArn", "DashboardName",  # outcomes, calls, dashboard
 }  # fmt: skip
 STAR_ACTIONS = {"sns:Publish", "sns:CheckIfPhoneNumberIsOptedOut"}
 SCHEDULED_TIME = "<aws.scheduler.scheduled-time>"

@@ -159,3 +159,19 @@ def test_a_ledger_error_fails_the_record_and_the_stream_retries_it():
         stats = p.play_stream([change])
         assert stats == {"records": 1, "invocations": 2, "failed": 1}
         assert p.ledger_item("o-1")["outcome"]["attempt"] == 1
+
+
+def test_the_demo_ends_with_a_report_of_recovered_orders():
+    import io
+
+    from nudge_cli.demo import run_demo
+
+    out = io.StringIO()
+    assert run_demo(out) == 0
+    text = out.getvalue()
+    report = text[text.index("6) nudge report") :]
+    assert "paid after a reminder: 3 (50.0%), recovered 548.50 CNY" in report
+    listed = report[report.index("recovered orders") :]
+    assert "o-1001" in listed and "o-1002" in listed and "o-1024" in listed
+    assert "o-1017" not in listed and "o-1018" not in listed  # paid before its SMS; never texted
+    assert "+86138****8001" in listed and "+8613800138001" not in text

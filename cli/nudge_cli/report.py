@@ -77,9 +77,27 @@ def run_report(args: argparse.Namespace, out: TextIO) -> int:
     last = args.to or datetime.now(UTC).astimezone(zone).date()
     first = last - timedelta(days=args.days - 1)
     client = boto3.client("dynamodb")
-    records = DynamoOutcomeStore(client, ledger_table).report_records(
-        first, last, max_age_hours=config.rules.max_age_hours
+    report, listed = read_report(
+        DynamoOutcomeStore(client, ledger_table), client, orders_table, config, first, last, args.orders
     )
+    currency = config.outcomes.currency or config.shop.currency
+    if args.json:
+        data = dict(report)
+        if args.orders:
+            data["orders"] = listed
+        json.dump(data, out, ensure_ascii=False, indent=2)
+        out.write("\n")
+    else:
+        print_report(report, config, currency, out, listed if args.orders else None)
+    return 0
+
+
+def read_report(
+    store: Any, client: Any, orders_table: str, config: Config, first: date, last: date, with_orders: bool
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Read the ledger and build the report (and the recovered orders, when asked for)."""
+    zone = config.shop.zone
+    records = store.report_records(first, last, max_age_hours=config.rules.max_age_hours)
     currency = config.outcomes.currency or config.shop.currency
     report = build_report(
         sms=records.sms,
@@ -92,7 +110,7 @@ def run_report(args: argparse.Namespace, out: TextIO) -> int:
         currency=currency,
     )
     listed = []
-    if args.orders:
+    if with_orders:
         recovered = recovered_orders(records.outcomes, records.sms, first_day=first, last_day=last, zone=zone)
         now = _orders_now(client, orders_table, [o.order_id for o in recovered])
         listed = [
@@ -110,15 +128,7 @@ def run_report(args: argparse.Namespace, out: TextIO) -> int:
             }
             for o in recovered
         ]
-    if args.json:
-        data = dict(report)
-        if args.orders:
-            data["orders"] = listed
-        json.dump(data, out, ensure_ascii=False, indent=2)
-        out.write("\n")
-    else:
-        print_report(report, config, currency, out, listed if args.orders else None)
-    return 0
+    return report, listed
 
 
 def _orders_now(client: Any, table: str, order_ids: list[str]) -> dict[str, dict[str, Any]]:

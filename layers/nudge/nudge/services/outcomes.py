@@ -108,16 +108,20 @@ class OutcomeRecorder:
     store: OutcomeStore
     attribution_hours: int
     _touches: dict[str, OrderTouches] = field(default_factory=dict)
+    _read: set[str] = field(default_factory=set)  # the ids the batch read asked for (found or not)
 
     def start_batch(self, payments: Sequence[Payment]) -> None:
         """Read the ledger for the whole batch at once (the record handler then reads nothing)."""
-        self._touches = self.store.touches([p.order_id for p in payments])
+        ids = list(dict.fromkeys(p.order_id for p in payments))
+        self._touches = self.store.touches(ids)
+        self._read = set(ids)
 
     def record(self, payment: Payment, now: datetime) -> tuple[OutcomeResult, Outcome | None]:
-        touches = self._touches.get(payment.order_id)
-        if touches is None and payment.order_id not in self._touches:
+        if payment.order_id not in self._read:
             # Not in this batch's read (a caller that skipped start_batch): read it alone.
-            touches = self.store.touches([payment.order_id]).get(payment.order_id)
+            self._touches.update(self.store.touches([payment.order_id]))
+            self._read.add(payment.order_id)
+        touches = self._touches.get(payment.order_id)
         if touches is None:
             return OutcomeResult.NOT_ATTRIBUTED, None
         if touches.recorded:

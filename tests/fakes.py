@@ -106,7 +106,7 @@ class FakeReminderLedger:
         with self._lock:
             for oid in order_ids:
                 state = reminder_state(self.items.get(oid, {"order_id": oid}))
-                if state.reminders_sent or state.call_requested:
+                if state.reminders_sent or state.call_requested or state.held_out:
                     out[oid] = state
         return out
 
@@ -129,6 +129,14 @@ class FakeReminderLedger:
         with self._lock:
             for oid in order_ids:
                 self._item(oid).setdefault("call_requested_at", utc_iso(at))
+
+    def mark_held_out(self, order_ids: Sequence[str], at: datetime, window: str, day: date) -> None:
+        with self._lock:
+            for oid in order_ids:
+                item = self._item(oid)
+                item.setdefault("held_out_at", utc_iso(at))
+                item.setdefault("held_out_day", day.isoformat())
+                item.update(held_out_last_at=utc_iso(at), held_out_window=window)
 
     def claim(
         self,
@@ -219,6 +227,9 @@ class FakeReminderLedger:
                 sent_day=request.day.isoformat(),
             )
             item[f"message_id_{request.attempt}"] = message_id
+            item[f"sent_at_{request.attempt}"] = utc_iso(sent_at)
+            item[f"window_{request.attempt}"] = request.window
+            item[f"segments_{request.attempt}"] = request.segments
 
     def record_skip(self, request: SendRequest, reason: str, at: datetime) -> None:
         with self._lock:

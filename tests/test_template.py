@@ -20,6 +20,7 @@ PARAMETERS = {
     "ShopName", "ShopTimezone", "Locale", "Window1", "Window2", "Window3", "CalendarCountry",
     "DailySmsCap", "LargeOrderAmount", "DryRun", "SmsSenderId", "SmsOriginationNumber", "SmsType",
     "SmsPerSecond", "ExtraConfigJson", "ExistingOrdersTableName", "LedgerTtlDays", "AlarmEmail",
+    "ExistingOrdersStreamArn", "StaffEmail",  # outcomes and the staff call list
 }  # fmt: skip
 COMMON_ENV = {
     "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "LOG_LEVEL", "SHOP_NAME", "SHOP_TIMEZONE",
@@ -32,6 +33,7 @@ OUTPUTS = {
     "OrdersTableName", "LedgerTableName", "IdempotencyTableName", "SendQueueUrl", "SendDLQUrl",
     "SchedulerDLQUrl", "PausedParameterName", "PlanFunctionName", "SendFunctionName", "AlarmTopicArn",
     "AuditFunctionName",
+    "OutcomesFunctionName", "OutcomesDLQUrl", "StaffTopicArn", "DashboardName",  # outcomes, calls, dashboard
 }  # fmt: skip
 # Actions that have no resource-level permissions: "*" is the only resource IAM takes for them.
 SMS_ACTIONS = {"sns:Publish", "sns:CheckIfPhoneNumberIsOptedOut"}
@@ -192,7 +194,11 @@ def test_plan_is_not_retried_by_lambda(translated):
 
 
 def test_send_function_consumes_the_queue_with_partial_batch_failures(template, translated):
-    (mapping,) = of_type(translated, "AWS::Lambda::EventSourceMapping").values()
+    (mapping,) = [  # the outcomes function has its own (tests/test_outcomes_template.py)
+        m
+        for m in of_type(translated, "AWS::Lambda::EventSourceMapping").values()
+        if m["Properties"]["FunctionName"] == {"Ref": "SendFunction"}
+    ]
     props = mapping["Properties"]
     assert props["FunctionName"] == {"Ref": "SendFunction"}
     assert props["EventSourceArn"] == {"Fn::GetAtt": ["SendQueue", "Arn"]}
@@ -247,7 +253,9 @@ def test_least_privilege(translated):
     assert sorted(set(as_list(s["Action"])) for _, s in star) == sorted([SMS_ACTIONS, XRAY_ACTIONS])
     plan_actions = {a for lid, s in statements if lid == "PlanFunctionRole" for a in as_list(s["Action"])}
     assert {"dynamodb:Query", "sqs:SendMessage", "ssm:GetParameter", "dynamodb:BatchGetItem"} <= plan_actions
-    assert not any(a.startswith("sns:") for a in plan_actions)
+    # The plan publishes only the staff call digest, to its own topic.
+    plan_sns = [s for lid, s in statements if lid == "PlanFunctionRole" and "sns:" in json.dumps(s["Action"])]
+    assert [(s["Action"], s["Resource"]) for s in plan_sns] == [("sns:Publish", {"Ref": "StaffTopic"})]
     assert "dynamodb:Scan" not in plan_actions
 
 
@@ -298,7 +306,7 @@ def test_personal_data_expires(template, translated):
     assert queue < dlq <= 4 * 86400
     env = json.dumps(template["Globals"]) + json.dumps(template["Resources"])
     assert "POWERTOOLS_LOGGER_LOG_EVENT" not in env  # it would log every SQS body: phones and texts
-    for name in ("plan", "send", "audit"):
+    for name in ("plan", "send", "audit", "outcomes"):
         code = (ROOT / "functions" / name / "app.py").read_text(encoding="utf-8")
         assert "inject_lambda_context(clear_state=True, log_event=False)" in code, name
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -333,7 +341,7 @@ def test_tables_and_indexes(template, translated):
     assert orders_gsi["IndexName"] == env["ORDERS_STATUS_INDEX"] == "status-created_at"
     assert [k["AttributeName"] for k in orders_gsi["KeySchema"]] == ["status", "created_at"]
     assert orders["Properties"]["BillingMode"] == "PAY_PER_REQUEST"
-    (ledger_gsi,) = ledger["GlobalSecondaryIndexes"]
+    ledger_gsi = ledger["GlobalSecondaryIndexes"][0]  # [1]: held-out orders (outcomes)
     assert ledger_gsi["IndexName"] == env["LEDGER_DAY_INDEX"] == "sent_day-last_sent_at"
     assert [k["AttributeName"] for k in ledger_gsi["KeySchema"]] == ["sent_day", "last_sent_at"]
     assert ledger["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
@@ -344,7 +352,7 @@ def test_tables_and_indexes(template, translated):
 
 def test_alarms(translated):
     alarms = of_type(translated, "AWS::CloudWatch::Alarm")
-    assert len(alarms) == 8
+    assert len(alarms) == 9
     # The custom-metric alarms watch metrics the handlers really emit (Powertools, namespace Nudge).
     custom = {
         a["Properties"]["MetricName"] for a in alarms.values() if a["Properties"].get("Namespace") == "Nudge"
@@ -366,7 +374,7 @@ def test_alarms(translated):
     assert cap["Namespace"] == "Nudge" and cap["Dimensions"] == [{"Name": "service", "Value": "nudge"}]
     assert cap["Statistic"] == "Sum"
     watched = {json.dumps(a["Properties"]["Dimensions"][0]["Value"]) for a in alarms.values()}
-    for target in ("SendDLQ", "SchedulerDLQ", "PlanFunction", "SendFunction", "AuditFunction"):
+    for target in ("SendDLQ", "SchedulerDLQ", "PlanFunction", "SendFunction", "AuditFunction", "OutcomesDLQ"):
         assert any(target in w for w in watched), target
     assert translated["Resources"]["AlarmEmailSubscription"]["Condition"] == "HasAlarmEmail"
 
@@ -396,7 +404,10 @@ def test_provision_builds_the_stack_from_the_template(aws):
     assert [i["IndexName"] for i in orders["GlobalSecondaryIndexes"]] == ["status-created_at"]
     assert orders["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
     ledger = ddb.describe_table(TableName=stack.ledger_table)["Table"]
-    assert [i["IndexName"] for i in ledger["GlobalSecondaryIndexes"]] == ["sent_day-last_sent_at"]
+    assert [i["IndexName"] for i in ledger["GlobalSecondaryIndexes"]] == [
+        "sent_day-last_sent_at",
+        "held_out_day-held_out_at",
+    ]
     ttl = ddb.describe_time_to_live(TableName=stack.ledger_table)["TimeToLiveDescription"]
     assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires_at"}
     ttl = ddb.describe_time_to_live(TableName=stack.idempotency_table)["TimeToLiveDescription"]
@@ -421,7 +432,7 @@ def test_provision_builds_the_stack_from_the_template(aws):
     assert env["WINDOWS"] == "09:50-10:40@11:00,15:00-16:50@17:00"
     assert env["DAILY_SMS_CAP"] == "500" and env["LEDGER_TTL_DAYS"] == "35" and env["DRY_RUN"] == "false"
     assert env["LARGE_ORDER_AMOUNT"] == "1000" and env["EXTRA_CONFIG_JSON"] == "{}"
-    assert set(stack.function_envs["PlanFunction"]) == COMMON_ENV
+    assert set(stack.function_envs["PlanFunction"]) == COMMON_ENV | {"STAFF_TOPIC_ARN"}
     assert set(stack.function_envs["SendFunction"]) >= SEND_ENV
 
 

@@ -70,6 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--at", type=_timestamp, default=None, help="the morning window's scheduled time")
 
     add_audit_parser(sub)
+    # Outcomes: `nudge report`, `nudge calls` (nudge_cli.report, nudge_cli.calls)
+    from nudge_cli.calls import add_calls_parser
+    from nudge_cli.report import add_report_parser
+
+    add_report_parser(sub)
+    add_calls_parser(sub)
     return parser
 
 
@@ -268,9 +274,17 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     try:
         args = build_parser().parse_args(argv)
-        handler = {"plan": run_plan, "schedule": run_schedule, "demo": run_demo, "audit": run_audit}[
-            args.command
-        ]
+        from nudge_cli.calls import run_calls
+        from nudge_cli.report import run_report
+
+        handler = {
+            "plan": run_plan,
+            "schedule": run_schedule,
+            "demo": run_demo,
+            "audit": run_audit,
+            "report": run_report,
+            "calls": run_calls,
+        }[args.command]
         return handler(args, out)
     except UsageError as exc:
         print(f"nudge: error: {exc}", file=sys.stderr)

@@ -119,4 +119,48 @@ def run_demo(out: TextIO, *, at: datetime | None = None) -> int:
             f"\nSNS received {sum(phones.values())} SMS in all; any number texted twice: {twice or 'none'}",
             file=out,
         )
+        _outcomes_step(p, at, out)
         return 1 if twice else 0
+
+
+# (order, minutes after its last SMS) of the demo's buyers who pay; a negative delay pays before
+# the SMS went out (not recovered). Realistic: most reminded payments come within the hour.
+DEMO_PAYMENTS = (("o-1001", 12), ("o-1024", 47), ("o-1002", 135), ("o-1017", -20))
+DEMO_PRICE = "0.045"  # CNY per SMS segment, about what a China SMS costs
+
+
+def _outcomes_step(p: LocalPipeline, at: datetime, out: TextIO) -> None:
+    """5) Some buyers pay; the orders table's stream is played to the outcomes function; report."""
+    import boto3
+    from nudge_cli.report import print_report, read_report
+
+    from nudge.adapters.outcomes import DynamoOutcomeStore
+    from nudge.domain.config import load_config
+
+    print(
+        "\n5) Buyers pay (the shop's orders table is updated); its stream feeds the outcomes function",
+        file=out,
+    )
+    changes = []
+    for order_id, minutes in DEMO_PAYMENTS:
+        item = p.ledger_item(order_id) or {}
+        last = item.get(f"sent_at_{item.get('reminders_sent', 0)}") or item.get("last_sent_at")
+        base = datetime.fromisoformat(last) if last else at
+        paid_at = base + timedelta(minutes=minutes)
+        changes.append(p.pay_order(order_id, paid_at))
+        when = "before its SMS" if minutes < 0 else f"{minutes} min after its last SMS"
+        print(f"   {order_id} paid at {paid_at.astimezone(SHOP_ZONE):%H:%M} ({when})", file=out)
+    changes.append(p.pay_order("o-1018", at + timedelta(hours=1)))  # the large order: a call, never texted
+    print("   o-1018 paid (a large order on the call list: never texted)", file=out)
+    stats = p.play_stream([*changes, changes[0]])  # the stream delivers one record twice
+    print(
+        f"   {stats['records']} stream records (one delivered twice) in {stats['invocations']} invocation(s)",
+        file=out,
+    )
+    config = load_config({"outcomes": {"price_per_segment": DEMO_PRICE}})
+    day = at.astimezone(SHOP_ZONE).date()
+    client = boto3.client("dynamodb")
+    store = DynamoOutcomeStore(client, p.resources.ledger_table)
+    report, listed = read_report(store, client, p.resources.orders_table, config, day, day, True)
+    print(f"\n6) nudge report --days 1 --orders (price per segment {DEMO_PRICE} CNY)", file=out)
+    print_report(report, config, "CNY", out, listed)

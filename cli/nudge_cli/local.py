@@ -97,6 +97,78 @@ def sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
     }
 
 
+def stream_record(
+    old: Mapping[str, Any] | None,
+    new: Mapping[str, Any] | None,
+    *,
+    sequence: int,
+    at: datetime,
+    stream_arn: str,
+) -> dict[str, Any]:
+    """One DynamoDB stream record (NEW_AND_OLD_IMAGES) as Lambda receives it, from plain images."""
+    from boto3.dynamodb.types import TypeSerializer
+
+    ser = TypeSerializer()
+
+    def plain(value: Any) -> Any:  # DynamoDB numbers are Decimal; floats are not allowed
+        if isinstance(value, float):
+            return Decimal(str(value))
+        if isinstance(value, Mapping):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [plain(v) for v in value]
+        return value
+
+    def image(item: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: ser.serialize(plain(v)) for k, v in item.items()}
+
+    key = (new or old or {})["order_id"]
+    body: dict[str, Any] = {
+        "ApproximateCreationDateTime": int(at.timestamp()),
+        "Keys": {"order_id": {"S": key}},
+        "SequenceNumber": f"{sequence:021d}",
+        "SizeBytes": 256,
+        "StreamViewType": "NEW_AND_OLD_IMAGES",
+    }
+    if new is not None:
+        body["NewImage"] = image(new)
+    if old is not None:
+        body["OldImage"] = image(old)
+    return {
+        "eventID": uuid.uuid4().hex,
+        "eventName": "REMOVE" if new is None else ("INSERT" if old is None else "MODIFY"),
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": REGION,
+        "dynamodb": body,
+        "eventSourceARN": stream_arn,
+    }
+
+
+def matches_filter(record: Mapping[str, Any], pattern: Mapping[str, Any]) -> bool:
+    """Lambda's event filtering, for the pattern forms the template uses: lists of values,
+    ``{"exists": false}`` and ``{"anything-but": [...]}`` (a missing field matches only exists:false)."""
+    for key, want in pattern.items():
+        value = record.get(key) if isinstance(record, Mapping) else None
+        if isinstance(want, Mapping):
+            if not matches_filter(value if isinstance(value, Mapping) else {}, want):
+                return False
+            continue
+        ok = False
+        for option in want:
+            if isinstance(option, Mapping) and "exists" in option:
+                ok = (value is not None) == bool(option["exists"])
+            elif isinstance(option, Mapping) and "anything-but" in option:
+                ok = value is not None and value not in option["anything-but"]
+            else:
+                ok = value == option
+            if ok:
+                break
+        if not ok:
+            return False
+    return True
+
+
 def _load_handler(name: str, path: Path) -> ModuleType:
     """Import a handler file fresh, as a cold start would (its Powertools objects are new)."""
     module_name = f"nudge_local_{name}_{uuid.uuid4().hex[:8]}"
@@ -178,6 +250,16 @@ class LocalPipeline:
         self.plan_module.APP.set(self.plan_app)
         self.send_module.APP.set(self.send_app)
         self.audit_module.APP.set(self.audit_app)
+        # The outcomes function exists when the orders table has a stream (template condition).
+        self.outcomes_module = None
+        self.outcomes_app = None
+        if "OutcomesFunction" in self.resources.function_envs:
+            self.outcomes_module = _load_handler("outcomes", FUNCTIONS / "outcomes" / "app.py")
+            self.outcomes_app = bootstrap.build_outcomes_app(
+                settings("OutcomesFunction"), clients=clients, clock=self.clock.now
+            )
+            self.outcomes_module.APP.set(self.outcomes_app)
+        self._stream_sequence = 0
         self.sqs = boto3.client("sqs", region_name=REGION)
         self.dynamodb = boto3.resource("dynamodb", region_name=REGION)
         self.queue_arn = self.sqs.get_queue_attributes(
@@ -243,6 +325,68 @@ class LocalPipeline:
             ExpressionAttributeNames={"#s": "status"},
             ExpressionAttributeValues={":s": status},
         )
+
+    def pay_order(self, order_id: str, paid_at: datetime) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        """The shop marks an order paid; returns its (old, new) images for ``play_stream``."""
+        table = self.dynamodb.Table(self.resources.orders_table)
+        old = table.get_item(Key={"order_id": order_id}, ConsistentRead=True).get("Item")
+        new = table.update_item(
+            Key={"order_id": order_id},
+            UpdateExpression="SET #s = :s, paid_at = :p",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":s": "paid", ":p": paid_at.isoformat()},
+            ReturnValues="ALL_NEW",
+        )["Attributes"]
+        return old, new
+
+    def play_stream(
+        self,
+        changes: Iterable[tuple[Mapping[str, Any] | None, Mapping[str, Any] | None]],
+        *,
+        batch_size: int = 100,
+        max_retries: int = 5,
+    ) -> dict[str, int]:
+        """The DynamoDB event source mapping: each change becomes a stream record, the template's
+        FilterCriteria drop the rest, batches go to the outcomes function, and a batch with
+        failures is retried from its first failed record (as Lambda does for streams)."""
+        if self.outcomes_module is None:
+            raise RuntimeError("this stack has no outcomes function (no orders stream)")
+        from nudge_cli.moto_env import load_template
+
+        events = load_template(self._template)["Resources"]["OutcomesFunction"]["Properties"]["Events"]
+        filters = [
+            json.loads(f["Pattern"]) for f in events["Payments"]["Properties"]["FilterCriteria"]["Filters"]
+        ]
+        arn = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{self.resources.orders_table}/stream/local"
+        records = []
+        for old, new in changes:
+            self._stream_sequence += 1
+            record = stream_record(
+                old, new, sequence=self._stream_sequence, at=self.clock.now(), stream_arn=arn
+            )
+            if any(matches_filter(record, f) for f in filters):
+                records.append(record)
+        stats = {"records": len(records), "invocations": 0, "failed": 0}
+        context = LambdaContextStub("nudge-local-OutcomesFunction")
+        for start in range(0, len(records), batch_size):
+            batch = records[start : start + batch_size]
+            for _ in range(max_retries + 1):
+                stats["invocations"] += 1
+                try:
+                    response = self.outcomes_module.lambda_handler({"Records": batch}, context)
+                except Exception:  # a function error: Lambda retries the whole batch
+                    response = {
+                        "batchItemFailures": [
+                            {"itemIdentifier": r["dynamodb"]["SequenceNumber"]} for r in batch
+                        ]
+                    }
+                failed = [f["itemIdentifier"] for f in response.get("batchItemFailures", [])]
+                if not failed:
+                    break
+                stats["failed"] += len(failed)
+                first = min(failed)
+                batch = [r for r in batch if r["dynamodb"]["SequenceNumber"] >= first]
+        return stats
 
     def load_history(self, history: Iterable[Any], shop_zone: Any) -> int:
         """Write earlier reminders into the ledger through the ledger's own claim/record path."""
@@ -354,6 +498,14 @@ class LocalPipeline:
     def sent_sms(self) -> list[tuple[str, str]]:
         """The SMS moto's SNS received, oldest first: [(phone, text)]."""
         return moto_sent_sms(ACCOUNT, REGION)
+
+    def staff_digests(self) -> list[tuple[str | None, str]]:
+        """The call digests moto's SNS received on the staff topic, oldest first: [(subject, body)]."""
+        from moto.sns.models import sns_backends
+
+        arn = self.resources.env.get("STAFF_TOPIC_ARN", "")
+        topic = sns_backends[ACCOUNT][REGION].topics.get(arn)
+        return [(subject, message) for _, message, subject, *_ in (topic.sent_notifications if topic else [])]
 
     def ledger_item(self, order_id: str) -> dict[str, Any] | None:
         return (

@@ -340,7 +340,7 @@ def provision(
     parameters: Mapping[str, Any] | None = None,
     session: Any | None = None,
 ) -> StackResources:
-    """Create the template's DynamoDB tables, SQS queues and SSM parameters on (mocked) AWS.
+    """Create the template's DynamoDB tables, SQS queues, SSM parameters and SNS topics on (mocked) AWS.
 
     Call it inside an active ``moto.mock_aws()``. Physical names are the template's own name
     property when it sets one (resolved), else ``f"{stack_name}-{LogicalId}"``. Resources whose
@@ -359,6 +359,7 @@ def provision(
         "AWS::DynamoDB::Table": _create_table,
         "AWS::SQS::Queue": _create_queue,
         "AWS::SSM::Parameter": _create_ssm_parameter,
+        "AWS::SNS::Topic": _create_topic,
     }
     clients: dict[str, Any] = {}
 
@@ -551,6 +552,13 @@ def _create_queue(client: Any, logical_id: str, props: Mapping[str, Any], stack_
     url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     return {"Ref": url, "Arn": arn, "QueueName": name, "QueueUrl": url}
+
+
+def _create_topic(client: Any, logical_id: str, props: Mapping[str, Any], stack_name: str) -> dict[str, str]:
+    name = props.get("TopicName") or f"{stack_name}-{logical_id}"
+    attributes = {"DisplayName": _to_str(props["DisplayName"])} if props.get("DisplayName") else {}
+    arn = client("sns").create_topic(Name=name, Attributes=attributes)["TopicArn"]
+    return {"Ref": arn, "TopicArn": arn, "TopicName": name}
 
 
 def _create_ssm_parameter(

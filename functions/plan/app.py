@@ -44,6 +44,7 @@ def plan_and_report(app: bootstrap.PlanApp, run: WindowRun, started_at: datetime
         started_at=started_at,
         paused=app.paused(),
         dry_run=settings.dry_run,
+        staff=app.staff,
     )
     for warning in summary.warnings:
         logger.warning(warning)

@@ -24,6 +24,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from nudge.domain.restdays import RestDayCalendar
+from nudge.services.calls import StaffNotifier
+from nudge.services.outcomes import OutcomeRecorder
 from nudge.services.ports import OrderRepository, ReminderLedger, SendQueue
 from nudge.services.sending import Sender
 from nudge.settings import Settings, load_settings
@@ -71,6 +73,7 @@ class PlanApp:
     paused: Callable[[], bool]
     # Runs plan() once per key: a second call with the same key returns the first result.
     once: OncePerRun
+    staff: StaffNotifier | None = None  # the staff call digest (None: the stack has no topic)
 
 
 def idempotent_runs(settings: Settings, clients: ClientFactory, *, prefix: str) -> OncePerRun:
@@ -126,6 +129,7 @@ def _ledger(settings: Settings, dynamodb: Any) -> ReminderLedger:
 
 def build_plan_app(settings: Settings, *, clients: ClientFactory, clock: Clock = system_clock) -> PlanApp:
     from nudge.adapters.sqs import SqsSendQueue
+    from nudge.adapters.staff import SnsStaffNotifier
 
     dynamodb = clients("dynamodb")
     return PlanApp(
@@ -137,6 +141,9 @@ def build_plan_app(settings: Settings, *, clients: ClientFactory, clock: Clock =
         clock=clock,
         paused=pause_switch(settings),
         once=idempotent_runs(settings, clients, prefix="plan-window"),
+        staff=SnsStaffNotifier(clients("sns"), settings.staff_topic_arn)
+        if settings.staff_topic_arn
+        else None,
     )
 
 
@@ -203,6 +210,31 @@ def build_audit_app(settings: Settings, *, clients: ClientFactory) -> AuditApp:
     return AuditApp(settings=settings, order_items=lambda: scan_order_items(dynamodb, settings.orders_table))
 
 
+# ----------------------------------------------------------------------------------- outcomes
+
+
+@dataclass(slots=True)
+class OutcomesApp:
+    settings: Settings
+    recorder: OutcomeRecorder
+    clock: Clock
+
+
+def build_outcomes_app(
+    settings: Settings, *, clients: ClientFactory, clock: Clock = system_clock
+) -> OutcomesApp:
+    from nudge.adapters.outcomes import DynamoOutcomeStore
+
+    return OutcomesApp(
+        settings=settings,
+        recorder=OutcomeRecorder(
+            DynamoOutcomeStore(clients("dynamodb"), settings.ledger_table),
+            attribution_hours=settings.config.outcomes.attribution_hours,
+        ),
+        clock=clock,
+    )
+
+
 # ----------------------------------------------------------------------------------- handlers
 
 
@@ -231,6 +263,10 @@ def plan_app_from_env() -> PlanApp:
 
 def send_app_from_env() -> SendApp:
     return build_send_app(load_settings(os.environ), clients=session_clients())
+
+
+def outcomes_app_from_env() -> OutcomesApp:
+    return build_outcomes_app(load_settings(os.environ), clients=session_clients())
 
 
 def audit_app_from_env() -> AuditApp:
@@ -270,9 +306,11 @@ __all__ = [
     "AuditApp",
     "ClientFactory",
     "Lazy",
+    "OutcomesApp",
     "PlanApp",
     "SendApp",
     "build_audit_app",
+    "build_outcomes_app",
     "build_plan_app",
     "build_send_app",
     "handler_tracer",

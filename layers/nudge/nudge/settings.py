@@ -50,6 +50,8 @@ class Settings(BaseModel):
     sms_per_second: float = Field(5, ge=0.01, allow_inf_nan=False, alias="SMS_PER_SECOND")
     # The send queue's MaximumConcurrency: each poller paces at its share of sms_per_second.
     send_pollers: int = Field(2, ge=1, alias="SEND_MAX_CONCURRENCY")
+    # The staff call digest's SNS topic (plan function only); empty: no digest is sent.
+    staff_topic_arn: str = Field("", alias="STAFF_TOPIC_ARN")
     config: Config
 
 

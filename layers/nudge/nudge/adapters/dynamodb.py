@@ -20,6 +20,11 @@ listing the numbers SNS reported opted out, and two contact items per buyer (by 
     last_sent_at      S   UTC ISO of that SMS      } the "sent_day-last_sent_at" index:
     sent_day          S   shop-local YYYY-MM-DD    } sends by day, sparse (unsent orders are absent)
     message_id_<n>    S   SNS message id of attempt n
+    sent_at_<n>, window_<n>, segments_<n>   S, S, N   attempt n's SMS, for the outcomes report
+    held_out_at       S   first time the order was held out (holdout group), UTC ISO } the
+    held_out_day      S   shop-local YYYY-MM-DD of that                              } holdout index
+    held_out_last_at, held_out_window   S   the latest hold-out decision and its window
+    outcome           M   the order's outcome once paid (nudge.adapters.outcomes), written once
     call_requested_at S   when a large order went to the staff call list
     skips             L   [{attempt, reason, at}] planned SMS that were not sent
     sms_claimed       N   quota item only: SMS claimed on that day (net of releases)
@@ -371,6 +376,7 @@ def reminder_state(item: Mapping[str, Any]) -> ReminderState:
         order_id=item["order_id"],
         reminders_sent=max(int(item.get("reminders_sent", 0)), int(item.get("claimed_attempt", 0))),
         call_requested="call_requested_at" in item,
+        held_out="held_out_at" in item,
     )
 
 
@@ -450,13 +456,13 @@ class DynamoReminderLedger:
             self._client,
             self._table,
             order_ids,
-            projection="order_id, reminders_sent, claimed_attempt, call_requested_at",
+            projection="order_id, reminders_sent, claimed_attempt, call_requested_at, held_out_at",
             sleep=self._sleep,
         )
         out: dict[str, ReminderState] = {}
         for item in items:
             state = reminder_state(item)
-            if state.reminders_sent or state.call_requested:
+            if state.reminders_sent or state.call_requested or state.held_out:
                 out[item["order_id"]] = state  # released claims and skips alone are not state
         return out
 
@@ -496,6 +502,22 @@ class DynamoReminderLedger:
                 UpdateExpression="SET call_requested_at = if_not_exists(call_requested_at, :at),"
                 " expires_at = :exp",
                 ExpressionAttributeValues={":at": _s(utc_iso(at)), ":exp": _n(_epoch(at + self._ttl))},
+            )
+
+    def mark_held_out(self, order_ids: Sequence[str], at: datetime, window: str, day: date) -> None:
+        for oid in _unique(order_ids):
+            self._client.update_item(
+                TableName=self._table,
+                Key={"order_id": _s(oid)},
+                UpdateExpression="SET held_out_at = if_not_exists(held_out_at, :at),"
+                " held_out_day = if_not_exists(held_out_day, :d), held_out_last_at = :at,"
+                " held_out_window = :w, expires_at = :exp",
+                ExpressionAttributeValues={
+                    ":at": _s(utc_iso(at)),
+                    ":d": _s(day.isoformat()),
+                    ":w": _s(window),
+                    ":exp": _n(_epoch(at + self._ttl)),
+                },
             )
 
     def claim(
@@ -658,10 +680,18 @@ class DynamoReminderLedger:
                 TableName=self._table,
                 Key={"order_id": _s(request.order_id)},
                 UpdateExpression="SET reminders_sent = :a, last_sent_at = :at, sent_day = :d, #mid = :m,"
-                " expires_at = :exp",
+                " expires_at = :exp, #sat = :at, #win = :w, #seg = :g",
                 ConditionExpression=_HELD,
-                ExpressionAttributeNames={"#mid": f"message_id_{request.attempt}"},
+                ExpressionAttributeNames={
+                    "#mid": f"message_id_{request.attempt}",
+                    # per attempt, for the outcomes report (the fields above keep only the last)
+                    "#sat": f"sent_at_{request.attempt}",
+                    "#win": f"window_{request.attempt}",
+                    "#seg": f"segments_{request.attempt}",
+                },
                 ExpressionAttributeValues={
+                    ":w": _s(request.window),
+                    ":g": _n(request.segments),
                     ":a": _n(request.attempt),
                     ":t": _s(token),
                     ":at": _s(utc_iso(sent_at)),

@@ -211,6 +211,9 @@ class RulesConfig(_Strict):
     daily_sms_cap: int = Field(500, ge=0)  # practice: the shop's SMS bill guard
     buyer_hours: QuietHours = QuietHours()  # TCPA / seed 000: never in the buyer's night
     do_not_contact: tuple[str, ...] = ()  # the shop's own list (E.164 or national numbers)
+    # Outcomes: this share of the orders due their first reminder get none, to measure the lift the
+    # reminders cause (docs/OUTCOMES.md). 0 turns it off; at most half, so most buyers are reminded.
+    holdout_percent: float = Field(0, ge=0, le=50)
 
     @field_validator("large_order_amount")
     @classmethod
@@ -246,12 +249,28 @@ class MessagesConfig(_Strict):
         return v
 
 
+class OutcomesConfig(_Strict):
+    """How `nudge report` and the outcomes function count recovered orders and cost."""
+
+    attribution_hours: int = Field(72, ge=1, le=720)  # a payment this soon after the last SMS is credited
+    price_per_segment: Decimal = Field(Decimal(0), ge=0)  # what one SMS segment costs the shop
+    currency: str | None = None  # of price_per_segment; None: the shop's currency
+
+    @field_validator("currency")
+    @classmethod
+    def _currency(cls, v: str | None) -> str | None:
+        if v is not None and (len(v) != 3 or not v.isalpha()):
+            raise ValueError(f"expected an ISO 4217 code like USD, got {v!r}")
+        return v.upper() if v else v
+
+
 class Config(_Strict):
     shop: ShopConfig = ShopConfig()
     windows: Annotated[tuple[Window, ...], BeforeValidator(_parse_windows)] = WINDOW_PRESETS["cutoff"]
     calendar: CalendarConfig = CalendarConfig()
     rules: RulesConfig = RulesConfig()
     messages: MessagesConfig = MessagesConfig()
+    outcomes: OutcomesConfig = OutcomesConfig()
     paused: bool = False
 
     @field_validator("windows")

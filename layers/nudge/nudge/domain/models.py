@@ -40,6 +40,7 @@ class Reason(StrEnum):
     DAILY_LIMIT = "daily_limit"
     LARGE_ORDER = "large_order"  # action `call`
     CALL_REQUESTED = "call_requested"  # skip: already on the staff call list
+    HOLDOUT = "holdout"  # skip: in the holdout group (rules.holdout_percent), to measure lift
 
 
 REASON_PRECEDENCE: tuple[Reason, ...] = tuple(Reason)
@@ -94,6 +95,7 @@ class ReminderState:
     order_id: str
     reminders_sent: int = 0
     call_requested: bool = False
+    held_out: bool = False  # once held out, an order stays in the holdout group
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from nudge.domain.models import (
     ReminderState,
     SentReminder,
 )
+from nudge.domain.outcomes import in_holdout
 from nudge.domain.phones import PhoneInfo, buyer_hours_end, buyer_zones, phone_info, within_buyer_hours
 from nudge.domain.restdays import RestDayCalendar, window_bounds
 
@@ -312,6 +313,14 @@ def _finish(draft: PlanDraft, ledger: Mapping[str, ReminderState], sent_today: i
             continue
         if budget <= 0:
             decisions[f.index] = _skip(oid, Reason.DAILY_LIMIT)
+            continue
+        if (
+            rules.holdout_percent
+            and f.attempt == 1
+            and (f.state.held_out or in_holdout(oid, rules.holdout_percent))
+        ):
+            # The control group: no SMS, so neither the cap nor the buyer's 24 h is used up.
+            decisions[f.index] = _skip(oid, Reason.HOLDOUT)
             continue
         budget -= 1
         contacted_buyers.add(order.buyer_id)

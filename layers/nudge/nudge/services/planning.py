@@ -10,9 +10,10 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 
 from nudge.domain.config import Config, Window
-from nudge.domain.models import Action, InvalidOrder, Order, Plan
+from nudge.domain.models import Action, InvalidOrder, Order, Plan, Reason
 from nudge.domain.restdays import RestDayCalendar, wall_clock_instant, window_bounds
 from nudge.domain.rules import draft_plan, finish_plan, run_level_skip
+from nudge.services.calls import StaffNotifier, send_call_digest
 from nudge.services.ports import OrderRepository, ReminderLedger, SendQueue, SendRequest
 
 DECISIONS_IN_SUMMARY = 500
@@ -133,6 +134,7 @@ def plan_window(
     started_at: datetime,
     paused: bool = False,
     dry_run: bool = False,
+    staff: StaffNotifier | None = None,
 ) -> tuple[Plan | None, PlanSummary]:
     """Plan one window and queue its SMS. Returns the plan (None when the whole run was skipped
     before reading anything) and a summary for the logs and metrics."""
@@ -199,17 +201,24 @@ def plan_window(
         if d.action is Action.SEND
     ]
     calls = [d.order_id for d in plan.decisions if d.action is Action.CALL]
+    held_out = [d.order_id for d in plan.decisions if d.reason is Reason.HOLDOUT]
     if not dry_run:
         if sends:
             summary.enqueued = queue.enqueue(sends)
         if calls:
             ledger.request_calls(calls, now)  # type: ignore[arg-type]
+            if staff is not None:  # one digest of this window's new calls (nudge.services.calls)
+                problem = send_call_digest(staff, records, calls, window=window.name, now=now, config=config)  # type: ignore[arg-type]
+                if problem:
+                    summary.warnings.append(problem)
+        if held_out:  # so the outcomes function can count their payments (the control group)
+            ledger.mark_held_out(held_out, now, window.name, today)  # type: ignore[arg-type]
     summary.orders_read = len(records)
     summary.segments = sum(r.segments for r in sends)
     summary.calls = len(calls)
     summary.run_skipped = plan.run_skipped.value if plan.run_skipped else None
     summary.by_reason = plan.count_by_reason()
-    summary.warnings = early + plan.warnings
+    summary.warnings = early + plan.warnings + summary.warnings
     listed = plan.decisions[:DECISIONS_IN_SUMMARY]
     summary.decisions = [
         {"order_id": d.order_id, "action": d.action.value, "reason": d.reason.value if d.reason else None}

@@ -141,6 +141,10 @@ class ReminderLedger(Protocol):
         """Put these large orders on the staff call list (marks them `call_requested`)."""
         ...
 
+    def mark_held_out(self, order_ids: Sequence[str], at: datetime, window: str, day: date) -> None:
+        """Keep these orders in the holdout group (first and latest time, window, shop-local day)."""
+        ...
+
     def claim(
         self,
         request: SendRequest,

@@ -17,7 +17,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nudge.domain.config import load_config
-from nudge.domain.models import Action, InvalidOrder, Order, Reason, ReminderState, SentReminder
+from nudge.domain.models import (
+    Action,
+    CallDecision,
+    InvalidOrder,
+    Order,
+    Reason,
+    ReminderState,
+    SendDecision,
+    SentReminder,
+    SkipDecision,
+)
 from nudge.domain.restdays import RestDayCalendar
 from nudge.domain.rules import draft_plan, finish_plan, plan_reminders
 
@@ -459,3 +469,42 @@ def test_a_draft_finishes_the_same_way_twice():
     second = finish_plan(draft, ledger={}, sent_today=0)
     assert [d.reason for d in first.decisions] == [d.reason for d in second.decisions]
     assert sum(d.action is Action.SEND for d in second.decisions) == 1
+
+
+# ---- decision types ---------------------------------------------------------------------------
+
+
+def test_each_kind_of_decision_has_exactly_its_fields_and_the_documented_json():
+    big = order(order_id="o-big", buyer_id="b-2", phone="+8613800138002", amount=Decimal("5000"))
+    paid = order(order_id="o-paid", buyer_id="b-3", phone="+8613800138003", status="paid")
+    bad = InvalidOrder("o-bad", "amount", "must be >= 0")
+    decisions, _ = decide([order(), big, paid, bad])
+    send, call, skip, invalid = (decisions[k] for k in ("o-t", "o-big", "o-paid", "o-bad"))
+    assert isinstance(send, SendDecision) and isinstance(call, CallDecision)
+    assert isinstance(skip, SkipDecision) and isinstance(invalid, SkipDecision)
+    names = {
+        cls: {f.name for f in dataclasses.fields(cls)} for cls in (SendDecision, CallDecision, SkipDecision)
+    }
+    assert names[SendDecision] == {
+        "order_id", "attempt", "message", "segments", "buyer_id", "phone_e164", "not_after"
+    }  # fmt: skip
+    assert names[CallDecision] == {"order_id", "attempt", "buyer_id", "phone_e164"}
+    assert names[SkipDecision] == {"order_id", "reason", "detail"}
+    # Every kind still answers `action` and `reason`, and --json keeps one shape for all.
+    assert (send.action, send.reason, call.action, call.reason) == (
+        Action.SEND, None, Action.CALL, Reason.LARGE_ORDER
+    )  # fmt: skip
+    shape = ["order_id", "action", "reason", "attempt", "message", "segments"]
+    for d in (send, call, skip):
+        assert list(d.to_json()) == shape
+    assert invalid.to_json() == {
+        "order_id": "o-bad",
+        "action": "skip",
+        "reason": "invalid_order",
+        "attempt": None,
+        "message": None,
+        "segments": None,
+        "detail": "amount: must be >= 0",
+    }
+    assert call.to_json()["attempt"] == 1 and call.to_json()["message"] is None
+    assert send.to_json()["message"] == send.message and send.to_json()["segments"] == send.segments

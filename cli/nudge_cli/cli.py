@@ -166,16 +166,17 @@ def print_plan(plan: Plan, out: TextIO) -> None:
     for col in ("order", "action", "reason", "#", "seg", "message"):
         table.add_column(col, overflow="fold")
     for d in plan.decisions:
-        reason = d.reason.value if d.reason else ""
-        if d.detail:
-            reason = f"{reason} ({d.detail})"
+        row = d.to_json()  # the same fields as --json, whichever kind of decision this is
+        reason = row["reason"] or ""
+        if row.get("detail"):
+            reason = f"{reason} ({row['detail']})"
         table.add_row(
-            d.order_id or "?",
-            d.action.value,
+            row["order_id"] or "?",
+            row["action"],
             reason,
-            str(d.attempt or ""),
-            str(d.segments or ""),
-            d.message or "",
+            str(row["attempt"] or ""),
+            str(row["segments"] or ""),
+            row["message"] or "",
         )
     console.print(table)
     print(summary_line(plan), file=out)

@@ -139,8 +139,25 @@ DEFAULT_TEMPLATES: Mapping[str, Mapping[int, str]] = {
 
 _OPEN, _CLOSE = "[[", "]]"
 
-# A compiled template is a tuple of parts: ("text", str) | ("field", name) | ("section", parts).
-_Part = tuple[str, object]
+
+@dataclass(frozen=True, slots=True)
+class _Field:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Section:
+    """An optional ``[[ ... ]]`` part: left out whole when one of its fields has no value."""
+
+    parts: tuple[str | _Field, ...]
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.parts if isinstance(p, _Field))
+
+
+# A compiled template is a tuple of parts: literal text, a placeholder, or an optional section.
+_Part = str | _Field | _Section
 
 
 def check_template(text: str) -> None:
@@ -190,23 +207,23 @@ def _compile(text: str) -> tuple[_Part, ...]:
         if _OPEN in inner:
             raise ValueError(f"'{_OPEN}' sections cannot be nested")
         section = _parse_plain(inner)
-        if not any(kind == "field" for kind, _ in section):
+        if not any(isinstance(p, _Field) for p in section):
             raise ValueError(
                 f"section '{_OPEN}{inner}{_CLOSE}' has no placeholder, so it would never be left out"
             )
-        parts.append(("section", tuple(section)))
+        parts.append(_Section(tuple(section)))
         pos = end + 2
 
 
-def _parse_plain(text: str) -> list[_Part]:
-    parts: list[_Part] = []
+def _parse_plain(text: str) -> list[str | _Field]:
+    parts: list[str | _Field] = []
     try:
         parsed = list(string.Formatter().parse(text))
     except ValueError as exc:
         raise ValueError(f"bad format: {exc}") from None
     for literal, name, spec, conversion in parsed:
         if literal:
-            parts.append(("text", literal))
+            parts.append(literal)
         if name is None:
             continue
         if name == "":
@@ -219,19 +236,19 @@ def _parse_plain(text: str) -> list[_Part]:
             # Values are ready-made text (amounts are formatted already): a spec like :.2f would fail
             # on the first SMS of a run rather than at config load.
             raise ValueError(f"placeholder {{{name}}} must not have a format spec or conversion")
-        parts.append(("field", name))
+        parts.append(_Field(name))
     return parts
 
 
 def _fill(parts: tuple[_Part, ...], values: Mapping[str, str | None]) -> str:
     out: list[str] = []
-    for kind, payload in parts:
-        if kind == "text":
-            out.append(payload)  # type: ignore[arg-type]
-        elif kind == "field":
-            out.append(values[payload] or "")  # type: ignore[index]
-        elif all(values[name] for k, name in payload if k == "field"):  # type: ignore[union-attr]
-            out.append(_fill(payload, values))  # type: ignore[arg-type]
+    for part in parts:
+        if isinstance(part, str):
+            out.append(part)
+        elif isinstance(part, _Field):
+            out.append(values[part.name] or "")
+        elif all(values[name] for name in part.fields):
+            out.append(_fill(part.parts, values))
     return "".join(out)
 
 

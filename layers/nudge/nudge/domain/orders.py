@@ -40,11 +40,16 @@ def _optional_str(record: Mapping[str, Any], name: str) -> str | None:
     return value
 
 
-def _timestamp(record: Mapping[str, Any], name: str, *, required: bool) -> datetime | None:
+def _timestamp(record: Mapping[str, Any], name: str) -> datetime:
+    parsed = _optional_timestamp(record, name)
+    if parsed is None:
+        raise _Bad(name, "missing")
+    return parsed
+
+
+def _optional_timestamp(record: Mapping[str, Any], name: str) -> datetime | None:
     value = record.get(name)
     if value is None or value == "":
-        if required:
-            raise _Bad(name, "missing")
         return None
     if not isinstance(value, str):
         raise _Bad(name, "must be an ISO-8601 string")
@@ -109,13 +114,13 @@ def parse_order(record: Any, *, line: int | None = None) -> Order | InvalidOrder
             buyer_id=_required_str(record, "buyer_id"),
             phone=_required_str(record, "phone").strip(),
             status=status,
-            created_at=_timestamp(record, "created_at", required=True),  # type: ignore[arg-type]
+            created_at=_timestamp(record, "created_at"),
             amount=_amount(record),
             currency=currency.upper() if currency else None,
             channel=_optional_str(record, "channel") or "direct",
             payment_method=payment_method,
-            paid_at=_timestamp(record, "paid_at", required=False),
-            closes_at=_timestamp(record, "closes_at", required=False),
+            paid_at=_optional_timestamp(record, "paid_at"),
+            closes_at=_optional_timestamp(record, "closes_at"),
             buyer_flags=_flags(record),
             buyer_name=_optional_str(record, "buyer_name"),
             item_title=_optional_str(record, "item_title"),
@@ -152,7 +157,7 @@ def read_history_jsonl(lines: Iterable[str]) -> list[SentReminder]:
             record = json.loads(text)
             if not isinstance(record, dict):
                 raise _Bad("record", "must be a JSON object")
-            sent_at = _timestamp(record, "sent_at", required=True)
+            sent_at = _timestamp(record, "sent_at")
             attempt = record.get("attempt")
             if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 1:
                 raise _Bad("attempt", "must be a whole number >= 1")
@@ -161,7 +166,7 @@ def read_history_jsonl(lines: Iterable[str]) -> list[SentReminder]:
                     order_id=_required_str(record, "order_id"),
                     buyer_id=_required_str(record, "buyer_id"),
                     phone=_required_str(record, "phone"),
-                    sent_at=sent_at,  # type: ignore[arg-type]
+                    sent_at=sent_at,
                     attempt=attempt,
                 )
             )

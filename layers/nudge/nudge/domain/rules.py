@@ -10,19 +10,22 @@ import gc
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 
 from nudge.domain.config import Config, Window
 from nudge.domain.messages import render_reminder
 from nudge.domain.models import (
-    Action,
+    CallDecision,
     Decision,
     InvalidOrder,
     Order,
     Plan,
     Reason,
     ReminderState,
+    SendDecision,
     SentReminder,
+    SkipDecision,
 )
 from nudge.domain.phones import PhoneInfo, buyer_hours_end, buyer_zones, phone_info, within_buyer_hours
 from nudge.domain.restdays import RestDayCalendar, window_bounds
@@ -38,13 +41,14 @@ class _Finalist:
     index: int
     order: Order
     phone: PhoneInfo
+    e164: str
     attempt: int
     state: ReminderState
-    urgency: tuple
+    urgency: tuple[datetime, Decimal, str]  # (effective closing time, -amount, order id)
 
 
-def _skip(order_id: str | None, reason: Reason, detail: str | None = None) -> Decision:
-    return Decision(order_id=order_id, action=Action.SKIP, reason=reason, detail=detail)
+def _skip(order_id: str | None, reason: Reason, detail: str | None = None) -> SkipDecision:
+    return SkipDecision(order_id, reason, detail)
 
 
 def normalized_phones(raw_numbers: Iterable[str], default_region: str) -> frozenset[str]:
@@ -125,13 +129,13 @@ class PlanDraft:
     window: Window | None
     run_skipped: Reason | None
     decisions: list[Decision | None]
-    pending: list[tuple[int, Order, PhoneInfo]]
+    pending: list[tuple[int, Order, PhoneInfo, str]]  # (index, order, phone, its E.164 form)
     contacted_buyers: set[str]
     contacted_phones: set[str]
 
     @property
     def needs_ledger(self) -> list[str]:
-        return [order.order_id for _, order, _ in self.pending]
+        return [order.order_id for _, order, _, _ in self.pending]
 
 
 def draft_plan(
@@ -213,7 +217,7 @@ def _draft(
             contacted_phones.add(phone_info(sent.phone, region).e164 or sent.phone)
 
     # Pass 2: the per-order rules, in precedence order; the first that applies decides.
-    pending: list[tuple[int, Order, PhoneInfo]] = []
+    pending: list[tuple[int, Order, PhoneInfo, str]] = []
     for i, order, day in orders:
         oid = order.order_id
         if order.status != "unpaid":
@@ -235,10 +239,11 @@ def _draft(
             decisions[i] = _skip(oid, Reason.BLOCKED_BUYER)
             continue
         phone = phone_info(order.phone, region)
-        if (phone.e164 or order.phone) in no_contact:
+        e164 = phone.e164  # set exactly when the number is valid
+        if (e164 or order.phone) in no_contact:
             decisions[i] = _skip(oid, Reason.OPTED_OUT)
             continue
-        if not phone.valid:
+        if e164 is None:
             decisions[i] = _skip(oid, Reason.INVALID_PHONE, f"phone: not a valid number for region {region}")
             continue
         if rules.paid_same_day_skips and (order.buyer_id, day) in paid_days:
@@ -250,7 +255,7 @@ def _draft(
         if now - order.created_at < wait:
             decisions[i] = _skip(oid, Reason.TOO_NEW)
             continue
-        pending.append((i, order, phone))
+        pending.append((i, order, phone, e164))
     return PlanDraft(
         now, config, calendar, window, run_skipped, decisions, pending, contacted_buyers, contacted_phones
     )
@@ -272,14 +277,14 @@ def _finish(draft: PlanDraft, ledger: Mapping[str, ReminderState], sent_today: i
     today = now.astimezone(zone).date()
     max_age = timedelta(hours=rules.max_age_hours)
     finalists: list[_Finalist] = []
-    for i, order, phone in draft.pending:
+    for i, order, phone, e164 in draft.pending:
         oid = order.order_id
         state = ledger.get(oid, _NO_STATE)
         if state.reminders_sent >= rules.max_reminders_per_order:
             decisions[i] = _skip(oid, Reason.MAX_REMINDERS)
             continue
         finalists.append(
-            _Finalist(i, order, phone, state.reminders_sent + 1, state, _urgency(order, max_age))
+            _Finalist(i, order, phone, e164, state.reminders_sent + 1, state, _urgency(order, max_age))
         )
 
     # Pass 3: the run-wide limits, most urgent first, so the caps cut the least urgent orders.
@@ -288,7 +293,7 @@ def _finish(draft: PlanDraft, ledger: Mapping[str, ReminderState], sent_today: i
     large = rules.large_order_amount
     for f in sorted(finalists, key=lambda f: f.urgency):
         order, oid = f.order, f.order.order_id
-        if order.buyer_id in contacted_buyers or f.phone.e164 in contacted_phones:
+        if order.buyer_id in contacted_buyers or f.e164 in contacted_phones:
             # Texted in the interval before this run, or by a more urgent order of this run.
             decisions[f.index] = _skip(oid, Reason.BUYER_RECENTLY_CONTACTED)
             continue
@@ -301,23 +306,20 @@ def _finish(draft: PlanDraft, ledger: Mapping[str, ReminderState], sent_today: i
             if f.state.call_requested:
                 decisions[f.index] = _skip(oid, Reason.CALL_REQUESTED)
             else:
-                decisions[f.index] = Decision(
-                    oid,
-                    Action.CALL,
-                    Reason.LARGE_ORDER,
-                    attempt=f.attempt,
-                    buyer_id=order.buyer_id,
-                    phone_e164=f.phone.e164,
-                )
+                decisions[f.index] = CallDecision(oid, f.attempt, order.buyer_id, f.e164)
             continue
         if budget <= 0:
             decisions[f.index] = _skip(oid, Reason.DAILY_LIMIT)
             continue
         budget -= 1
         contacted_buyers.add(order.buyer_id)
-        contacted_phones.add(f.phone.e164)  # type: ignore[arg-type]
+        contacted_phones.add(f.e164)
         # The SMS must not go out after the window closes or once the buyer's night begins.
-        not_after = min(window_end, buyer_hours_end(zones, now, rules.buyer_hours))  # type: ignore[type-var]
+        # (No window means a skipped run, and then no order gets this far.)
+        deadlines = [buyer_hours_end(zones, now, rules.buyer_hours)]
+        if window_end is not None:
+            deadlines.append(window_end)
+        not_after = min(deadlines, key=_utc)
         decisions[f.index] = _send(f, config, window, now, not_after)
 
     return Plan(
@@ -329,7 +331,12 @@ def _finish(draft: PlanDraft, ledger: Mapping[str, ReminderState], sent_today: i
     )
 
 
-def _urgency(order: Order, max_age: timedelta) -> tuple:
+def _utc(at: datetime) -> datetime:
+    # Two datetimes with the same ZoneInfo compare by wall clock (off by a DST shift): compare in UTC.
+    return at.astimezone(UTC)
+
+
+def _urgency(order: Order, max_age: timedelta) -> tuple[datetime, Decimal, str]:
     """Closest effective closing time first, then the larger amount, then the id (stable)."""
     closes = order.created_at + max_age
     if order.closes_at is not None and order.closes_at < closes:
@@ -339,18 +346,16 @@ def _urgency(order: Order, max_age: timedelta) -> tuple:
 
 def _send(
     f: _Finalist, config: Config, window: Window | None, now: datetime, not_after: datetime
-) -> Decision:
+) -> SendDecision:
     sms = render_reminder(
         f.order, f.attempt, shop=config.shop, messages=config.messages, window=window, now=now
     )
-    return Decision(
+    return SendDecision(
         order_id=f.order.order_id,
-        action=Action.SEND,
-        reason=None,
         attempt=f.attempt,
         message=sms.text,
         segments=sms.segments,
         buyer_id=f.order.buyer_id,
-        phone_e164=f.phone.e164,
+        phone_e164=f.e164,
         not_after=not_after,
     )

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
 from nudge.domain.config import Config, Window
-from nudge.domain.models import Action, InvalidOrder, Order, Plan
+from nudge.domain.models import CallDecision, InvalidOrder, Order, Plan, SendDecision
 from nudge.domain.restdays import RestDayCalendar, wall_clock_instant, window_bounds
 from nudge.domain.rules import draft_plan, finish_plan, run_level_skip
 from nudge.services.ports import OrderRepository, ReminderLedger, SendQueue, SendRequest
@@ -142,26 +142,26 @@ def plan_window(
     plan = finish_plan(draft, ledger=states, sent_today=ledger.sent_on(today))
     sends = [
         SendRequest(
-            order_id=d.order_id,  # type: ignore[arg-type]
-            buyer_id=d.buyer_id,  # type: ignore[arg-type]
-            phone=d.phone_e164,  # type: ignore[arg-type]
-            attempt=d.attempt,  # type: ignore[arg-type]
-            text=d.message,  # type: ignore[arg-type]
-            segments=d.segments,  # type: ignore[arg-type]
-            not_after=d.not_after,  # type: ignore[arg-type]
+            order_id=d.order_id,
+            buyer_id=d.buyer_id,
+            phone=d.phone_e164,
+            attempt=d.attempt,
+            text=d.message,
+            segments=d.segments,
+            not_after=d.not_after,
             day=today,
             window=window.name,
             planned_at=now,
         )
         for d in plan.decisions
-        if d.action is Action.SEND
+        if isinstance(d, SendDecision)
     ]
-    calls = [d.order_id for d in plan.decisions if d.action is Action.CALL]
+    calls = [d.order_id for d in plan.decisions if isinstance(d, CallDecision)]
     if not dry_run:
         if sends:
             summary.enqueued = queue.enqueue(sends)
         if calls:
-            ledger.request_calls(calls, now)  # type: ignore[arg-type]
+            ledger.request_calls(calls, now)
     summary.orders_read = len(records)
     summary.segments = sum(r.segments for r in sends)
     summary.calls = len(calls)

@@ -238,6 +238,14 @@ def test_contact_exactly_24h_ago_no_longer_blocks():
     assert decide([order()], recent=recent)[0]["o-t"].action is Action.SEND
 
 
+def test_a_send_after_the_runs_instant_blocks_the_buyer():
+    # The same window planned twice: the first plan's SMS went out at now + 5 min, and a second
+    # plan judged at the scheduled time must see it (else reminder 2 follows within minutes).
+    recent = [SentReminder("o-t", "b-t", "+8613800138000", NOW + timedelta(minutes=5), 1)]
+    d = decide([order()], recent=recent, ledger={"o-t": ReminderState("o-t", reminders_sent=1)})[0]["o-t"]
+    assert d.reason is Reason.BUYER_RECENTLY_CONTACTED
+
+
 def test_recent_contact_is_matched_by_phone_too():
     recent = [SentReminder("o-old", "another-id", "13800138000", NOW - timedelta(hours=1), 1)]
     assert decide([order()], recent=recent)[0]["o-t"].reason is Reason.BUYER_RECENTLY_CONTACTED
@@ -367,6 +375,15 @@ def test_send_deadline_is_the_earlier_of_window_end_and_buyer_night():
     assert d.not_after == datetime(2026, 11, 23, 10, 40, tzinfo=SHANGHAI)
 
 
+def test_send_deadline_is_never_after_the_order_closes_or_expires():
+    closes = NOW + timedelta(minutes=20)  # before the window's 10:40 end
+    d = decide([order(closes_at=closes)])[0]["o-t"]
+    assert d.action is Action.SEND and d.not_after == closes
+    # created 71h50m ago: the 72 h expiry comes 10 minutes from now, before the window ends
+    d = decide([order(timedelta(hours=71, minutes=50))])[0]["o-t"]
+    assert d.action is Action.SEND and d.not_after == NOW + timedelta(minutes=10)
+
+
 def test_run_skipped_names_the_run_wide_reason():
     _, plan = decide([order()], now=datetime(2026, 11, 21, 10, 0, tzinfo=SHANGHAI))
     assert plan.run_skipped is Reason.REST_DAY and plan.window == "09:50-10:40"
@@ -439,7 +456,8 @@ def test_properties_of_every_plan(orders, minutes, sent_today, cap, reminded, re
         assert d.attempt <= 2 and ledger.get(o.order_id, ReminderState("")).reminders_sent < 2
         assert o.buyer_id not in recent_buyers
         assert o.payment_method != "cod" and o.channel != "distribution"
-        assert d.not_after > now
+        assert now < d.not_after <= o.created_at + timedelta(hours=72)
+        assert o.closes_at is None or d.not_after <= o.closes_at
 
 
 def test_the_draft_asks_the_ledger_only_for_orders_the_early_rules_left_open():

@@ -212,7 +212,9 @@ def _draft(
     contacted_buyers: set[str] = set()
     contacted_phones: set[str] = set()
     for sent in recent:
-        if now - interval < sent.sent_at <= now:
+        # No upper bound: a send after ``now`` (this window planned a second time, or a run judged
+        # at its scheduled time after an earlier run already sent) still counts as a contact.
+        if now - interval < sent.sent_at:
             contacted_buyers.add(sent.buyer_id)
             contacted_phones.add(phone_info(sent.phone, region).e164 or sent.phone)
 
@@ -314,9 +316,10 @@ def _finish(draft: PlanDraft, ledger: Mapping[str, ReminderState], sent_today: i
         budget -= 1
         contacted_buyers.add(order.buyer_id)
         contacted_phones.add(f.e164)
-        # The SMS must not go out after the window closes or once the buyer's night begins.
-        # (No window means a skipped run, and then no order gets this far.)
-        deadlines = [buyer_hours_end(zones, now, rules.buyer_hours)]
+        # The SMS must not go out after the window closes, once the buyer's night begins, or once
+        # the order closes or expires (urgency[0]). (No window means a skipped run, and then no
+        # order gets this far.)
+        deadlines = [buyer_hours_end(zones, now, rules.buyer_hours), f.urgency[0]]
         if window_end is not None:
             deadlines.append(window_end)
         not_after = min(deadlines, key=_utc)

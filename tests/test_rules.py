@@ -526,3 +526,72 @@ def test_each_kind_of_decision_has_exactly_its_fields_and_the_documented_json():
     }
     assert call.to_json()["attempt"] == 1 and call.to_json()["message"] is None
     assert send.to_json()["message"] == send.message and send.to_json()["segments"] == send.segments
+
+
+# ---- one bad record never stops a window ------------------------------------------------------
+
+
+def _other(i: int, **fields) -> Order:
+    return order(**{"order_id": f"o-{i}", "buyer_id": f"b-{i}", "phone": f"+86138001380{i:02d}", **fields})
+
+
+def test_an_order_whose_phone_parsing_raises_is_invalid_and_the_rest_is_decided(monkeypatch):
+    import nudge.domain.rules as rules
+
+    real = rules.phone_info
+
+    def phone_info(raw, region):
+        if raw == "+8613800138001":
+            raise RuntimeError("library bug\non two lines")
+        return real(raw, region)
+
+    monkeypatch.setattr(rules, "phone_info", phone_info)
+    decisions, _ = decide([_other(1), _other(2)])
+    assert decisions["o-1"].reason is Reason.INVALID_ORDER
+    assert decisions["o-1"].detail == "record: could not be decided (RuntimeError: library bug on two lines)"
+    assert decisions["o-2"].action is Action.SEND
+
+
+def test_a_send_whose_rendering_raises_uses_neither_the_budget_nor_the_buyers_sms(monkeypatch):
+    import nudge.domain.rules as rules
+
+    real = rules.render_reminder
+
+    def render(order, attempt, **kwargs):
+        if order.order_id == "o-1":
+            raise ZeroDivisionError
+        return real(order, attempt, **kwargs)
+
+    monkeypatch.setattr(rules, "render_reminder", render)
+    config = load_config({"rules": {"daily_sms_cap": 1}})
+    # o-1 is the most urgent and of the same buyer as o-2 (another day, so not superseded).
+    first = _other(1, closes_at=NOW + timedelta(minutes=30))
+    second = _other(2, buyer_id="b-1", created_at=NOW - timedelta(hours=27))
+    decisions, _ = decide([first, second], config=config)
+    assert (decisions["o-1"].reason, decisions["o-1"].detail) == (
+        Reason.INVALID_ORDER,
+        "record: could not be decided (ZeroDivisionError)",
+    )
+    assert decisions["o-2"].action is Action.SEND
+
+
+def test_an_order_built_past_the_parser_bounds_cannot_stop_the_window():
+    from datetime import timezone
+
+    # Year 9999 with a negative offset overflows when converted (parse_order refuses it; this
+    # Order is built directly, as a bug elsewhere might).
+    broken = _other(1, created_at=datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-5))))
+    for plan in (
+        plan_reminders([broken, _other(2)], now=NOW, config=CONFIG),
+        finish_plan(draft_plan([broken, _other(2)], now=NOW, config=CONFIG), ledger={}, sent_today=0),
+    ):
+        by_id = {d.order_id: d for d in plan.decisions}
+        assert by_id["o-1"].reason is Reason.INVALID_ORDER and "OverflowError" in by_id["o-1"].detail
+        assert by_id["o-2"].action is Action.SEND
+
+
+def test_a_huge_amount_with_calls_turned_off_is_still_decided():
+    config = load_config({"rules": {"large_order_amount": None}})
+    decisions, _ = decide([_other(1, amount=Decimal(10) ** 12), _other(2)], config=config)
+    assert decisions["o-1"].action is Action.SEND and "1000000000000.00" in decisions["o-1"].message
+    assert decisions["o-2"].action is Action.SEND

@@ -191,17 +191,23 @@ def _draft(
         if rec.order_id in seen_ids:
             decisions[i] = _skip(rec.order_id, Reason.INVALID_ORDER, "order_id: duplicate")
             continue
+        try:
+            # "Same day" is the shop-local date of created_at, whatever offset the shop wrote.
+            day = rec.created_at.astimezone(zone).date()
+            candidate = (rec.created_at, rec.order_id)
+            key = (rec.buyer_id, day)
+            if rec.status == "unpaid" and key in newest_unpaid:
+                candidate = max(candidate, newest_unpaid[key])
+        except Exception as exc:  # one bad record never stops a window
+            decisions[i] = _not_decidable(rec, exc)
+            continue
+        # Nothing below can raise: the state of the run changes only for a record that is sound.
         seen_ids[rec.order_id] = i
-        # "Same day" is the shop-local date of created_at, whatever offset the shop wrote.
-        day = rec.created_at.astimezone(zone).date()
         orders.append((i, rec, day))
-        key = (rec.buyer_id, day)
         if rec.status == "paid":
             paid_days.add(key)
         elif rec.status == "unpaid":
-            candidate = (rec.created_at, rec.order_id)
-            if key not in newest_unpaid or candidate > newest_unpaid[key]:
-                newest_unpaid[key] = candidate
+            newest_unpaid[key] = candidate
 
     blocked_flags = frozenset(rules.blocked_flags)
     excluded_channels = frozenset(rules.excluded_channels)
@@ -221,43 +227,49 @@ def _draft(
     # Pass 2: the per-order rules, in precedence order; the first that applies decides.
     pending: list[tuple[int, Order, PhoneInfo, str]] = []
     for i, order, day in orders:
-        oid = order.order_id
-        if order.status != "unpaid":
-            decisions[i] = _skip(oid, Reason.NOT_UNPAID)
-            continue
-        if (order.closes_at is not None and order.closes_at <= now) or now - order.created_at >= max_age:
-            decisions[i] = _skip(oid, Reason.EXPIRED)
-            continue
-        if run_skipped is not None:
-            decisions[i] = _skip(oid, run_skipped)
-            continue
-        if rules.skip_cash_on_delivery and order.payment_method == "cod":
-            decisions[i] = _skip(oid, Reason.CASH_ON_DELIVERY)
-            continue
-        if order.channel in excluded_channels:
-            decisions[i] = _skip(oid, Reason.DISTRIBUTION_CHANNEL)
-            continue
-        if order.buyer_flags & blocked_flags:
-            decisions[i] = _skip(oid, Reason.BLOCKED_BUYER)
-            continue
-        phone = phone_info(order.phone, region)
-        e164 = phone.e164  # set exactly when the number is valid
-        if (e164 or order.phone) in no_contact:
-            decisions[i] = _skip(oid, Reason.OPTED_OUT)
-            continue
-        if e164 is None:
-            decisions[i] = _skip(oid, Reason.INVALID_PHONE, f"phone: not a valid number for region {region}")
-            continue
-        if rules.paid_same_day_skips and (order.buyer_id, day) in paid_days:
-            decisions[i] = _skip(oid, Reason.BUYER_PAID_SAME_DAY)
-            continue
-        if rules.newest_unpaid_only and newest_unpaid[(order.buyer_id, day)][1] != oid:
-            decisions[i] = _skip(oid, Reason.SUPERSEDED)
-            continue
-        if now - order.created_at < wait:
-            decisions[i] = _skip(oid, Reason.TOO_NEW)
-            continue
-        pending.append((i, order, phone, e164))
+        try:
+            oid = order.order_id
+            if order.status != "unpaid":
+                decisions[i] = _skip(oid, Reason.NOT_UNPAID)
+                continue
+            if (order.closes_at is not None and order.closes_at <= now) or now - order.created_at >= max_age:
+                decisions[i] = _skip(oid, Reason.EXPIRED)
+                continue
+            if run_skipped is not None:
+                decisions[i] = _skip(oid, run_skipped)
+                continue
+            if rules.skip_cash_on_delivery and order.payment_method == "cod":
+                decisions[i] = _skip(oid, Reason.CASH_ON_DELIVERY)
+                continue
+            if order.channel in excluded_channels:
+                decisions[i] = _skip(oid, Reason.DISTRIBUTION_CHANNEL)
+                continue
+            if order.buyer_flags & blocked_flags:
+                decisions[i] = _skip(oid, Reason.BLOCKED_BUYER)
+                continue
+            phone = phone_info(order.phone, region)
+            e164 = phone.e164  # set exactly when the number is valid
+            if (e164 or order.phone) in no_contact:
+                decisions[i] = _skip(oid, Reason.OPTED_OUT)
+                continue
+            if e164 is None:
+                decisions[i] = _skip(
+                    oid, Reason.INVALID_PHONE, f"phone: not a valid number for region {region}"
+                )
+                continue
+            if rules.paid_same_day_skips and (order.buyer_id, day) in paid_days:
+                decisions[i] = _skip(oid, Reason.BUYER_PAID_SAME_DAY)
+                continue
+            if rules.newest_unpaid_only and newest_unpaid[(order.buyer_id, day)][1] != oid:
+                decisions[i] = _skip(oid, Reason.SUPERSEDED)
+                continue
+            if now - order.created_at < wait:
+                decisions[i] = _skip(oid, Reason.TOO_NEW)
+                continue
+            pending.append((i, order, phone, e164))
+        except Exception as exc:  # one bad record never stops a window
+            decisions[i] = _not_decidable(order, exc)
+
     return PlanDraft(
         now, config, calendar, window, run_skipped, decisions, pending, contacted_buyers, contacted_phones
     )
@@ -281,13 +293,16 @@ def _finish(draft: PlanDraft, ledger: Mapping[str, ReminderState], sent_today: i
     finalists: list[_Finalist] = []
     for i, order, phone, e164 in draft.pending:
         oid = order.order_id
-        state = ledger.get(oid, _NO_STATE)
-        if state.reminders_sent >= rules.max_reminders_per_order:
-            decisions[i] = _skip(oid, Reason.MAX_REMINDERS)
+        try:
+            state = ledger.get(oid, _NO_STATE)
+            if state.reminders_sent >= rules.max_reminders_per_order:
+                decisions[i] = _skip(oid, Reason.MAX_REMINDERS)
+                continue
+            urgency = _urgency(order, max_age)
+        except Exception as exc:  # one bad record never stops a window
+            decisions[i] = _not_decidable(order, exc)
             continue
-        finalists.append(
-            _Finalist(i, order, phone, e164, state.reminders_sent + 1, state, _urgency(order, max_age))
-        )
+        finalists.append(_Finalist(i, order, phone, e164, state.reminders_sent + 1, state, urgency))
 
     # Pass 3: the run-wide limits, most urgent first, so the caps cut the least urgent orders.
     window_end = window_bounds(window, today, zone)[1] if window else None
@@ -299,31 +314,36 @@ def _finish(draft: PlanDraft, ledger: Mapping[str, ReminderState], sent_today: i
             # Texted in the interval before this run, or by a more urgent order of this run.
             decisions[f.index] = _skip(oid, Reason.BUYER_RECENTLY_CONTACTED)
             continue
-        zones = buyer_zones(f.phone, config.shop.timezone)
-        if not within_buyer_hours(zones, now, rules.buyer_hours):
-            decisions[f.index] = _skip(oid, Reason.QUIET_HOURS)
+        try:
+            zones = buyer_zones(f.phone, config.shop.timezone)
+            if not within_buyer_hours(zones, now, rules.buyer_hours):
+                decisions[f.index] = _skip(oid, Reason.QUIET_HOURS)
+                continue
+            if large is not None and order.amount >= large:
+                # A call is not an SMS: it neither uses the SMS cap nor counts as the buyer's SMS.
+                if f.state.call_requested:
+                    decisions[f.index] = _skip(oid, Reason.CALL_REQUESTED)
+                else:
+                    decisions[f.index] = CallDecision(oid, f.attempt, order.buyer_id, f.e164)
+                continue
+            if budget <= 0:
+                decisions[f.index] = _skip(oid, Reason.DAILY_LIMIT)
+                continue
+            # The SMS must not go out after the window closes, once the buyer's night begins, or
+            # once the order closes or expires (urgency[0]). (No window means a skipped run, and
+            # then no order gets this far.)
+            deadlines = [buyer_hours_end(zones, now, rules.buyer_hours), f.urgency[0]]
+            if window_end is not None:
+                deadlines.append(window_end)
+            send = _send(f, config, window, now, min(deadlines, key=_utc))
+        except Exception as exc:  # one bad record never stops a window
+            decisions[f.index] = _not_decidable(order, exc)
             continue
-        if large is not None and order.amount >= large:
-            # A call is not an SMS: it neither uses the SMS cap nor counts as the buyer's SMS.
-            if f.state.call_requested:
-                decisions[f.index] = _skip(oid, Reason.CALL_REQUESTED)
-            else:
-                decisions[f.index] = CallDecision(oid, f.attempt, order.buyer_id, f.e164)
-            continue
-        if budget <= 0:
-            decisions[f.index] = _skip(oid, Reason.DAILY_LIMIT)
-            continue
+        # Only a send that was fully built uses the budget and the buyer's one SMS.
         budget -= 1
         contacted_buyers.add(order.buyer_id)
         contacted_phones.add(f.e164)
-        # The SMS must not go out after the window closes, once the buyer's night begins, or once
-        # the order closes or expires (urgency[0]). (No window means a skipped run, and then no
-        # order gets this far.)
-        deadlines = [buyer_hours_end(zones, now, rules.buyer_hours), f.urgency[0]]
-        if window_end is not None:
-            deadlines.append(window_end)
-        not_after = min(deadlines, key=_utc)
-        decisions[f.index] = _send(f, config, window, now, not_after)
+        decisions[f.index] = send
 
     return Plan(
         at=now,
@@ -332,6 +352,17 @@ def _finish(draft: PlanDraft, ledger: Mapping[str, ReminderState], sent_today: i
         decisions=[d for d in decisions if d is not None],
         warnings=[w for w in (draft.calendar.year_warning(today.year),) if w],
     )
+
+
+def _not_decidable(order: Order, exc: Exception) -> SkipDecision:
+    """The decision for an order whose evaluation raised: a bug or a library error on odd data.
+
+    Caught per order, so the rest of the window is still decided; the detail names the error
+    (cut to one short line) so the record can be found and fixed.
+    """
+    message = " ".join(str(exc).split())[:120]
+    problem = f"could not be decided ({type(exc).__name__}{': ' + message if message else ''})"
+    return _skip(order.order_id, Reason.INVALID_ORDER, f"record: {problem}")
 
 
 def _utc(at: datetime) -> datetime:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import unicodedata
 from datetime import date, time
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -44,6 +45,24 @@ def _printable(text: str) -> str:
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+MAX_SHOP_NAME_CHARS = 20
+MAX_OPT_OUT_CHARS = 30
+_HOST_ENTRY = re.compile(
+    r"\.?[a-z0-9](?:[a-z0-9\-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9\-]{0,61}[a-z0-9])?)+"
+)
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn"})
+
+
+def _plain_text(value: str) -> str:
+    """Refuse control, format (bidi, zero-width), surrogate, private-use and unassigned
+    characters in text that goes into every SMS (tabs and newlines are read as spaces)."""
+    value = " ".join(value.split()) if not value.isprintable() else value
+    for ch in value:
+        if unicodedata.category(ch) in _UNSAFE_CATEGORIES:
+            raise ValueError(f"must not contain the control or format character {ch!r}")
+    return value
 
 
 def _parse_hhmm(value: Any) -> time:
@@ -148,9 +167,13 @@ class ShopConfig(_Strict):
     @field_validator("name")
     @classmethod
     def _name_not_blank(cls, v: str) -> str:
-        if not v.strip():
+        v = _plain_text(v).strip()
+        if not v:
             raise ValueError("must not be blank")
-        return v.strip()
+        if len(v) > MAX_SHOP_NAME_CHARS:
+            # It signs every SMS; Chinese carriers take signatures of a few characters.
+            raise ValueError(f"at most {MAX_SHOP_NAME_CHARS} characters, got {len(v)}")
+        return v
 
     @field_validator("timezone")
     @classmethod
@@ -279,8 +302,40 @@ class RulesConfig(_Strict):
 class MessagesConfig(_Strict):
     max_segments: int = Field(2, ge=1, le=10)
     opt_out_line: str | None = None  # e.g. "拒收请回复R"; appended after the text
+    # The hosts a pay_url may point at (https only). "shop.example" allows exactly that host;
+    # ".shop.example" also its subdomains. Empty: no pay link is ever put into an SMS.
+    link_hosts: tuple[str, ...] = ()
     # Optional per-locale overrides of the default templates: {"en": {"1": "...", "2": "..."}}
     templates: dict[str, dict[str, str]] = Field(default_factory=dict)
+
+    @field_validator("opt_out_line")
+    @classmethod
+    def _short_plain_line(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        v = _plain_text(v).strip()
+        if len(v) > MAX_OPT_OUT_CHARS:
+            raise ValueError(f"at most {MAX_OPT_OUT_CHARS} characters, got {len(v)}")
+        return v or None
+
+    @field_validator("link_hosts", mode="before")
+    @classmethod
+    def _one_host_or_a_list(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+    @field_validator("link_hosts")
+    @classmethod
+    def _host_names(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        out = []
+        for entry in v:
+            host = entry.strip().lower()
+            if not _HOST_ENTRY.fullmatch(host):
+                raise ValueError(
+                    f"{entry[:60]!r} is not a host name; write it like 'shop.example' (or '.shop.example' "
+                    "for its subdomains too), without https://, a path or a port; an IDN host in its xn-- form"
+                )
+            out.append(host)
+        return tuple(out)
 
     @field_validator("templates", mode="before")
     @classmethod
@@ -321,6 +376,16 @@ class Config(_Strict):
                 raise ValueError(f"windows {a.name} and {b.name} overlap")
         return tuple(ordered)
 
+    @model_validator(mode="after")
+    def _fixed_text_fits(self) -> Config:
+        # The signature, the template's own words, the opt-out line and the longest amount and
+        # closing time are in every SMS; the renderer can only drop order fields. A config whose
+        # fixed text alone is over max_segments could never keep its promise: refuse it now.
+        from nudge.domain.messages import check_fixed_text_fits  # messages imports this module
+
+        check_fixed_text_fits(self.shop, self.messages)
+        return self
+
     def window_at(self, t: time) -> Window | None:
         return next((w for w in self.windows if w.contains(t)), None)
 
@@ -331,8 +396,11 @@ def load_config(data: dict[str, Any] | None = None) -> Config:
         return Config.model_validate(data or {})
     except ValidationError as exc:
         err = exc.errors()[0]
-        key = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-")) or "config"
+        key = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
         problem = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             problem = "unknown key"
-        raise ConfigError(key, problem) from None
+        cause = err.get("ctx", {}).get("error")
+        if isinstance(cause, ConfigError):  # a check across sections names its own key
+            key, problem = ".".join(k for k in (key, cause.key) if k), cause.problem
+        raise ConfigError(key or "config", problem) from None

@@ -339,6 +339,12 @@ def _finish(draft: PlanDraft, ledger: Mapping[str, ReminderState], sent_today: i
         except Exception as exc:  # one bad record never stops a window
             decisions[f.index] = _not_decidable(order, exc)
             continue
+        if send.segments > config.messages.max_segments:
+            # Unreachable while config loading refuses a fixed text that cannot fit; kept so that
+            # no SMS over the cap is ever sent, whatever the renderer does.
+            detail = f"message: {send.segments} segments, over messages.max_segments {config.messages.max_segments}"
+            decisions[f.index] = _skip(oid, Reason.INVALID_ORDER, detail)
+            continue
         # Only a send that was fully built uses the budget and the buyer's one SMS.
         budget -= 1
         contacted_buyers.add(order.buyer_id)

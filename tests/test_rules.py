@@ -17,7 +17,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nudge.domain.config import load_config
-from nudge.domain.models import Action, InvalidOrder, Order, Reason, ReminderState, SentReminder
+from nudge.domain.models import (
+    Action,
+    CallDecision,
+    InvalidOrder,
+    Order,
+    Reason,
+    ReminderState,
+    SendDecision,
+    SentReminder,
+    SkipDecision,
+)
 from nudge.domain.restdays import RestDayCalendar
 from nudge.domain.rules import draft_plan, finish_plan, plan_reminders
 
@@ -228,6 +238,14 @@ def test_contact_exactly_24h_ago_no_longer_blocks():
     assert decide([order()], recent=recent)[0]["o-t"].action is Action.SEND
 
 
+def test_a_send_after_the_runs_instant_blocks_the_buyer():
+    # The same window planned twice: the first plan's SMS went out at now + 5 min, and a second
+    # plan judged at the scheduled time must see it (else reminder 2 follows within minutes).
+    recent = [SentReminder("o-t", "b-t", "+8613800138000", NOW + timedelta(minutes=5), 1)]
+    d = decide([order()], recent=recent, ledger={"o-t": ReminderState("o-t", reminders_sent=1)})[0]["o-t"]
+    assert d.reason is Reason.BUYER_RECENTLY_CONTACTED
+
+
 def test_recent_contact_is_matched_by_phone_too():
     recent = [SentReminder("o-old", "another-id", "13800138000", NOW - timedelta(hours=1), 1)]
     assert decide([order()], recent=recent)[0]["o-t"].reason is Reason.BUYER_RECENTLY_CONTACTED
@@ -357,6 +375,15 @@ def test_send_deadline_is_the_earlier_of_window_end_and_buyer_night():
     assert d.not_after == datetime(2026, 11, 23, 10, 40, tzinfo=SHANGHAI)
 
 
+def test_send_deadline_is_never_after_the_order_closes_or_expires():
+    closes = NOW + timedelta(minutes=20)  # before the window's 10:40 end
+    d = decide([order(closes_at=closes)])[0]["o-t"]
+    assert d.action is Action.SEND and d.not_after == closes
+    # created 71h50m ago: the 72 h expiry comes 10 minutes from now, before the window ends
+    d = decide([order(timedelta(hours=71, minutes=50))])[0]["o-t"]
+    assert d.action is Action.SEND and d.not_after == NOW + timedelta(minutes=10)
+
+
 def test_run_skipped_names_the_run_wide_reason():
     _, plan = decide([order()], now=datetime(2026, 11, 21, 10, 0, tzinfo=SHANGHAI))
     assert plan.run_skipped is Reason.REST_DAY and plan.window == "09:50-10:40"
@@ -429,7 +456,8 @@ def test_properties_of_every_plan(orders, minutes, sent_today, cap, reminded, re
         assert d.attempt <= 2 and ledger.get(o.order_id, ReminderState("")).reminders_sent < 2
         assert o.buyer_id not in recent_buyers
         assert o.payment_method != "cod" and o.channel != "distribution"
-        assert d.not_after > now
+        assert now < d.not_after <= o.created_at + timedelta(hours=72)
+        assert o.closes_at is None or d.not_after <= o.closes_at
 
 
 def test_the_draft_asks_the_ledger_only_for_orders_the_early_rules_left_open():
@@ -459,3 +487,111 @@ def test_a_draft_finishes_the_same_way_twice():
     second = finish_plan(draft, ledger={}, sent_today=0)
     assert [d.reason for d in first.decisions] == [d.reason for d in second.decisions]
     assert sum(d.action is Action.SEND for d in second.decisions) == 1
+
+
+# ---- decision types ---------------------------------------------------------------------------
+
+
+def test_each_kind_of_decision_has_exactly_its_fields_and_the_documented_json():
+    big = order(order_id="o-big", buyer_id="b-2", phone="+8613800138002", amount=Decimal("5000"))
+    paid = order(order_id="o-paid", buyer_id="b-3", phone="+8613800138003", status="paid")
+    bad = InvalidOrder("o-bad", "amount", "must be >= 0")
+    decisions, _ = decide([order(), big, paid, bad])
+    send, call, skip, invalid = (decisions[k] for k in ("o-t", "o-big", "o-paid", "o-bad"))
+    assert isinstance(send, SendDecision) and isinstance(call, CallDecision)
+    assert isinstance(skip, SkipDecision) and isinstance(invalid, SkipDecision)
+    names = {
+        cls: {f.name for f in dataclasses.fields(cls)} for cls in (SendDecision, CallDecision, SkipDecision)
+    }
+    assert names[SendDecision] == {
+        "order_id", "attempt", "message", "segments", "buyer_id", "phone_e164", "not_after"
+    }  # fmt: skip
+    assert names[CallDecision] == {"order_id", "attempt", "buyer_id", "phone_e164"}
+    assert names[SkipDecision] == {"order_id", "reason", "detail"}
+    # Every kind still answers `action` and `reason`, and --json keeps one shape for all.
+    assert (send.action, send.reason, call.action, call.reason) == (
+        Action.SEND, None, Action.CALL, Reason.LARGE_ORDER
+    )  # fmt: skip
+    shape = ["order_id", "action", "reason", "attempt", "message", "segments"]
+    for d in (send, call, skip):
+        assert list(d.to_json()) == shape
+    assert invalid.to_json() == {
+        "order_id": "o-bad",
+        "action": "skip",
+        "reason": "invalid_order",
+        "attempt": None,
+        "message": None,
+        "segments": None,
+        "detail": "amount: must be >= 0",
+    }
+    assert call.to_json()["attempt"] == 1 and call.to_json()["message"] is None
+    assert send.to_json()["message"] == send.message and send.to_json()["segments"] == send.segments
+
+
+# ---- one bad record never stops a window ------------------------------------------------------
+
+
+def _other(i: int, **fields) -> Order:
+    return order(**{"order_id": f"o-{i}", "buyer_id": f"b-{i}", "phone": f"+86138001380{i:02d}", **fields})
+
+
+def test_an_order_whose_phone_parsing_raises_is_invalid_and_the_rest_is_decided(monkeypatch):
+    import nudge.domain.rules as rules
+
+    real = rules.phone_info
+
+    def phone_info(raw, region):
+        if raw == "+8613800138001":
+            raise RuntimeError("library bug\non two lines")
+        return real(raw, region)
+
+    monkeypatch.setattr(rules, "phone_info", phone_info)
+    decisions, _ = decide([_other(1), _other(2)])
+    assert decisions["o-1"].reason is Reason.INVALID_ORDER
+    assert decisions["o-1"].detail == "record: could not be decided (RuntimeError: library bug on two lines)"
+    assert decisions["o-2"].action is Action.SEND
+
+
+def test_a_send_whose_rendering_raises_uses_neither_the_budget_nor_the_buyers_sms(monkeypatch):
+    import nudge.domain.rules as rules
+
+    real = rules.render_reminder
+
+    def render(order, attempt, **kwargs):
+        if order.order_id == "o-1":
+            raise ZeroDivisionError
+        return real(order, attempt, **kwargs)
+
+    monkeypatch.setattr(rules, "render_reminder", render)
+    config = load_config({"rules": {"daily_sms_cap": 1}})
+    # o-1 is the most urgent and of the same buyer as o-2 (another day, so not superseded).
+    first = _other(1, closes_at=NOW + timedelta(minutes=30))
+    second = _other(2, buyer_id="b-1", created_at=NOW - timedelta(hours=27))
+    decisions, _ = decide([first, second], config=config)
+    assert (decisions["o-1"].reason, decisions["o-1"].detail) == (
+        Reason.INVALID_ORDER,
+        "record: could not be decided (ZeroDivisionError)",
+    )
+    assert decisions["o-2"].action is Action.SEND
+
+
+def test_an_order_built_past_the_parser_bounds_cannot_stop_the_window():
+    from datetime import timezone
+
+    # Year 9999 with a negative offset overflows when converted (parse_order refuses it; this
+    # Order is built directly, as a bug elsewhere might).
+    broken = _other(1, created_at=datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-5))))
+    for plan in (
+        plan_reminders([broken, _other(2)], now=NOW, config=CONFIG),
+        finish_plan(draft_plan([broken, _other(2)], now=NOW, config=CONFIG), ledger={}, sent_today=0),
+    ):
+        by_id = {d.order_id: d for d in plan.decisions}
+        assert by_id["o-1"].reason is Reason.INVALID_ORDER and "OverflowError" in by_id["o-1"].detail
+        assert by_id["o-2"].action is Action.SEND
+
+
+def test_a_huge_amount_with_calls_turned_off_is_still_decided():
+    config = load_config({"rules": {"large_order_amount": None}})
+    decisions, _ = decide([_other(1, amount=Decimal(10) ** 12), _other(2)], config=config)
+    assert decisions["o-1"].action is Action.SEND and "1000000000000.00" in decisions["o-1"].message
+    assert decisions["o-2"].action is Action.SEND

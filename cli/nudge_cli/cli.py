@@ -1,6 +1,8 @@
 """`nudge`: the operator's command line. A thin shell: it reads files and the clock, the core decides.
 
-Bad arguments or config exit with status 2 and one line naming the key and the problem.
+Bad arguments or config exit with status 2 and one line naming the key and the problem. Bad order
+lines are never fatal: each is an `invalid_order` decision. Order data printed to the terminal is
+escaped (no rich markup, no control characters or terminal escapes), in the table and in --json.
 """
 
 from __future__ import annotations
@@ -8,14 +10,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+import unicodedata
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NoReturn, TextIO
+from typing import BinaryIO, NoReturn, TextIO
 
 from nudge.domain.config import Config, ConfigError, load_config
 from nudge.domain.models import Action, Plan, ReminderState
-from nudge.domain.orders import HistoryError, read_history_jsonl, read_orders_jsonl
+from nudge.domain.orders import YEARS, HistoryError, read_history_jsonl, read_orders_jsonl
 from nudge.domain.restdays import RestDayCalendar, window_openings
 from nudge.domain.rules import plan_reminders
 
@@ -36,6 +39,8 @@ def _timestamp(text: str) -> datetime:
         raise argparse.ArgumentTypeError(f"not an ISO-8601 timestamp: {text!r}") from None
     if value.tzinfo is None:
         raise argparse.ArgumentTypeError(f"needs a UTC offset, e.g. {text}+08:00")
+    if value.year not in YEARS:  # the bound orders have too: no date arithmetic can overflow
+        raise argparse.ArgumentTypeError(f"year {value.year} is outside {YEARS.start}-{YEARS.stop - 1}")
     return value
 
 
@@ -46,7 +51,12 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
+    if value > MAX_DAYS:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_DAYS}")
     return value
+
+
+MAX_DAYS = 366
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,17 +94,20 @@ def read_config_file(path: Path) -> Config:
     import yaml
 
     p = path
+    kind = "JSON" if p.suffix == ".json" else "YAML"
     try:
-        text = p.read_text(encoding="utf-8")
+        text = p.read_bytes().decode("utf-8-sig")
     except OSError as exc:
         raise ConfigError("--config", f"cannot read {p}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError("--config", f"{p} is not UTF-8 text (byte {exc.start + 1})") from None
     try:
-        data = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(
-            "--config",
-            f"{p} is not valid {'JSON' if p.suffix == '.json' else 'YAML'}: {str(exc).splitlines()[0]}",
-        ) from None
+        data = json.loads(text) if kind == "JSON" else yaml.safe_load(text)
+    except RecursionError:
+        raise ConfigError("--config", f"{p} is not valid {kind}: nested too deeply") from None
+    except (ValueError, yaml.YAMLError) as exc:  # ValueError: JSON errors, too-long integers
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise ConfigError("--config", f"{p} is not valid {kind}: {first}") from None
     if data is not None and not isinstance(data, dict):
         raise ConfigError("--config", f"{p} must hold a mapping of settings")
     return load_config(data)
@@ -104,25 +117,34 @@ def _config(path: Path | None) -> Config:
     return read_config_file(path) if path else load_config()
 
 
-def _open(path: Path) -> TextIO:
+def _open(path: Path) -> BinaryIO:
+    """The orders file in binary mode: lines split on b"\\n" only, each decoded on its own, so
+    a line that is not UTF-8 is one invalid order, not the end of the run."""
     if str(path) == "-":
-        return sys.stdin
+        return sys.stdin.buffer
     try:
-        return path.open(encoding="utf-8")
+        return path.open("rb")
     except OSError as exc:
         raise UsageError(f"--orders: cannot read {path}: {exc.strerror}") from None
 
 
+def _read_history(path: Path) -> list:
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except OSError as exc:
+        raise UsageError(f"--history: cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"--history: {path} is not UTF-8 text (byte {exc.start + 1})") from None
+    try:
+        # Split on "\\n" only: str.splitlines() would also split at U+2028 inside a JSON string.
+        return read_history_jsonl(text.split("\n"))
+    except HistoryError as exc:
+        raise UsageError(f"--history: {_terminal_safe(str(exc))}") from None
+
+
 def run_plan(args: argparse.Namespace, out: TextIO) -> int:
     config = _config(args.config)
-    history = []
-    if args.history:
-        try:
-            history = read_history_jsonl(args.history.read_text(encoding="utf-8").splitlines())
-        except OSError as exc:
-            raise UsageError(f"--history: cannot read {args.history}: {exc.strerror}") from None
-        except HistoryError as exc:
-            raise UsageError(f"--history: {exc}") from None
+    history = _read_history(args.history) if args.history else []
     # The ledger's count per order is the highest attempt the history shows.
     ledger: dict[str, ReminderState] = {}
     for sent in history:
@@ -144,11 +166,40 @@ def run_plan(args: argparse.Namespace, out: TextIO) -> int:
     for warning in plan.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if args.json:
-        json.dump(plan.to_json(), out, ensure_ascii=False, indent=2)
+        out.write(_terminal_safe_json(json.dumps(plan.to_json(), ensure_ascii=False, indent=2)))
         out.write("\n")
     else:
         print_plan(plan, out)
     return 0
+
+
+# Control (Cc), format (Cf: bidi overrides, zero-width), surrogate, private-use and unassigned
+# characters, and line/paragraph separators: order data must not move the cursor, recolour or
+# reorder the operator's terminal. They are shown escaped, as Python writes them in a string.
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+def _escape_unsafe(text: str, escape: Callable[[str], str], keep: str = "") -> str:
+    if text.isprintable():  # fast path; also False for harmless spaces like U+3000, checked below
+        return text
+    return "".join(
+        escape(ch) if ch not in keep and unicodedata.category(ch) in _UNSAFE_CATEGORIES else ch for ch in text
+    )
+
+
+def _terminal_safe(text: str) -> str:
+    return _escape_unsafe(text, lambda ch: repr(ch)[1:-1])
+
+
+def _json_escape(ch: str) -> str:
+    units = ch.encode("utf-16-le", "surrogatepass")
+    return "".join(f"\\u{int.from_bytes(units[i : i + 2], 'little'):04x}" for i in range(0, len(units), 2))
+
+
+def _terminal_safe_json(text: str) -> str:
+    # json.dumps already escapes U+0000-U+001F inside strings, so a raw newline is layout (kept);
+    # the other characters can only be inside strings, where \\uXXXX means the same character.
+    return _escape_unsafe(text, _json_escape, keep="\n")
 
 
 def summary_line(plan: Plan) -> str:
@@ -165,6 +216,11 @@ def summary_line(plan: Plan) -> str:
 def print_plan(plan: Plan, out: TextIO) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
+
+    def cell(value: object) -> Text:
+        # A Text is never read as markup, so "[/]" or "[bold]" in an order field prints as written.
+        return Text(_terminal_safe(str(value)))
 
     console = Console(file=out, width=140, soft_wrap=False)
     where = f"window {plan.window}" if plan.window else "no window open"
@@ -174,16 +230,17 @@ def print_plan(plan: Plan, out: TextIO) -> None:
     for col in ("order", "action", "reason", "#", "seg", "message"):
         table.add_column(col, overflow="fold")
     for d in plan.decisions:
-        reason = d.reason.value if d.reason else ""
-        if d.detail:
-            reason = f"{reason} ({d.detail})"
+        row = d.to_json()  # the same fields as --json, whichever kind of decision this is
+        reason = row["reason"] or ""
+        if row.get("detail"):
+            reason = f"{reason} ({row['detail']})"
         table.add_row(
-            d.order_id or "?",
-            d.action.value,
-            reason,
-            str(d.attempt or ""),
-            str(d.segments or ""),
-            d.message or "",
+            cell(row["order_id"] or "?"),
+            cell(row["action"]),
+            cell(reason),
+            cell(row["attempt"] or ""),
+            cell(row["segments"] or ""),
+            cell(row["message"] or ""),
         )
     console.print(table)
     print(summary_line(plan), file=out)
@@ -287,10 +344,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         }[args.command]
         return handler(args, out)
     except UsageError as exc:
-        print(f"nudge: error: {exc}", file=sys.stderr)
+        print(f"nudge: error: {_terminal_safe(str(exc))}", file=sys.stderr)
         return 2
     except ConfigError as exc:
-        print(f"nudge: config error: {exc}", file=sys.stderr)
+        print(f"nudge: config error: {_terminal_safe(str(exc))}", file=sys.stderr)
         return 2
 
 

@@ -32,11 +32,13 @@ from __future__ import annotations
 import math
 import re
 import string
-from collections.abc import Callable, Mapping
+import unicodedata
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time
 from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
+from urllib.parse import urlsplit
 
 from nudge.domain.config import MessagesConfig, ShopConfig, Window
 from nudge.domain.models import Order
@@ -45,6 +47,8 @@ __all__ = [
     "DEFAULT_TEMPLATES",
     "TEMPLATE_FIELDS",
     "RenderedSms",
+    "allowed_pay_url",
+    "check_fixed_text_fits",
     "check_template",
     "check_templates",
     "count_segments",
@@ -138,9 +142,28 @@ DEFAULT_TEMPLATES: Mapping[str, Mapping[int, str]] = {
 }
 
 _OPEN, _CLOSE = "[[", "]]"
+_BUYER_FIELD = r"\{(?:buyer_name|item_title|greeting)\}"
+_BUYER_TEXT_JOINED = re.compile(rf"[.\u3002/:@}}]{_BUYER_FIELD}|{_BUYER_FIELD}[.\u3002/:@{{]")
 
-# A compiled template is a tuple of parts: ("text", str) | ("field", name) | ("section", parts).
-_Part = tuple[str, object]
+
+@dataclass(frozen=True, slots=True)
+class _Field:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Section:
+    """An optional ``[[ ... ]]`` part: left out whole when one of its fields has no value."""
+
+    parts: tuple[str | _Field, ...]
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.parts if isinstance(p, _Field))
+
+
+# A compiled template is a tuple of parts: literal text, a placeholder, or an optional section.
+_Part = str | _Field | _Section
 
 
 def check_template(text: str) -> None:
@@ -173,6 +196,16 @@ def _compile(text: str) -> tuple[_Part, ...]:
     # Cached: a run renders thousands of SMS from the same four texts.
     if not isinstance(text, str) or not text.strip():
         raise ValueError("template is empty")
+    for ch in text:
+        if ch != "\n" and unicodedata.category(ch) in _UNSAFE_CATEGORIES:
+            raise ValueError(f"must not contain the control or format character {ch!r}")
+    joined = _BUYER_TEXT_JOINED.search(text.replace(_OPEN, "").replace(_CLOSE, ""))
+    if joined:
+        # "{item_title}.{buyer_name}" would let two harmless fields spell "evil.com".
+        raise ValueError(
+            f"{joined[0]!r}: a buyer's text ({{buyer_name}}, {{item_title}}, {{greeting}}) must not touch "
+            "another placeholder or one of . 。 / : @"
+        )
     parts: list[_Part] = []
     pos = 0
     while True:
@@ -190,23 +223,23 @@ def _compile(text: str) -> tuple[_Part, ...]:
         if _OPEN in inner:
             raise ValueError(f"'{_OPEN}' sections cannot be nested")
         section = _parse_plain(inner)
-        if not any(kind == "field" for kind, _ in section):
+        if not any(isinstance(p, _Field) for p in section):
             raise ValueError(
                 f"section '{_OPEN}{inner}{_CLOSE}' has no placeholder, so it would never be left out"
             )
-        parts.append(("section", tuple(section)))
+        parts.append(_Section(tuple(section)))
         pos = end + 2
 
 
-def _parse_plain(text: str) -> list[_Part]:
-    parts: list[_Part] = []
+def _parse_plain(text: str) -> list[str | _Field]:
+    parts: list[str | _Field] = []
     try:
         parsed = list(string.Formatter().parse(text))
     except ValueError as exc:
         raise ValueError(f"bad format: {exc}") from None
     for literal, name, spec, conversion in parsed:
         if literal:
-            parts.append(("text", literal))
+            parts.append(literal)
         if name is None:
             continue
         if name == "":
@@ -219,19 +252,19 @@ def _parse_plain(text: str) -> list[_Part]:
             # Values are ready-made text (amounts are formatted already): a spec like :.2f would fail
             # on the first SMS of a run rather than at config load.
             raise ValueError(f"placeholder {{{name}}} must not have a format spec or conversion")
-        parts.append(("field", name))
+        parts.append(_Field(name))
     return parts
 
 
 def _fill(parts: tuple[_Part, ...], values: Mapping[str, str | None]) -> str:
     out: list[str] = []
-    for kind, payload in parts:
-        if kind == "text":
-            out.append(payload)  # type: ignore[arg-type]
-        elif kind == "field":
-            out.append(values[payload] or "")  # type: ignore[index]
-        elif all(values[name] for k, name in payload if k == "field"):  # type: ignore[union-attr]
-            out.append(_fill(payload, values))  # type: ignore[arg-type]
+    for part in parts:
+        if isinstance(part, str):
+            out.append(part)
+        elif isinstance(part, _Field):
+            out.append(values[part.name] or "")
+        elif all(values[name] for name in part.fields):
+            out.append(_fill(part.parts, values))
     return "".join(out)
 
 
@@ -298,11 +331,115 @@ _WHITESPACE = re.compile(r"\s+")
 _NO_SIGNATURE_BRACKETS = str.maketrans({"【": "[", "】": "]"})
 
 
-def _text_field(value: str | None) -> str | None:
+# --------------------------------------------------------------------------------------------
+# Content safety: order fields come from buyers, and an SMS signed by the shop must never carry
+# their words as the shop's (a name like "账户异常请登录 evil.example 核实" is phishing under the
+# shop's signature). So no order field can put a link, a control or format character, or a
+# phone number into the text; the only link an SMS can hold is a pay_url on the shop's own hosts
+# (or one the shop wrote into its own template).
+
+MAX_NAME_CHARS = 20  # longer is not a name; also keeps a hostile one from crowding the text
+# Control (Cc: also ESC), format (Cf: bidi overrides, zero-width), surrogate, private-use and
+# unassigned characters. Whitespace among them (tab, newline, U+2028) becomes a space first.
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn"})
+_DOT = "[.\u3002]"  # "." and the ideographic full stop, which browsers also read as a dot
+# Anything with a scheme, or starting with www.: the whole run of non-spaces goes.
+_SCHEME_URL = re.compile(r"\S*://\S*|www" + _DOT + r"\S*", re.IGNORECASE)
+# Domain-like tokens (foo.com, evil.example/x, 例子.中国): labels joined by dots, ending in a
+# label of 2+ letters, with any path. ASCII labels are matched on their own, so Chinese text
+# around an ASCII domain stays ("登录evil.example核实" keeps 登录 and 核实).
+_ASCII_DOMAIN = re.compile(
+    r"(?<![a-z0-9\-])[a-z0-9\-]+(?:" + _DOT + r"[a-z0-9\-]+)*" + _DOT + r"(?:[a-z]{2,63}|xn--[a-z0-9\-]+)"
+    r"(?![a-z0-9\-])(?:[/:?#][!-~]*)?",
+    re.IGNORECASE | re.ASCII,
+)
+_UNICODE_DOMAIN = re.compile(r"[^\W_]+(?:\.[^\W_]+)*\.[^\W\d_]{2,}(?:[/:?#]\S*)?")
+_EMAIL = re.compile(r"\S+@\S+")
+_DIGIT_RUN = re.compile(r"\d(?:[\s\-.()/]*\d){4,}")  # 5+ digits, even written "138-0013-8000"
+_EDGE_JUNK = " .\u3002-_/:"
+_MAX_PASSES = 4
+
+
+def _without_unsafe_characters(value: str) -> str:
+    value = unicodedata.normalize("NFKC", value)  # fullwidth ｈｔｔｐｓ：／／ becomes https://
+    value = _WHITESPACE.sub(" ", value)
+    if not value.isprintable():
+        value = "".join(ch for ch in value if unicodedata.category(ch) not in _UNSAFE_CATEGORIES)
+    return value
+
+
+def _without_links(value: str) -> str:
+    # Each removal leaves a space, so the text either side cannot join into a new link.
+    for pattern in (_SCHEME_URL, _ASCII_DOMAIN, _UNICODE_DOMAIN):
+        value = pattern.sub(" ", value)
+    return value
+
+
+def _text_field(value: str | None, *, name: bool = False) -> str | None:
+    """An order's buyer name (``name=True``) or item title, safe to put into the shop's SMS.
+
+    Both: NFKC-normalized, then control, format and escape characters removed (whitespace
+    becomes one space), then anything link-like removed (a scheme ``://``, ``www.``, or a
+    domain-like token such as ``foo.com`` or ``evil.example/x``). Names also lose e-mail
+    addresses and runs of 5+ digits (phone numbers, account numbers), and are cut to
+    ``MAX_NAME_CHARS``. 【】 become [] (they would read as a second signature).
+    """
     if value is None:
         return None
-    value = _WHITESPACE.sub(" ", value).strip().translate(_NO_SIGNATURE_BRACKETS)
-    return value or None
+    value = _without_unsafe_characters(value).translate(_NO_SIGNATURE_BRACKETS)
+    if name and len(value) > 4 * MAX_NAME_CHARS:
+        value = value[: 4 * MAX_NAME_CHARS]  # room for what the removals below take out
+    # The text's gap clean-up (run again on the whole SMS) removes spaces and commas before
+    # punctuation, which could join "evil ,.com" into a link: clean and remove until stable.
+    for _ in range(_MAX_PASSES):
+        cleaned = _clean(value)
+        if name:
+            cleaned = _EMAIL.sub(" ", cleaned)
+        cleaned = _without_links(cleaned)
+        if name:
+            cleaned = _DIGIT_RUN.sub(" ", cleaned)
+        cleaned = _WHITESPACE.sub(" ", cleaned).strip(_EDGE_JUNK)
+        if name and len(cleaned) > MAX_NAME_CHARS:
+            cleaned = cleaned[:MAX_NAME_CHARS].rstrip(_EDGE_JUNK)
+        if cleaned == value:
+            return value or None
+        value = cleaned
+    return None  # still changing: leave the field out rather than guess
+
+
+def allowed_pay_url(url: str | None, link_hosts: Sequence[str]) -> str | None:
+    """``url`` when it may go into an SMS: ``https://`` on one of the shop's ``link_hosts``.
+
+    A host entry ``shop.example`` allows exactly that host; ``.shop.example`` (leading dot) also
+    allows its subdomains (``pay.shop.example``). Refused: other schemes, user info (``@``),
+    ports, backslashes, percent-escapes or any non-ASCII character in the URL (so no IDN
+    look-alikes: a shop lists the ``xn--`` form of an IDN host), and a trailing dot on the host.
+    With no ``link_hosts`` (the default) no pay link is ever sent.
+    """
+    if not url or not link_hosts:
+        return None
+    url = url.strip()
+    # Printable ASCII only: no spaces, no control characters, no look-alike letters.
+    if not url.isascii() or not url.isprintable() or " " in url or "\\" in url:
+        return None
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    netloc = parts.netloc
+    if parts.scheme != "https" or port is not None or any(c in netloc for c in "@:%[]"):
+        return None
+    host = netloc.lower()
+    if not _HOST.fullmatch(host):
+        return None
+    for allowed in link_hosts:
+        if host == allowed.lstrip(".") or (allowed.startswith(".") and host.endswith(allowed)):
+            return url
+    return None
+
+
+_HOST = re.compile(r"[a-z0-9](?:[a-z0-9\-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9\-]{0,61}[a-z0-9])?)+")
 
 
 def _closes_at(order: Order, shop: ShopConfig, now: datetime, locale: str) -> str | None:
@@ -335,6 +472,41 @@ def _greeting(name: str | None, locale: str) -> str:
 
 # --------------------------------------------------------------------------------------------
 # Rendering
+
+
+def check_fixed_text_fits(shop: ShopConfig, messages: MessagesConfig) -> None:
+    """Refuse (ConfigError on ``messages.max_segments``) a config whose fixed text cannot fit.
+
+    The fixed text is what no order field can shorten: the signature, each reminder's template
+    with every optional field empty, the opt-out line, and the longest amount (the largest an
+    order may have, with a three-letter code), closing time and shipping cut-off. Config loading
+    calls this, so every SMS the renderer makes fits (it drops order fields until it does).
+    """
+    from nudge.domain.config import ConfigError
+    from nudge.domain.orders import MAX_AMOUNT
+
+    zone = shop.zone
+    now = datetime(2026, 12, 30, 0, 0, tzinfo=zone)
+    worst = Order(
+        order_id="fixed-text",
+        buyer_id="-",
+        phone="-",
+        status="unpaid",
+        created_at=now,
+        amount=MAX_AMOUNT,
+        currency="XXX",  # no symbol: written out as "XXX 1,000,000,000,000.00", the longest form
+        closes_at=datetime(2026, 12, 31, 23, 59, tzinfo=zone),  # "12月31日23:59" / "12-31 23:59"
+    )
+    window = Window(start=time(0, 0), end=time(23, 58), ship_by=time(23, 59))
+    for attempt in (1, 2):
+        sms = render_reminder(worst, attempt, shop=shop, messages=messages, window=window, now=now)
+        if sms.segments > messages.max_segments:
+            raise ConfigError(
+                "messages.max_segments",
+                f"reminder {attempt} needs {sms.segments} segments without any order field "
+                f"(longest amount and closing time), over {messages.max_segments}: shorten shop.name, "
+                "messages.opt_out_line or the template, or raise max_segments",
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -382,10 +554,10 @@ def render_reminder(
     opt_out = (messages.opt_out_line or "").strip()
     values: dict[str, str | None] = {
         "shop": shop_name,
-        "buyer_name": _text_field(order.buyer_name),
+        "buyer_name": _text_field(order.buyer_name, name=True),
         "item_title": _text_field(order.item_title),
         "amount": format_amount(order.amount, order.currency or shop.currency, locale),
-        "pay_url": (order.pay_url or "").strip() or None,
+        "pay_url": allowed_pay_url(order.pay_url, messages.link_hosts),
         "closes_at": _closes_at(order, shop, now, locale),
         "ship_by": _ship_by(window, shop, now),
     }
@@ -459,6 +631,8 @@ def _fit_title(
         # "…" is not GSM-7: in a GSM-7 text it would switch all of it to UCS-2 (70 instead of 160 a
         # segment), so "..." is used there. In a UCS-2 text the one-unit "…" is cheaper.
         gsm = fallback.encoding == GSM7 and _GSM.issuperset(head)
+        # A cut can end a kept token on a domain-like shape ("evil.com1" -> "evil.com"): clean again.
+        head = _without_links(head).rstrip(_TITLE_TAIL)
         value = head + ("..." if gsm else "…")
         return value, build({**current, "item_title": value})
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
+from typing import Any, ClassVar, Literal
 
 
 class Action(StrEnum):
@@ -109,35 +110,89 @@ class SentReminder:
     attempt: int
 
 
-@dataclass(slots=True)  # not frozen: a frozen init costs ~2x, and there is one per order
-class Decision:
-    """The one decision an order gets in a run."""
+# The three decisions an order can get, each with exactly the fields it has. ``action`` and
+# ``reason`` are class constants where the kind fixes them, so every decision answers them alike
+# (``d.action is Action.SEND`` narrows the union for a type checker). Not frozen: a frozen init
+# costs ~2x, and there is one decision per order.
 
-    order_id: str | None
-    action: Action
-    reason: Reason | None
-    attempt: int | None = None  # the reminder number for `send` (1 or 2) and `call`
-    message: str | None = None  # the SMS text, for `send`
-    segments: int | None = None
-    detail: str | None = None  # e.g. "amount: must be >= 0" for invalid_order
+
+@dataclass(slots=True)
+class SendDecision:
+    """Send reminder ``attempt`` as this SMS, no later than ``not_after``."""
+
+    action: ClassVar[Literal[Action.SEND]] = Action.SEND
+    reason: ClassVar[None] = None
+    order_id: str
+    attempt: int  # the reminder number, 1 or 2
+    message: str
+    segments: int
     # What the sender needs, kept on the decision so the shell does not look it up again.
-    buyer_id: str | None = None
-    phone_e164: str | None = None
-    not_after: datetime | None = None  # the last instant this SMS may go out (window end / buyer night)
+    buyer_id: str
+    phone_e164: str
+    # The last instant this SMS may go out: the window's end, the buyer's night, the order's
+    # closing time or its expiry, whichever comes first.
+    not_after: datetime
 
-    def to_json(self) -> dict:
-        """The shape DESIGN.md fixes for `nudge plan --json` (plus `detail` for invalid orders)."""
-        out = {
+    def to_json(self) -> dict[str, Any]:
+        """The shape DESIGN.md fixes for `nudge plan --json`."""
+        return {
             "order_id": self.order_id,
             "action": self.action.value,
-            "reason": self.reason.value if self.reason else None,
+            "reason": None,
             "attempt": self.attempt,
             "message": self.message,
             "segments": self.segments,
         }
+
+
+@dataclass(slots=True)
+class CallDecision:
+    """Put the order on the staff call list (a large order) instead of texting."""
+
+    action: ClassVar[Literal[Action.CALL]] = Action.CALL
+    reason: ClassVar[Literal[Reason.LARGE_ORDER]] = Reason.LARGE_ORDER
+    order_id: str
+    attempt: int  # the reminder the order would have had, so every action has the same JSON shape
+    buyer_id: str
+    phone_e164: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "order_id": self.order_id,
+            "action": self.action.value,
+            "reason": self.reason.value,
+            "attempt": self.attempt,
+            "message": None,
+            "segments": None,
+        }
+
+
+@dataclass(slots=True)
+class SkipDecision:
+    """No SMS and no call this run, for ``reason``."""
+
+    action: ClassVar[Literal[Action.SKIP]] = Action.SKIP
+    order_id: str | None  # None for an unreadable record
+    reason: Reason
+    detail: str | None = None  # e.g. "amount: must be >= 0" for invalid_order
+
+    def to_json(self) -> dict[str, Any]:
+        """DESIGN.md's shape, plus `detail` when there is one (docs/DECISIONS.md)."""
+        out: dict[str, Any] = {
+            "order_id": self.order_id,
+            "action": self.action.value,
+            "reason": self.reason.value,
+            "attempt": None,
+            "message": None,
+            "segments": None,
+        }
         if self.detail:
             out["detail"] = self.detail
         return out
+
+
+Decision = SendDecision | CallDecision | SkipDecision
+"""The one decision an order gets in a run."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +205,7 @@ class Plan:
     decisions: list[Decision] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "at": self.at.isoformat(),
             "window": self.window,

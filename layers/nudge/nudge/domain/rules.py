@@ -10,19 +10,22 @@ import gc
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 
 from nudge.domain.config import Config, Window
 from nudge.domain.messages import render_reminder
 from nudge.domain.models import (
-    Action,
+    CallDecision,
     Decision,
     InvalidOrder,
     Order,
     Plan,
     Reason,
     ReminderState,
+    SendDecision,
     SentReminder,
+    SkipDecision,
 )
 from nudge.domain.outcomes import in_holdout
 from nudge.domain.phones import PhoneInfo, buyer_hours_end, buyer_zones, phone_info, within_buyer_hours
@@ -39,13 +42,14 @@ class _Finalist:
     index: int
     order: Order
     phone: PhoneInfo
+    e164: str
     attempt: int
     state: ReminderState
-    urgency: tuple
+    urgency: tuple[datetime, Decimal, str]  # (effective closing time, -amount, order id)
 
 
-def _skip(order_id: str | None, reason: Reason, detail: str | None = None) -> Decision:
-    return Decision(order_id=order_id, action=Action.SKIP, reason=reason, detail=detail)
+def _skip(order_id: str | None, reason: Reason, detail: str | None = None) -> SkipDecision:
+    return SkipDecision(order_id, reason, detail)
 
 
 def normalized_phones(raw_numbers: Iterable[str], default_region: str) -> frozenset[str]:
@@ -126,13 +130,13 @@ class PlanDraft:
     window: Window | None
     run_skipped: Reason | None
     decisions: list[Decision | None]
-    pending: list[tuple[int, Order, PhoneInfo]]
+    pending: list[tuple[int, Order, PhoneInfo, str]]  # (index, order, phone, its E.164 form)
     contacted_buyers: set[str]
     contacted_phones: set[str]
 
     @property
     def needs_ledger(self) -> list[str]:
-        return [order.order_id for _, order, _ in self.pending]
+        return [order.order_id for _, order, _, _ in self.pending]
 
 
 def draft_plan(
@@ -188,17 +192,23 @@ def _draft(
         if rec.order_id in seen_ids:
             decisions[i] = _skip(rec.order_id, Reason.INVALID_ORDER, "order_id: duplicate")
             continue
+        try:
+            # "Same day" is the shop-local date of created_at, whatever offset the shop wrote.
+            day = rec.created_at.astimezone(zone).date()
+            candidate = (rec.created_at, rec.order_id)
+            key = (rec.buyer_id, day)
+            if rec.status == "unpaid" and key in newest_unpaid:
+                candidate = max(candidate, newest_unpaid[key])
+        except Exception as exc:  # one bad record never stops a window
+            decisions[i] = _not_decidable(rec, exc)
+            continue
+        # Nothing below can raise: the state of the run changes only for a record that is sound.
         seen_ids[rec.order_id] = i
-        # "Same day" is the shop-local date of created_at, whatever offset the shop wrote.
-        day = rec.created_at.astimezone(zone).date()
         orders.append((i, rec, day))
-        key = (rec.buyer_id, day)
         if rec.status == "paid":
             paid_days.add(key)
         elif rec.status == "unpaid":
-            candidate = (rec.created_at, rec.order_id)
-            if key not in newest_unpaid or candidate > newest_unpaid[key]:
-                newest_unpaid[key] = candidate
+            newest_unpaid[key] = candidate
 
     blocked_flags = frozenset(rules.blocked_flags)
     excluded_channels = frozenset(rules.excluded_channels)
@@ -209,49 +219,58 @@ def _draft(
     contacted_buyers: set[str] = set()
     contacted_phones: set[str] = set()
     for sent in recent:
-        if now - interval < sent.sent_at <= now:
+        # No upper bound: a send after ``now`` (this window planned a second time, or a run judged
+        # at its scheduled time after an earlier run already sent) still counts as a contact.
+        if now - interval < sent.sent_at:
             contacted_buyers.add(sent.buyer_id)
             contacted_phones.add(phone_info(sent.phone, region).e164 or sent.phone)
 
     # Pass 2: the per-order rules, in precedence order; the first that applies decides.
-    pending: list[tuple[int, Order, PhoneInfo]] = []
+    pending: list[tuple[int, Order, PhoneInfo, str]] = []
     for i, order, day in orders:
-        oid = order.order_id
-        if order.status != "unpaid":
-            decisions[i] = _skip(oid, Reason.NOT_UNPAID)
-            continue
-        if (order.closes_at is not None and order.closes_at <= now) or now - order.created_at >= max_age:
-            decisions[i] = _skip(oid, Reason.EXPIRED)
-            continue
-        if run_skipped is not None:
-            decisions[i] = _skip(oid, run_skipped)
-            continue
-        if rules.skip_cash_on_delivery and order.payment_method == "cod":
-            decisions[i] = _skip(oid, Reason.CASH_ON_DELIVERY)
-            continue
-        if order.channel in excluded_channels:
-            decisions[i] = _skip(oid, Reason.DISTRIBUTION_CHANNEL)
-            continue
-        if order.buyer_flags & blocked_flags:
-            decisions[i] = _skip(oid, Reason.BLOCKED_BUYER)
-            continue
-        phone = phone_info(order.phone, region)
-        if (phone.e164 or order.phone) in no_contact:
-            decisions[i] = _skip(oid, Reason.OPTED_OUT)
-            continue
-        if not phone.valid:
-            decisions[i] = _skip(oid, Reason.INVALID_PHONE, f"phone: not a valid number for region {region}")
-            continue
-        if rules.paid_same_day_skips and (order.buyer_id, day) in paid_days:
-            decisions[i] = _skip(oid, Reason.BUYER_PAID_SAME_DAY)
-            continue
-        if rules.newest_unpaid_only and newest_unpaid[(order.buyer_id, day)][1] != oid:
-            decisions[i] = _skip(oid, Reason.SUPERSEDED)
-            continue
-        if now - order.created_at < wait:
-            decisions[i] = _skip(oid, Reason.TOO_NEW)
-            continue
-        pending.append((i, order, phone))
+        try:
+            oid = order.order_id
+            if order.status != "unpaid":
+                decisions[i] = _skip(oid, Reason.NOT_UNPAID)
+                continue
+            if (order.closes_at is not None and order.closes_at <= now) or now - order.created_at >= max_age:
+                decisions[i] = _skip(oid, Reason.EXPIRED)
+                continue
+            if run_skipped is not None:
+                decisions[i] = _skip(oid, run_skipped)
+                continue
+            if rules.skip_cash_on_delivery and order.payment_method == "cod":
+                decisions[i] = _skip(oid, Reason.CASH_ON_DELIVERY)
+                continue
+            if order.channel in excluded_channels:
+                decisions[i] = _skip(oid, Reason.DISTRIBUTION_CHANNEL)
+                continue
+            if order.buyer_flags & blocked_flags:
+                decisions[i] = _skip(oid, Reason.BLOCKED_BUYER)
+                continue
+            phone = phone_info(order.phone, region)
+            e164 = phone.e164  # set exactly when the number is valid
+            if (e164 or order.phone) in no_contact:
+                decisions[i] = _skip(oid, Reason.OPTED_OUT)
+                continue
+            if e164 is None:
+                decisions[i] = _skip(
+                    oid, Reason.INVALID_PHONE, f"phone: not a valid number for region {region}"
+                )
+                continue
+            if rules.paid_same_day_skips and (order.buyer_id, day) in paid_days:
+                decisions[i] = _skip(oid, Reason.BUYER_PAID_SAME_DAY)
+                continue
+            if rules.newest_unpaid_only and newest_unpaid[(order.buyer_id, day)][1] != oid:
+                decisions[i] = _skip(oid, Reason.SUPERSEDED)
+                continue
+            if now - order.created_at < wait:
+                decisions[i] = _skip(oid, Reason.TOO_NEW)
+                continue
+            pending.append((i, order, phone, e164))
+        except Exception as exc:  # one bad record never stops a window
+            decisions[i] = _not_decidable(order, exc)
+
     return PlanDraft(
         now, config, calendar, window, run_skipped, decisions, pending, contacted_buyers, contacted_phones
     )
@@ -273,15 +292,18 @@ def _finish(draft: PlanDraft, ledger: Mapping[str, ReminderState], sent_today: i
     today = now.astimezone(zone).date()
     max_age = timedelta(hours=rules.max_age_hours)
     finalists: list[_Finalist] = []
-    for i, order, phone in draft.pending:
+    for i, order, phone, e164 in draft.pending:
         oid = order.order_id
-        state = ledger.get(oid, _NO_STATE)
-        if state.reminders_sent >= rules.max_reminders_per_order:
-            decisions[i] = _skip(oid, Reason.MAX_REMINDERS)
+        try:
+            state = ledger.get(oid, _NO_STATE)
+            if state.reminders_sent >= rules.max_reminders_per_order:
+                decisions[i] = _skip(oid, Reason.MAX_REMINDERS)
+                continue
+            urgency = _urgency(order, max_age)
+        except Exception as exc:  # one bad record never stops a window
+            decisions[i] = _not_decidable(order, exc)
             continue
-        finalists.append(
-            _Finalist(i, order, phone, state.reminders_sent + 1, state, _urgency(order, max_age))
-        )
+        finalists.append(_Finalist(i, order, phone, e164, state.reminders_sent + 1, state, urgency))
 
     # Pass 3: the run-wide limits, most urgent first, so the caps cut the least urgent orders.
     window_end = window_bounds(window, today, zone)[1] if window else None
@@ -289,30 +311,40 @@ def _finish(draft: PlanDraft, ledger: Mapping[str, ReminderState], sent_today: i
     large = rules.large_order_amount
     for f in sorted(finalists, key=lambda f: f.urgency):
         order, oid = f.order, f.order.order_id
-        if order.buyer_id in contacted_buyers or f.phone.e164 in contacted_phones:
+        if order.buyer_id in contacted_buyers or f.e164 in contacted_phones:
             # Texted in the interval before this run, or by a more urgent order of this run.
             decisions[f.index] = _skip(oid, Reason.BUYER_RECENTLY_CONTACTED)
             continue
-        zones = buyer_zones(f.phone, config.shop.timezone)
-        if not within_buyer_hours(zones, now, rules.buyer_hours):
-            decisions[f.index] = _skip(oid, Reason.QUIET_HOURS)
+        try:
+            zones = buyer_zones(f.phone, config.shop.timezone)
+            if not within_buyer_hours(zones, now, rules.buyer_hours):
+                decisions[f.index] = _skip(oid, Reason.QUIET_HOURS)
+                continue
+            if large is not None and order.amount >= large:
+                # A call is not an SMS: it neither uses the SMS cap nor counts as the buyer's SMS.
+                if f.state.call_requested:
+                    decisions[f.index] = _skip(oid, Reason.CALL_REQUESTED)
+                else:
+                    decisions[f.index] = CallDecision(oid, f.attempt, order.buyer_id, f.e164)
+                continue
+            if budget <= 0:
+                decisions[f.index] = _skip(oid, Reason.DAILY_LIMIT)
+                continue
+            # The SMS must not go out after the window closes, once the buyer's night begins, or
+            # once the order closes or expires (urgency[0]). (No window means a skipped run, and
+            # then no order gets this far.)
+            deadlines = [buyer_hours_end(zones, now, rules.buyer_hours), f.urgency[0]]
+            if window_end is not None:
+                deadlines.append(window_end)
+            send = _send(f, config, window, now, min(deadlines, key=_utc))
+        except Exception as exc:  # one bad record never stops a window
+            decisions[f.index] = _not_decidable(order, exc)
             continue
-        if large is not None and order.amount >= large:
-            # A call is not an SMS: it neither uses the SMS cap nor counts as the buyer's SMS.
-            if f.state.call_requested:
-                decisions[f.index] = _skip(oid, Reason.CALL_REQUESTED)
-            else:
-                decisions[f.index] = Decision(
-                    oid,
-                    Action.CALL,
-                    Reason.LARGE_ORDER,
-                    attempt=f.attempt,
-                    buyer_id=order.buyer_id,
-                    phone_e164=f.phone.e164,
-                )
-            continue
-        if budget <= 0:
-            decisions[f.index] = _skip(oid, Reason.DAILY_LIMIT)
+        if send.segments > config.messages.max_segments:
+            # Unreachable while config loading refuses a fixed text that cannot fit; kept so that
+            # no SMS over the cap is ever sent, whatever the renderer does.
+            detail = f"message: {send.segments} segments, over messages.max_segments {config.messages.max_segments}"
+            decisions[f.index] = _skip(oid, Reason.INVALID_ORDER, detail)
             continue
         if (
             rules.holdout_percent
@@ -322,12 +354,11 @@ def _finish(draft: PlanDraft, ledger: Mapping[str, ReminderState], sent_today: i
             # The control group: no SMS, so neither the cap nor the buyer's 24 h is used up.
             decisions[f.index] = _skip(oid, Reason.HOLDOUT)
             continue
+        # Only a send that was fully built uses the budget and the buyer's one SMS.
         budget -= 1
         contacted_buyers.add(order.buyer_id)
-        contacted_phones.add(f.phone.e164)  # type: ignore[arg-type]
-        # The SMS must not go out after the window closes or once the buyer's night begins.
-        not_after = min(window_end, buyer_hours_end(zones, now, rules.buyer_hours))  # type: ignore[type-var]
-        decisions[f.index] = _send(f, config, window, now, not_after)
+        contacted_phones.add(f.e164)
+        decisions[f.index] = send
 
     return Plan(
         at=now,
@@ -338,7 +369,23 @@ def _finish(draft: PlanDraft, ledger: Mapping[str, ReminderState], sent_today: i
     )
 
 
-def _urgency(order: Order, max_age: timedelta) -> tuple:
+def _not_decidable(order: Order, exc: Exception) -> SkipDecision:
+    """The decision for an order whose evaluation raised: a bug or a library error on odd data.
+
+    Caught per order, so the rest of the window is still decided; the detail names the error
+    (cut to one short line) so the record can be found and fixed.
+    """
+    message = " ".join(str(exc).split())[:120]
+    problem = f"could not be decided ({type(exc).__name__}{': ' + message if message else ''})"
+    return _skip(order.order_id, Reason.INVALID_ORDER, f"record: {problem}")
+
+
+def _utc(at: datetime) -> datetime:
+    # Two datetimes with the same ZoneInfo compare by wall clock (off by a DST shift): compare in UTC.
+    return at.astimezone(UTC)
+
+
+def _urgency(order: Order, max_age: timedelta) -> tuple[datetime, Decimal, str]:
     """Closest effective closing time first, then the larger amount, then the id (stable)."""
     closes = order.created_at + max_age
     if order.closes_at is not None and order.closes_at < closes:
@@ -348,18 +395,16 @@ def _urgency(order: Order, max_age: timedelta) -> tuple:
 
 def _send(
     f: _Finalist, config: Config, window: Window | None, now: datetime, not_after: datetime
-) -> Decision:
+) -> SendDecision:
     sms = render_reminder(
         f.order, f.attempt, shop=config.shop, messages=config.messages, window=window, now=now
     )
-    return Decision(
+    return SendDecision(
         order_id=f.order.order_id,
-        action=Action.SEND,
-        reason=None,
         attempt=f.attempt,
         message=sms.text,
         segments=sms.segments,
         buyer_id=f.order.buyer_id,
-        phone_e164=f.phone.e164,
+        phone_e164=f.e164,
         not_after=not_after,
     )

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 
 from nudge.domain.config import Config, Window
-from nudge.domain.models import Action, InvalidOrder, Order, Plan, Reason
+from nudge.domain.models import CallDecision, InvalidOrder, Order, Plan, Reason, SendDecision
 from nudge.domain.restdays import RestDayCalendar, wall_clock_instant, window_bounds
 from nudge.domain.rules import draft_plan, finish_plan, run_level_skip
 from nudge.services.calls import StaffNotifier, send_call_digest
@@ -186,33 +186,33 @@ def plan_window(
     plan = finish_plan(draft, ledger=states, sent_today=ledger.sent_on(today))
     sends = [
         SendRequest(
-            order_id=d.order_id,  # type: ignore[arg-type]
-            buyer_id=d.buyer_id,  # type: ignore[arg-type]
-            phone=d.phone_e164,  # type: ignore[arg-type]
-            attempt=d.attempt,  # type: ignore[arg-type]
-            text=d.message,  # type: ignore[arg-type]
-            segments=d.segments,  # type: ignore[arg-type]
-            not_after=d.not_after,  # type: ignore[arg-type]
+            order_id=d.order_id,
+            buyer_id=d.buyer_id,
+            phone=d.phone_e164,
+            attempt=d.attempt,
+            text=d.message,
+            segments=d.segments,
+            not_after=d.not_after,
             day=today,
             window=window.name,
             planned_at=now,
         )
         for d in plan.decisions
-        if d.action is Action.SEND
+        if isinstance(d, SendDecision)
     ]
-    calls = [d.order_id for d in plan.decisions if d.action is Action.CALL]
+    calls = [d.order_id for d in plan.decisions if isinstance(d, CallDecision)]
     held_out = [d.order_id for d in plan.decisions if d.reason is Reason.HOLDOUT]
     if not dry_run:
         if sends:
             summary.enqueued = queue.enqueue(sends)
         if calls:
-            ledger.request_calls(calls, now)  # type: ignore[arg-type]
+            ledger.request_calls(calls, now)
             if staff is not None:  # one digest of this window's new calls (nudge.services.calls)
-                problem = send_call_digest(staff, records, calls, window=window.name, now=now, config=config)  # type: ignore[arg-type]
+                problem = send_call_digest(staff, records, calls, window=window.name, now=now, config=config)
                 if problem:
                     summary.warnings.append(problem)
         if held_out:  # so the outcomes function can count their payments (the control group)
-            ledger.mark_held_out(held_out, now, window.name, today)  # type: ignore[arg-type]
+            ledger.mark_held_out(held_out, now, window.name, today)
     summary.orders_read = len(records)
     summary.segments = sum(r.segments for r in sends)
     summary.calls = len(calls)

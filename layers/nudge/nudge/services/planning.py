@@ -6,7 +6,7 @@ handler gives it the clock reading and the pause switch; nothing here reads the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
 from nudge.domain.config import Config, Window
@@ -162,15 +162,9 @@ def plan_window(
     records: list[Order | InvalidOrder] = list(orders.orders_for_planning(since))
     interval_start = now - timedelta(hours=rules.buyer_min_interval_hours)
     # A run judged at its scheduled time may start later, after SMS of this same window went out
-    # (a re-run after a plan that failed once its sends were queued): whatever the ledger holds
-    # already happened, so it counts as sent at the latest at the judged instant. Otherwise the
-    # buyer rule would not see it and the order would get its next reminder minutes later.
-    recent = [
-        s if s.sent_at <= now else replace(s, sent_at=now)
-        for s in ledger.recent_sends(
-            interval_start, days_between(interval_start, max(now, started_at), config)
-        )
-    ]
+    # (a re-run after a plan that failed once its sends were queued): read the sends up to the
+    # real start too. The buyer rule counts sends after the judged instant (nudge.domain.rules).
+    recent = ledger.recent_sends(interval_start, days_between(interval_start, max(now, started_at), config))
     draft = draft_plan(
         records,
         now=now,

@@ -72,7 +72,7 @@ test: lint typecheck check-template pytest
 demo: install
 	$(BIN)/nudge demo
 
-bench: coldstart
+bench: build
 	$(BIN)/python -m bench.run
 
 # Import time of each built handler as Lambda loads it, and the layer's size (bench/coldstart.py).

@@ -24,6 +24,8 @@ help:
 	@echo "make test-unit - the pure-core tests only (no moto), in seconds"
 	@echo "make bench  - cold start of the built handlers, then one sending window at 1k, 10k and 100k orders"
 	@echo "make build  - sam build (needs python3.12 on PATH)"
+	@echo "make coldstart - sam build, then the import time of each built handler and the layer size"
+	@echo "make lock   - re-lock the layer (layers/nudge/requirements.lock, with hashes)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

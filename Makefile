@@ -16,20 +16,27 @@ BIN := $(VENV)/bin
 SAM_VENV := .venv-sam
 SAM := $(SAM_VENV)/bin/sam
 
-.PHONY: help install test lint check-template pytest demo bench build clean
+.PHONY: help install test test-unit typecheck lint check-template pytest demo bench coldstart build lock clean
 
 help:
 	@echo "make demo   - run the whole pipeline locally on moto with sample orders"
-	@echo "make test   - lint, check template.yaml and run the test suite"
-	@echo "make bench  - measure one sending window at 1k, 10k and 100k orders"
+	@echo "make test   - lint, type check, check template.yaml and run the test suite"
+	@echo "make test-unit - the pure-core tests only (no moto), in seconds"
+	@echo "make bench  - cold start of the built handlers, then one sending window at 1k, 10k and 100k orders"
 	@echo "make build  - sam build (needs python3.12 on PATH)"
+	@echo "make coldstart - sam build, then the import time of each built handler and the layer size"
+	@echo "make lock   - re-lock the layer (layers/nudge/requirements.lock, with hashes)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(VENV)/.installed: $(BIN)/python pyproject.toml layers/nudge/requirements.txt
-	$(BIN)/pip install --quiet -e '.[dev]'
+# The tests run the very versions Lambda runs: the layer's lock pins the venv (names==versions only;
+# pip does not take hashes in a constraints file).
+LAYER_LOCK := layers/nudge/requirements.lock
+$(VENV)/.installed: $(BIN)/python pyproject.toml layers/nudge/requirements.txt $(LAYER_LOCK)
+	grep -Eo '^[A-Za-z0-9_.-]+==[^ ;]+' $(LAYER_LOCK) > $(VENV)/layer-pins.txt
+	$(BIN)/pip install --quiet -e '.[dev]' -c $(VENV)/layer-pins.txt
 	touch $@
 
 install: $(VENV)/.installed
@@ -51,17 +58,43 @@ check-template: install $(SAM)
 pytest: install
 	$(BIN)/pytest
 
-test: lint check-template pytest
+# mypy with the pydantic plugin (config in pyproject.toml). The handlers are two top-level `app`
+# modules, so each is checked on its own run beside the layer's package.
+typecheck: install
+	$(BIN)/mypy layers/nudge/nudge
+	$(BIN)/mypy functions/plan/app.py
+	$(BIN)/mypy functions/send/app.py
+
+# The pure core (tests/conftest.py marks every test file `unit` or `aws`): no moto, seconds.
+test-unit: install
+	$(BIN)/pytest -m unit
+
+test: lint typecheck check-template pytest
 
 demo: install
 	$(BIN)/nudge demo
 
-bench: install
+bench: build
 	$(BIN)/python -m bench.run
+
+# Import time of each built handler as Lambda loads it, and the layer's size (bench/coldstart.py).
+coldstart: build
+	$(BIN)/python -m bench.coldstart
 
 # sam build looks for python3.12 on PATH: put the venv's first.
 build: install $(SAM)
 	SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/$(BIN):$$PATH" $(SAM) build --template template.yaml
+
+# Re-lock the layer after changing layers/nudge/requirements.txt (or to take new releases on purpose:
+# a new holidays or phonenumbers can change decisions; tests/test_packaging.py notices). pydantic stays
+# on the line cfn-lint's aws-sam-translator accepts, so the tests' venv can install the locked version.
+lock: $(BIN)/python
+	$(BIN)/pip install --quiet uv
+	echo 'pydantic<2.14' > $(VENV)/lock-constraints.txt
+	$(BIN)/uv pip compile --quiet layers/nudge/requirements.txt -o $(LAYER_LOCK) --generate-hashes \
+		--python-version 3.12 --python-platform x86_64-manylinux_2_17 \
+		--no-emit-package botocore --no-emit-package urllib3 \
+		--constraint $(VENV)/lock-constraints.txt --custom-compile-command 'make lock'
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .ruff_cache .hypothesis

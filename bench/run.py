@@ -10,6 +10,8 @@
    - naive: the same orders in a fresh stack, run the obvious way (``bench.naive``).
    Every AWS call is counted by operation (``bench.calls``).
 3. The checks against the targets (PASS/MISS), a table, and ``bench/results.json``.
+0. First, the cold start (``bench.coldstart``): import time of each handler from the ``sam build``
+   output (``make bench`` builds first; skipped with a note when there is no build).
 
 Choices, also printed with the results:
 - DailySmsCap is raised to 1,000,000 so that the send path runs at scale; with the default 500
@@ -543,7 +545,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     }.items():
         os.environ.setdefault(key, value)
 
+    from bench import coldstart as coldstart_bench
     from bench import planner as planner_bench
+
+    coldstart = None
+    if (coldstart_bench.BUILD / "template.yaml").exists():
+        coldstart = coldstart_bench.run()
+        print(coldstart_bench.format_result(coldstart) + "\n", flush=True)
+    else:
+        print("cold start: skipped, no sam build output (make bench builds it)\n", flush=True)
 
     print(f"planner: plan_reminders at {', '.join(f'{n:,}' for n in sizes)} orders ...", flush=True)
     planner = planner_bench.run(sizes, repeats=3)
@@ -572,10 +582,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         "seed": SEED,
         "parameters": PARAMETERS,
         "planner": planner,
+        "coldstart": coldstart,
         "sizes": {str(n): rows[n] for n in sizes},
         "raw": {f"{k}-{n}": r for (k, n), r in sorted(results.items())},
     }
     report["checks"] = checks(rows, planner)
+    for h in (coldstart or {}).get("handlers", []):
+        report["checks"].append(
+            {
+                "name": f"cold start {h['function']}: import < {coldstart_bench.TARGET_S} s (CPU, minus bare python)",
+                "value": h["cpu_minus_bare_s"],
+                "pass": h["pass"],
+            }
+        )
     report["notes"] = notes(rows, args.send_sample)
     report["elapsed_s"] = round(time.perf_counter() - started, 1)
     Path(args.out).write_text(json.dumps(report, indent=2, default=str, ensure_ascii=False) + "\n")

@@ -1,28 +1,172 @@
-"""What ships agrees with itself: the layer's requirements, the package, the deployed schedules."""
+"""What ships agrees with itself: the layer's requirements and lock, the package, the tests' venv,
+the calendar years the locked `holidays` knows, the deployed schedules, and a repo that stands alone."""
 
 from __future__ import annotations
 
 import io
 import json
 import re
+import subprocess
 import tomllib
+from datetime import date
+from importlib import metadata
 from pathlib import Path
 
+import pytest
+from conftest import config
 from nudge_cli.cli import main
 from nudge_cli.moto_env import evaluate, load_template
+from packaging.markers import default_environment
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
+
+from nudge.domain.restdays import RestDayCalendar
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = load_template(ROOT / "template.yaml")
+LAYER = ROOT / "layers" / "nudge"
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+# What the Lambda python3.12 runtime provides beside the function (never in the layer).
+RUNTIME_SDK = {"boto3", "botocore", "s3transfer", "urllib3"}
+# The packages whose releases can change a decision or a text: the venv must run the locked ones.
+DECIDING = ("holidays", "phonenumbers", "pydantic", "pydantic-core", "aws-lambda-powertools")
 
 
 def _requirements(lines: list[str]) -> set[str]:
     return {line.split("#")[0].strip() for line in lines if line.split("#")[0].strip()}
 
 
+LAYER_REQUIREMENTS = [
+    Requirement(r) for r in _requirements((LAYER / "requirements.txt").read_text().splitlines())
+]
+
+
+def _lock() -> dict[str, tuple[str, list[str]]]:
+    """name -> (version, hashes) of layers/nudge/requirements.lock."""
+    text = (LAYER / "requirements.lock").read_text().replace("\\\n", " ")
+    out = {}
+    for line in text.splitlines():
+        m = re.match(r"^([A-Za-z0-9_.-]+)==(\S+)(.*)$", line)
+        if m:
+            out[canonicalize_name(m[1])] = (m[2], re.findall(r"--hash=sha256:([0-9a-f]{64})", m[3]))
+    return out
+
+
+LOCK = _lock()
+
+
+def _closure(requirements: list[Requirement]) -> set[str]:
+    """Every distribution these requirements pull in, by the metadata installed in this venv."""
+    seen: set[str] = set()
+    todo = [(r, frozenset(r.extras)) for r in requirements]
+    while todo:
+        req, extras = todo.pop()
+        name = canonicalize_name(req.name)
+        if name in seen and not extras:
+            continue
+        seen.add(name)
+        for text in metadata.requires(req.name) or []:
+            sub = Requirement(text)
+            if sub.marker is None or any(
+                sub.marker.evaluate({**default_environment(), "extra": e}) for e in (extras or {""})
+            ):
+                todo.append((sub, frozenset(sub.extras)))
+        extras = frozenset()
+    return seen
+
+
 def test_the_layer_ships_exactly_what_the_package_declares_for_the_runtime():
-    layer = _requirements((ROOT / "layers/nudge/requirements.txt").read_text().splitlines())
-    declared = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"])
+    layer = {str(r) for r in LAYER_REQUIREMENTS}
+    declared = {str(Requirement(d)) for d in PYPROJECT["project"]["dependencies"]}
     assert layer <= declared, f"in the layer but not in pyproject.toml: {layer - declared}"
+
+
+def test_the_layer_leaves_the_sdk_to_the_runtime_and_yaml_to_the_cli():
+    names = {canonicalize_name(r.name) for r in LAYER_REQUIREMENTS}
+    assert not names & (RUNTIME_SDK | {"pyyaml"})
+    assert not set(LOCK) & (RUNTIME_SDK | {"pyyaml"})
+    # The CLI still gets its YAML reader from the distribution.
+    assert any(
+        canonicalize_name(Requirement(d).name) == "pyyaml" for d in PYPROJECT["project"]["dependencies"]
+    )
+
+
+def test_the_lock_covers_exactly_the_layer_requirements_and_what_they_pull_in():
+    """Every name the layer needs is locked (the build installs with --no-deps), and nothing else."""
+    wanted = _closure(LAYER_REQUIREMENTS) - RUNTIME_SDK
+    assert set(LOCK) == wanted, f"missing from the lock: {wanted - set(LOCK)}; extra: {set(LOCK) - wanted}"
+    for r in LAYER_REQUIREMENTS:
+        assert r.specifier.contains(LOCK[canonicalize_name(r.name)][0]), f"{r} vs the lock"
+    for name, (_, hashes) in LOCK.items():
+        assert hashes, f"{name} has no --hash in the lock"
+
+
+def test_the_layer_build_installs_the_lock_with_hashes_and_no_dependencies():
+    build = (LAYER / "Makefile").read_text()
+    install = re.search(r"pip install (.*?)-r requirements\.lock", build, re.S)
+    assert install, "the layer build must install requirements.lock"
+    for flag in ("--no-deps", "--require-hashes", "--only-binary=:all:"):
+        assert flag in install[1]
+    assert "--invalidation-mode unchecked-hash" in build or "--invalidation-mode checked-hash" in build
+    layer = TEMPLATE["Resources"]["NudgeLayer"]
+    assert layer["Metadata"]["BuildMethod"] == "makefile"
+    assert layer["Properties"]["ContentUri"].rstrip("/") == "layers/nudge"
+
+
+@pytest.mark.parametrize("name", DECIDING)
+def test_the_tests_run_the_versions_lambda_runs(name):
+    assert metadata.version(name) == LOCK[canonicalize_name(name)][0], (
+        f"{name}: the venv has {metadata.version(name)}, the layer locks {LOCK[canonicalize_name(name)][0]} "
+        "(make install pins the venv to the lock)"
+    )
+
+
+def test_every_locked_package_runs_in_the_tests_at_its_locked_version():
+    differ = {n: (metadata.version(n), v) for n, (v, _) in LOCK.items() if metadata.version(n) != v}
+    assert not differ, f"venv vs lock: {differ}"
+
+
+@pytest.mark.parametrize("name", ["boto3", "botocore"])
+def test_the_tests_run_the_sdk_line_of_the_lambda_runtime(name):
+    pins = [Requirement(d) for d in PYPROJECT["project"]["optional-dependencies"]["dev"]]
+    (pin,) = [p for p in pins if canonicalize_name(p.name) == name]
+    assert pin.specifier != SpecifierSet(), f"{name} must be pinned to the runtime's range"
+    assert pin.specifier.contains(metadata.version(name))
+
+
+# The years the locked `holidays` knows China's official schedule for (make-up workdays and moved
+# holidays). A new `holidays` release that adds 2027 (or drops a year) fails here on purpose:
+# decisions on those days change, so re-lock knowingly (`make lock`) and update these lines.
+CN_KNOWN_YEARS = range(2001, 2027)
+
+
+def test_the_calendar_knows_china_for_these_years_and_warns_after():
+    calendar = RestDayCalendar(config().calendar)
+    known = [y for y in range(1990, 2036) if calendar.year_warning(y) is None]
+    assert known == list(CN_KNOWN_YEARS), f"holidays {metadata.version('holidays')} knows CN for {known}"
+    assert "2027" in (calendar.year_warning(2027) or "")
+    # The last known year is really there: 2026's Spring Festival make-up Saturdays are workdays.
+    assert not calendar.is_rest_day(date(2026, 2, 14))
+    assert not calendar.is_rest_day(date(2026, 2, 28))
+    assert calendar.is_rest_day(date(2026, 2, 17))  # Spring Festival
+
+
+# Paths that exist only beside this repository, in the workspace it was written in.
+OUTSIDE = [r"\.\./shared/", r"shared/seeds", r"shared/DESIGN\.md"]
+
+
+def test_no_tracked_file_refers_outside_the_repository():
+    pattern = "|".join(OUTSIDE)
+    found = subprocess.run(
+        ["git", "grep", "-n", "-I", "-E", pattern, "--", ".", ":!tests/test_packaging.py"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert found.returncode in (0, 1), found.stderr
+    assert found.stdout == "", f"files refer outside the repository:\n{found.stdout}"
 
 
 def _schedules(parameters: dict[str, str]) -> list[tuple[str, str, str]]:

@@ -1,6 +1,6 @@
 """Nudge's configuration: every rule's default, where it comes from, and its validation.
 
-The sources are the customer-service guides in ``shared/seeds`` (numbered 000-004) and, for
+The sources are the customer-service guides summarised in docs/SOURCES.md (seeds 000-004) and, for
 quiet hours, the US TCPA. A bad value is refused at load time with the key and the problem, so
 a run never stops halfway through sending.
 """

@@ -58,12 +58,14 @@ check-template: install $(SAM)
 pytest: install
 	$(BIN)/pytest
 
-# mypy with the pydantic plugin (config in pyproject.toml). The handlers are two top-level `app`
+# mypy with the pydantic plugin (config in pyproject.toml). The handlers are top-level `app`
 # modules, so each is checked on its own run beside the layer's package.
 typecheck: install
 	$(BIN)/mypy layers/nudge/nudge
 	$(BIN)/mypy functions/plan/app.py
 	$(BIN)/mypy functions/send/app.py
+	$(BIN)/mypy functions/audit/app.py
+	$(BIN)/mypy functions/outcomes/app.py
 
 # The pure core (tests/conftest.py marks every test file `unit` or `aws`): no moto, seconds.
 test-unit: install

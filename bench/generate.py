@@ -1,6 +1,6 @@
 """Synthetic shops for the benchmarks: realistic order records, seeded and reproducible.
 
-``generate_orders(n, seed=..., now=...)`` returns ``n`` order records in DESIGN.md's shape (plain
+``generate_orders(n, seed=..., now=...)`` returns ``n`` order records in the rules contract's (docs/RULES.md) shape (plain
 dicts, as a shop would write them to DynamoDB or JSON Lines), sorted by ``created_at``:
 
 - buyers: about ``n / 3``; orders per buyer follow a truncated Zipf law (most buyers order once or

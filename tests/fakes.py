@@ -37,7 +37,7 @@ _E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 
 
 def order_record(order: Order) -> dict[str, Any]:
-    """An ``Order`` back in DESIGN.md's order-record shape (what the shop writes to DynamoDB)."""
+    """An ``Order`` back in the rules contract's (docs/RULES.md) order-record shape (what the shop writes to DynamoDB)."""
     out = {k: v for k, v in asdict(order).items() if v is not None}
     for k in ("created_at", "paid_at", "closes_at"):
         if k in out:

@@ -1,4 +1,4 @@
-"""The benchmark's synthetic shop (bench/generate.py): reproducible, realistic, in DESIGN.md's shape."""
+"""The benchmark's synthetic shop (bench/generate.py): reproducible, realistic, in the rules contract's (docs/RULES.md) shape."""
 
 from __future__ import annotations
 

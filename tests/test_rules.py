@@ -1,4 +1,4 @@
-"""The reminder rules: one case per reason code, the boundaries DESIGN.md fixes, and properties.
+"""The reminder rules: one case per reason code, the boundaries docs/RULES.md fixes, and properties.
 
 Every case starts from an order that would be sent, and changes one thing: without the rule
 under test the order would be sent and the case would fail.
@@ -94,7 +94,7 @@ class Case:
 PAID_TODAY = ({"order_id": "o-paid", "status": "paid"}, timedelta(hours=2, minutes=30))
 NEWER_UNPAID = ({"order_id": "o-newer"}, timedelta(minutes=30))
 
-# One scenario per reason code, in DESIGN.md's precedence order.
+# One scenario per reason code, in the rules contract's (docs/RULES.md) precedence order.
 TRIGGERS: dict[Reason, Case] = {
     Reason.INVALID_ORDER: Case(invalid=True),
     Reason.NOT_UNPAID: Case(fields={"status": "closed"}),

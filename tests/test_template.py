@@ -15,7 +15,7 @@ from nudge_cli.moto_env import evaluate, load_template, provision
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "template.yaml"
 
-# The contract other code depends on (DESIGN.md and the handlers read these exact names).
+# The contract other code depends on (docs/RULES.md and the handlers read these exact names).
 PARAMETERS = {
     "ShopName", "ShopTimezone", "Locale", "Window1", "Window2", "Window3", "CalendarCountry",
     "DailySmsCap", "LargeOrderAmount", "DryRun", "SmsSenderId", "SmsOriginationNumber", "SmsType",

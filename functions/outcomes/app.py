@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -77,7 +78,7 @@ def record_payment(record: DynamoDBRecord, batch: OutcomeBatch, app: bootstrap.O
 @logger.inject_lambda_context(clear_state=True, log_event=False)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
-def lambda_handler(event: dict, context: LambdaContext) -> dict:
+def lambda_handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse:
     app = APP.get()
     payments = []
     for raw in event.get("Records", []):

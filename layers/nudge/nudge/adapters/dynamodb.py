@@ -554,10 +554,11 @@ class DynamoReminderLedger:
                 }
             }
         ]
-        slots = contact_keys(request) if buyer_min_interval else []
+        slots = contact_keys(request) if buyer_min_interval else []  # 0 or None: no buyer rule
+        cutoff = utc_iso(now - buyer_min_interval) if buyer_min_interval else ""
         for i, key in enumerate(slots):
             values = {
-                ":cutoff": _s(utc_iso(now - buyer_min_interval)),  # type: ignore[operator]
+                ":cutoff": _s(cutoff),
                 ":never": _s(""),
                 ":now": at,
                 ":t": _s(token),

@@ -3,7 +3,7 @@
 Pure: no I/O, no clock. The caller passes the order, the shop's settings, the sending window and
 ``now``; the same inputs always give the same text.
 
-Wording (DESIGN.md, seeds 001-003):
+Wording (docs/RULES.md, seeds 001-003):
 
 - Reminder 1 offers help and puts no pressure on the buyer: seed 002's "请问是付款过程中遇到了什么困难吗"
   and seed 001's advice that a reminder should feel like help, not like chasing.

@@ -19,7 +19,7 @@ class Action(StrEnum):
 
 
 class Reason(StrEnum):
-    """Why an order is not sent an SMS now. Declared in DESIGN.md's precedence: first wins."""
+    """Why an order is not sent an SMS now. Declared in the rules contract's (docs/RULES.md) precedence: first wins."""
 
     INVALID_ORDER = "invalid_order"
     NOT_UNPAID = "not_unpaid"
@@ -52,7 +52,7 @@ PAYMENT_METHODS = frozenset({"online", "cod"})
 
 @dataclass(slots=True)  # not frozen: a frozen init costs ~2x and runs for every order read
 class Order:
-    """One shop order, validated against DESIGN.md's order record.
+    """One shop order, validated against the rules contract's (docs/RULES.md) order record.
 
     ``phone`` is kept as the shop wrote it: parsing it is costly and only needed for the few
     orders that get far enough in the rules (see ``nudge.domain.phones``).
@@ -134,7 +134,7 @@ class SendDecision:
     not_after: datetime
 
     def to_json(self) -> dict[str, Any]:
-        """The shape DESIGN.md fixes for `nudge plan --json`."""
+        """The shape docs/RULES.md fixes for `nudge plan --json`."""
         return {
             "order_id": self.order_id,
             "action": self.action.value,
@@ -177,7 +177,7 @@ class SkipDecision:
     detail: str | None = None  # e.g. "amount: must be >= 0" for invalid_order
 
     def to_json(self) -> dict[str, Any]:
-        """DESIGN.md's shape, plus `detail` when there is one (docs/DECISIONS.md)."""
+        """the rules contract's (docs/RULES.md) shape, plus `detail` when there is one (docs/DECISIONS.md)."""
         out: dict[str, Any] = {
             "order_id": self.order_id,
             "action": self.action.value,

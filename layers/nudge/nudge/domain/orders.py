@@ -1,4 +1,4 @@
-"""Reading shop orders and reminder history: validation against DESIGN.md's order record.
+"""Reading shop orders and reminder history: validation against the rules contract's (docs/RULES.md) order record.
 
 A record that breaks the contract becomes an ``InvalidOrder`` naming the field and the problem;
 it is never fatal. Parsing is plain Python (no pydantic) because it runs for every order of a

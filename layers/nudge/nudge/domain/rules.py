@@ -1,4 +1,4 @@
-"""The reminder rules: every order gets exactly one decision, with DESIGN.md's reason precedence.
+"""The reminder rules: every order gets exactly one decision, with the rules contract's (docs/RULES.md) reason precedence.
 
 Pure: the orders, the ledger state, the config and the instant ``now`` come in; a ``Plan`` goes
 out. No I/O, no clock, no environment.

@@ -195,7 +195,7 @@ def plan_window(
         if isinstance(d, SendDecision)
     ]
     calls = [d.order_id for d in plan.decisions if isinstance(d, CallDecision)]
-    held_out = [d.order_id for d in plan.decisions if d.reason is Reason.HOLDOUT]
+    held_out = [d.order_id for d in plan.decisions if d.reason is Reason.HOLDOUT and d.order_id is not None]
     if not dry_run:
         if sends:
             summary.enqueued = queue.enqueue(sends)

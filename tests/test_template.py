@@ -32,6 +32,12 @@ OUTPUTS = {
     "OrdersTableName", "LedgerTableName", "IdempotencyTableName", "SendQueueUrl", "SendDLQUrl",
     "SchedulerDLQUrl", "PausedParameterName", "PlanFunctionName", "SendFunctionName", "AlarmTopicArn",
 }  # fmt: skip
+# Orders in (webhooks): the ingest function's parameter and outputs.
+PARAMETERS |= {"IngestReservedConcurrency"}
+OUTPUTS |= {
+    "IngestUrl", "StandardWebhooksUrl", "ShopifyWebhookUrl", "WooCommerceWebhookUrl",
+    "StandardWebhooksSecretCommand", "ShopifySecretCommand", "WooCommerceSecretCommand",
+}  # fmt: skip
 STAR_ACTIONS = {"sns:Publish", "sns:CheckIfPhoneNumberIsOptedOut"}
 SCHEDULED_TIME = "<aws.scheduler.scheduled-time>"
 

@@ -50,6 +50,10 @@ class SecretsManagerSecrets:
         self._monotonic = monotonic
         self._not_set_until: dict[str, float] = {}
 
+    def forget(self) -> None:
+        """Drop the remembered "not set" answers (after a secret was just stored)."""
+        self._not_set_until.clear()
+
     def secret(self, route: str) -> str | None:
         secret_id = self._ids.get(route)
         if secret_id is None:

@@ -68,6 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="the whole pipeline on moto with sample orders")
     demo.add_argument("--at", type=_timestamp, default=None, help="the morning window's scheduled time")
+
+    # -- orders in: `nudge import` (nudge_cli.importer) ------------------------------------------
+    from nudge_cli.importer import add_arguments as add_import_arguments
+
+    add_import_arguments(sub.add_parser("import", help="import a backlog of orders (JSON Lines or CSV)"))
     return parser
 
 
@@ -219,11 +224,23 @@ def run_demo(args: argparse.Namespace, out: TextIO) -> int:
     return demo(out, at=args.at)
 
 
+def run_import(args: argparse.Namespace, out: TextIO) -> int:
+    from nudge_cli.importer import ImportUsageError
+    from nudge_cli.importer import run_import as import_orders
+
+    try:
+        return import_orders(args, out)
+    except ImportUsageError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     try:
         args = build_parser().parse_args(argv)
-        handler = {"plan": run_plan, "schedule": run_schedule, "demo": run_demo}[args.command]
+        handler = {"plan": run_plan, "schedule": run_schedule, "demo": run_demo, "import": run_import}[
+            args.command
+        ]
         return handler(args, out)
     except UsageError as exc:
         print(f"nudge: error: {exc}", file=sys.stderr)

@@ -13,6 +13,7 @@ import json
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from botocore.exceptions import ClientError
@@ -386,3 +387,57 @@ def test_template_ingest_function_is_public_capped_and_least_privilege():
     for lid in ("ShopifyWebhookSecret", "WooCommerceWebhookSecret"):
         props = template["Resources"][lid]["Properties"]
         assert "SecretString" not in props and "GenerateSecretString" not in props  # 401 until pasted
+
+
+# ---------------------------------------------------------------------- end to end, with the planner
+
+SH = ZoneInfo("Asia/Shanghai")
+MORNING = "09:50-10:40@11:00"
+WINDOW_AT = datetime(2026, 11, 23, 9, 50, tzinfo=SH)  # Monday, the morning window opens
+PHONE = "+8613800138000"
+
+
+@pytest.fixture
+def pipeline():
+    quiet = {"LOG_LEVEL": "ERROR", "POWERTOOLS_METRICS_DISABLED": "true"}
+    with LocalPipeline(clock=FakeClock(datetime(2026, 11, 23, 7, 31, 5, tzinfo=SH)), env=quiet) as p:
+        yield Stack(p)
+
+
+def shop_order_created(s: Stack, order_id: str = "web-1001") -> tuple[int, dict[str, Any]]:
+    body = created(order_id, at=s.p.clock.now(), created_at="2026-11-23T07:31:02+08:00")
+    return s.standard(body, webhook_id=f"msg_created_{order_id}")
+
+
+def test_a_signed_order_created_is_texted_in_the_next_window(pipeline):
+    assert shop_order_created(pipeline) == (200, {"result": "accepted", "order_id": "web-1001"})
+    summary = pipeline.p.fire_window(MORNING, WINDOW_AT)
+    assert summary["enqueued"] == 1
+    pipeline.p.drain_queue()
+    assert [phone for phone, _ in pipeline.p.sent_sms()] == [PHONE]
+
+
+def test_an_order_paid_webhook_between_plan_and_send_stops_the_sms(pipeline):
+    shop_order_created(pipeline)
+    assert pipeline.p.fire_window(MORNING, WINDOW_AT)["enqueued"] == 1
+    pipeline.p.clock.advance(20)  # the buyer pays before the send function gets the message
+    assert pipeline.standard(paid("web-1001", at=pipeline.p.clock.now()))[1]["result"] == "accepted"
+    pipeline.p.drain_queue()
+    assert pipeline.p.sent_sms() == []
+    assert pipeline.orders()["web-1001"]["status"] == "paid"
+
+
+def test_forged_replayed_and_stale_requests_write_nothing_and_text_nobody(pipeline):
+    now = pipeline.p.clock.now()
+    body = we.compact(created("web-1", at=now))
+    forged = we.standard_event(body, at=now, secret="whsec_" + base64.b64encode(b"f" * 32).decode())
+    stale = we.standard_event(body, at=now - timedelta(minutes=6), secret=pipeline.secret)
+    captured = we.standard_event(body, at=now, secret=pipeline.secret)  # signed, but only replayed later
+    for event in (forged, stale):
+        assert pipeline.send(event)[0] == 401
+    pipeline.p.clock.advance(10 * 60)
+    assert pipeline.send(captured)[0] == 401  # the replay is past its 5 minutes
+    assert pipeline.orders() == {}
+    assert pipeline.p.fire_window(MORNING, WINDOW_AT)["enqueued"] == 0
+    pipeline.p.drain_queue()
+    assert pipeline.p.sent_sms() == []

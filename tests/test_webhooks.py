@@ -210,3 +210,27 @@ def test_woocommerce_ping_is_recognised_only_unsigned_and_exact():
     assert not is_woocommerce_ping({"x-wc-webhook-signature": "x"}, b"webhook_id=16")
     assert not is_woocommerce_ping({}, b"webhook_id=16&x=1")
     assert not is_woocommerce_ping({}, b'{"id": 16}')
+
+
+def test_the_python_signing_example_in_the_docs_signs_what_nudge_verifies(monkeypatch):
+    import re
+    import urllib.request
+    from pathlib import Path
+
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "CONNECT.md").read_text(encoding="utf-8")
+    code = re.search(r"```python\n(.*?)```", docs, re.S).group(1)
+    sent = {}
+
+    class Answer:
+        status = 200
+
+    def urlopen(request, timeout):
+        sent.update(body=request.data, headers=dict(request.header_items()))
+        return Answer()
+
+    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
+    namespace: dict = {}
+    exec(code, namespace)
+    assert namespace["send"]("https://example.invalid/webhooks/nudge", SECRET, {"type": "order.paid"}) == 200
+    now = datetime.fromtimestamp(int(sent["headers"]["Webhook-timestamp"]), tz=UTC)
+    verify_standard(SECRET, sent["headers"], sent["body"], now=now)

@@ -532,6 +532,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--send-sample", type=int, default=None, help="above 10k, send only this many SMS")
     parser.add_argument("--no-naive", action="store_true")
     parser.add_argument("--out", default=str(RESULTS))
+    parser.add_argument("--no-ingest", action="store_true", help="skip the orders-in bench (bench.ingest)")
     args = parser.parse_args(argv)
     sizes = tuple(int(s) for s in args.sizes.split(","))
     started = time.perf_counter()
@@ -581,6 +582,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(format_table(report))
     print(f"\nwrote {args.out} in {report['elapsed_s']:.0f} s")
+    if not args.no_ingest:  # orders in: webhooks and `nudge import` (bench/ingest.py)
+        from bench import ingest
+
+        print()
+        ingest.main([])
     return 0
 
 

@@ -90,6 +90,13 @@ class Logs:
         self.handler = logging.StreamHandler(self.stream)
         self.handler.setFormatter(formatter)
         self.logger.addHandler(self.handler)
+        # One process runs every test: an earlier stack may have left the shared logger at ERROR.
+        self.level = self.logger.level
+        self.logger.setLevel(logging.INFO)
+
+    def close(self) -> None:
+        self.logger.removeHandler(self.handler)
+        self.logger.setLevel(self.level)
 
     def clear(self) -> None:
         self.stream.seek(0)
@@ -106,7 +113,7 @@ class Logs:
 def logs(stack):
     captured = Logs()
     yield captured
-    captured.logger.removeHandler(captured.handler)
+    captured.close()
 
 
 def log_lines(logs: Logs) -> list[dict[str, Any]]:
@@ -180,7 +187,7 @@ def test_a_route_whose_secret_is_not_set_answers_401():
                 "secret_not_set"
             ]
         finally:
-            logs.logger.removeHandler(logs.handler)
+            logs.close()
         p.set_webhook_secret("shopify", we.SHOPIFY_SECRET)
         assert p.ingest(event)["statusCode"] == 200
 

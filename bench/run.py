@@ -534,7 +534,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--send-sample", type=int, default=None, help="above 10k, send only this many SMS")
     parser.add_argument("--no-naive", action="store_true")
     parser.add_argument("--out", default=str(RESULTS))
-    parser.add_argument("--outcomes", action="store_true", help="then the outcomes path (bench.outcomes)")
+    parser.add_argument("--no-outcomes", action="store_true", help="skip the outcomes bench (bench.outcomes)")
+    parser.add_argument("--no-ingest", action="store_true", help="skip the orders-in bench (bench.ingest)")
     args = parser.parse_args(argv)
     sizes = tuple(int(s) for s in args.sizes.split(","))
     started = time.perf_counter()
@@ -601,10 +602,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(format_table(report))
     print(f"\nwrote {args.out} in {report['elapsed_s']:.0f} s")
-    if args.outcomes:
+    if not args.no_ingest:  # orders in: webhooks and `nudge import` (bench/ingest.py)
+        from bench import ingest
+
+        print()
+        ingest.main([])
+    if not args.no_outcomes:  # outcomes: the stream path and `nudge report` (bench/outcomes.py)
         from bench import outcomes
 
-        return outcomes.main([])
+        print()
+        outcomes.main([])
     return 0
 
 

@@ -35,6 +35,12 @@ OUTPUTS = {
     "AuditFunctionName",
     "OutcomesFunctionName", "OutcomesDLQUrl", "StaffTopicArn", "DashboardName",  # outcomes, calls, dashboard
 }  # fmt: skip
+# Orders in (webhooks): the ingest function's parameter and outputs.
+PARAMETERS |= {"IngestReservedConcurrency"}
+OUTPUTS |= {
+    "IngestUrl", "StandardWebhooksUrl", "ShopifyWebhookUrl", "WooCommerceWebhookUrl",
+    "StandardWebhooksSecretCommand", "ShopifySecretCommand", "WooCommerceSecretCommand",
+}  # fmt: skip
 # Actions that have no resource-level permissions: "*" is the only resource IAM takes for them.
 SMS_ACTIONS = {"sns:Publish", "sns:CheckIfPhoneNumberIsOptedOut"}
 XRAY_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}

@@ -86,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_report_parser(sub)
     add_calls_parser(sub)
+    # -- orders in: `nudge import` (nudge_cli.importer) ------------------------------------------
+    from nudge_cli.importer import add_arguments as add_import_arguments
+
+    add_import_arguments(sub.add_parser("import", help="import a backlog of orders (JSON Lines or CSV)"))
     return parser
 
 
@@ -327,6 +331,16 @@ def run_audit(args: argparse.Namespace, out: TextIO) -> int:
     return 1 if report.invalid else 0
 
 
+def run_import(args: argparse.Namespace, out: TextIO) -> int:
+    from nudge_cli.importer import ImportUsageError
+    from nudge_cli.importer import run_import as import_orders
+
+    try:
+        return import_orders(args, out)
+    except ImportUsageError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     try:
@@ -339,6 +353,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             "schedule": run_schedule,
             "demo": run_demo,
             "audit": run_audit,
+            "import": run_import,
             "report": run_report,
             "calls": run_calls,
         }[args.command]

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, ClassVar
 
 # template.yaml, functions/ and events/ ship inside this package (``stack/``: links to the repo's
 # own files in a checkout, copies in a built wheel), so `nudge demo` runs from an installed package.
@@ -420,6 +420,43 @@ class LocalPipeline:
             Name=self.resources.paused_parameter, Value="true" if paused else "false", Overwrite=True
         )
         self._clear_powertools_caches()
+
+    # -- orders in by webhook: the ingest function behind its Function URL -----------------------
+    WEBHOOK_SECRETS: ClassVar[dict[str, str]] = {
+        "nudge": "StandardWebhooksSecret",
+        "shopify": "ShopifyWebhookSecret",
+        "woocommerce": "WooCommerceWebhookSecret",
+    }
+
+    def ingest(self, event: dict[str, Any]) -> dict[str, Any]:
+        """One Function URL request (payload 2.0) to the ingest function; returns its HTTP response."""
+        module = getattr(self, "ingest_module", None)
+        if module is None:  # loaded on first use, so stacks that never take webhooks do not pay for it
+            module = self.ingest_module = _load_handler("ingest", FUNCTIONS / "ingest" / "app.py")
+            module.clock = self.clock.now  # type: ignore[attr-defined]
+        return module.lambda_handler(event, LambdaContextStub("nudge-local-IngestFunction"))
+
+    def webhook_secret(self, route: str) -> str | None:
+        """The route's secret as the sender is given it (Standard Webhooks: "whsec_" + the stored value)."""
+        import boto3
+        from botocore.exceptions import ClientError
+
+        arn = self.resources.secrets[self.WEBHOOK_SECRETS[route]]
+        try:
+            value = boto3.client("secretsmanager", region_name=REGION).get_secret_value(SecretId=arn)
+        except ClientError:
+            return None
+        return ("whsec_" if route == "nudge" else "") + value["SecretString"]
+
+    def set_webhook_secret(self, route: str, value: str) -> None:
+        """What the operator does once: paste the platform's secret into its Secrets Manager secret."""
+        import boto3
+
+        arn = self.resources.secrets[self.WEBHOOK_SECRETS[route]]
+        boto3.client("secretsmanager", region_name=REGION).put_secret_value(SecretId=arn, SecretString=value)
+        self._clear_powertools_caches()
+        if getattr(self, "ingest_module", None) is not None:
+            self.ingest_module.SECRETS.forget()
 
     # -- the services moto does not play --------------------------------------------------------
     def fire_window(

@@ -328,6 +328,7 @@ class StackResources:
     tables: dict[str, str] = field(default_factory=dict)  # logical id -> table name
     queues: dict[str, str] = field(default_factory=dict)  # logical id -> queue URL
     ssm_parameters: dict[str, str] = field(default_factory=dict)  # logical id -> parameter name
+    secrets: dict[str, str] = field(default_factory=dict)  # logical id -> secret ARN
     function_envs: dict[str, dict[str, str]] = field(default_factory=dict)  # function logical id -> env
     parameters: dict[str, str] = field(default_factory=dict)  # the template parameters used
     stack_name: str = "nudge-local"
@@ -360,6 +361,7 @@ def provision(
         "AWS::SQS::Queue": _create_queue,
         "AWS::SSM::Parameter": _create_ssm_parameter,
         "AWS::SNS::Topic": _create_topic,
+        "AWS::SecretsManager::Secret": _create_secret,
     }
     clients: dict[str, Any] = {}
 
@@ -416,6 +418,7 @@ def provision(
         tables=tables,
         queues=queues,
         ssm_parameters=ssm_parameters,
+        secrets=physical_of("AWS::SecretsManager::Secret"),
         function_envs=function_envs,
         parameters=dict(resolver.parameters),
         stack_name=stack_name,
@@ -577,3 +580,24 @@ def _create_ssm_parameter(
         kwargs["AllowedPattern"] = props["AllowedPattern"]
     ssm.put_parameter(**kwargs)
     return {"Ref": name, "Type": kwargs["Type"], "Value": kwargs["Value"]}
+
+
+def _create_secret(client: Any, logical_id: str, props: Mapping[str, Any], stack_name: str) -> dict[str, str]:
+    """A Secrets Manager secret: its SecretString, a generated one, or (neither) none yet, as on AWS."""
+    import secrets as random_source
+    import string
+
+    kwargs: dict[str, Any] = {"Name": _physical_name(props, "Name", logical_id, stack_name)}
+    if props.get("Description"):
+        kwargs["Description"] = props["Description"]
+    generate = props.get("GenerateSecretString")
+    if "SecretString" in props:
+        kwargs["SecretString"] = _to_str(props["SecretString"])
+    elif generate is not None:
+        alphabet = string.ascii_letters + string.digits
+        if not _truthy(generate.get("ExcludePunctuation", False)):
+            alphabet += "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
+        length = int(generate.get("PasswordLength", 32))
+        kwargs["SecretString"] = "".join(random_source.choice(alphabet) for _ in range(length))
+    arn = client("secretsmanager").create_secret(**kwargs)["ARN"]
+    return {"Ref": arn, "Id": arn, "Name": kwargs["Name"]}

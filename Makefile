@@ -66,6 +66,7 @@ typecheck: install
 	$(BIN)/mypy functions/send/app.py
 	$(BIN)/mypy functions/audit/app.py
 	$(BIN)/mypy functions/outcomes/app.py
+	$(BIN)/mypy functions/ingest/app.py
 
 # The pure core (tests/conftest.py marks every test file `unit` or `aws`): no moto, seconds.
 test-unit: install

@@ -106,7 +106,7 @@ def bench_webhooks(n: int) -> dict[str, Any]:
 
         p.ingest(event("msg_warm", {"type": "order.paid", "data": {"order_id": "warm"}}))  # cold start
         calls: Counter[str] = Counter()
-        _count_calls(p.ingest_module.STORE._client, calls)
+        _count_calls(p.ingest_app.store._client, calls)
         cpu: list[float] = []
         answers: Counter[str] = Counter()
         for webhook_id, payload in plan:

@@ -198,10 +198,10 @@ def test_a_route_whose_secret_is_not_set_answers_401():
 def test_a_signed_order_is_stored_and_the_same_delivery_twice_is_one_write(stack):
     event = we.standard_event(we.compact(created()), at=AT, secret=stack.secret, webhook_id="msg_1")
     writes = []
-    client = stack.p.ingest_module.STORE._client if hasattr(stack.p, "ingest_module") else None
+    client = stack.p.ingest_app.store._client if hasattr(stack.p, "ingest_app") else None
     assert client is None  # loaded on the first request
     assert stack.send(event) == (200, {"result": "accepted", "order_id": "web-1"})
-    stack.p.ingest_module.STORE._client.meta.events.register(
+    stack.p.ingest_app.store._client.meta.events.register(
         "after-call.dynamodb", lambda http_response, **_: writes.append(http_response.status_code)
     )
     assert stack.send(event) == (200, {"result": "duplicate", "order_id": "web-1"})
@@ -315,7 +315,7 @@ def test_other_paths_and_methods_are_not_found(stack):
 
 def test_5xx_only_when_storing_failed_and_the_retry_is_stored(stack):
     stack.standard(paid("warm-up"))  # loads the function
-    client = stack.p.ingest_module.STORE._client
+    client = stack.p.ingest_app.store._client
 
     def throttle(**_: Any) -> None:
         raise ClientError({"Error": {"Code": "ThrottlingException"}}, "TransactWriteItems")
@@ -334,7 +334,7 @@ def test_an_unexpected_error_is_a_500_without_details_or_order_data_in_the_logs(
     def boom(*_: Any, **__: Any) -> None:
         raise KeyError("+8613800138000 张三")
 
-    monkeypatch.setattr(stack.p.ingest_module.STORE, "apply", boom)
+    monkeypatch.setattr(stack.p.ingest_app.store, "apply", boom)
     logs.clear()
     status, body = stack.standard(created())
     assert (status, body) == (500, {"result": "error", "error": "internal error; retry"})

@@ -312,7 +312,7 @@ def test_personal_data_expires(template, translated):
     assert queue < dlq <= 4 * 86400
     env = json.dumps(template["Globals"]) + json.dumps(template["Resources"])
     assert "POWERTOOLS_LOGGER_LOG_EVENT" not in env  # it would log every SQS body: phones and texts
-    for name in ("plan", "send", "audit", "outcomes"):
+    for name in ("plan", "send", "audit", "outcomes", "ingest"):
         code = (ROOT / "functions" / name / "app.py").read_text(encoding="utf-8")
         assert "inject_lambda_context(clear_state=True, log_event=False)" in code, name
     readme = (ROOT / "README.md").read_text(encoding="utf-8")

@@ -239,6 +239,9 @@ class LocalPipeline:
         def settings(function: str) -> Any:
             return load_settings({**self.resources.function_envs[function], **self._env_overrides})
 
+        self._build_ingest_app = lambda: bootstrap.build_ingest_app(
+            settings("IngestFunction"), clients=clients, clock=self.clock.now
+        )
         self._new_send_app = lambda: bootstrap.build_send_app(
             settings("SendFunction"), clients=clients, clock=self.clock.now, sleep=self.clock.sleep
         )
@@ -433,7 +436,8 @@ class LocalPipeline:
         module = getattr(self, "ingest_module", None)
         if module is None:  # loaded on first use, so stacks that never take webhooks do not pay for it
             module = self.ingest_module = _load_handler("ingest", FUNCTIONS / "ingest" / "app.py")
-            module.clock = self.clock.now  # type: ignore[attr-defined]
+            self.ingest_app = self._build_ingest_app()
+            module.APP.set(self.ingest_app)
         return module.lambda_handler(event, LambdaContextStub("nudge-local-IngestFunction"))
 
     def webhook_secret(self, route: str) -> str | None:
@@ -455,8 +459,8 @@ class LocalPipeline:
         arn = self.resources.secrets[self.WEBHOOK_SECRETS[route]]
         boto3.client("secretsmanager", region_name=REGION).put_secret_value(SecretId=arn, SecretString=value)
         self._clear_powertools_caches()
-        if getattr(self, "ingest_module", None) is not None:
-            self.ingest_module.SECRETS.forget()
+        if getattr(self, "ingest_app", None) is not None:
+            self.ingest_app.secrets.forget()
 
     # -- the services moto does not play --------------------------------------------------------
     def fire_window(

@@ -10,46 +10,21 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import os
-from datetime import UTC, datetime
 
-import boto3
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import LambdaFunctionUrlResolver, Response, content_types
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from nudge.adapters.orders_store import DynamoOrdersStore
-from nudge.adapters.secrets import SecretsManagerSecrets
+from nudge import bootstrap
 from nudge.services.ingest import MAX_BODY_BYTES, Answer, IngestResult, ingest
 
 logger = Logger()
-tracer = Tracer()
+tracer = bootstrap.handler_tracer()
 metrics = Metrics()
-app = LambdaFunctionUrlResolver()
+app = LambdaFunctionUrlResolver()  # the routes; the services are APP, built on the first request
 
-
-def _env(name: str) -> str:
-    value = os.environ.get(name, "").strip()
-    if not value:
-        raise RuntimeError(f"{name} missing: template.yaml sets it")
-    return value
-
-
-# Read once per cold start; a missing variable stops here, before any request is answered.
-STORE = DynamoOrdersStore(boto3.client("dynamodb"), _env("ORDERS_TABLE"), _env("IDEMPOTENCY_TABLE"))
-SECRETS = SecretsManagerSecrets(
-    {
-        "nudge": _env("STANDARD_WEBHOOKS_SECRET_ARN"),
-        "shopify": _env("SHOPIFY_WEBHOOK_SECRET_ARN"),
-        "woocommerce": _env("WOOCOMMERCE_WEBHOOK_SECRET_ARN"),
-    }
-)
-
-
-def clock() -> datetime:
-    """The real time; tests and `nudge demo` replace it."""
-    return datetime.now(UTC)
+APP = bootstrap.Lazy(bootstrap.ingest_app_from_env)
 
 
 def _answer(result: IngestResult) -> Response:
@@ -85,8 +60,10 @@ def _handle(route: str) -> Response:
     raw = _raw_body()
     if raw is None:
         return _answer(IngestResult(Answer.TOO_LARGE, route))
+    services = APP.get()
+    headers = dict(app.current_event.headers)
     return _answer(
-        ingest(route, dict(app.current_event.headers), raw, secrets=SECRETS, store=STORE, now=clock())
+        ingest(route, headers, raw, secrets=services.secrets, store=services.store, now=services.clock())
     )
 
 
@@ -135,7 +112,8 @@ def unexpected(exc: Exception) -> Response:
     )
 
 
-@logger.inject_lambda_context(clear_state=True)
+# log_event=False whatever POWERTOOLS_LOGGER_LOG_EVENT says: webhook bodies hold phones and names.
+@logger.inject_lambda_context(clear_state=True, log_event=False)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:

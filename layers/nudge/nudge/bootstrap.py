@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from nudge.domain.restdays import RestDayCalendar
 from nudge.services.calls import StaffNotifier
+from nudge.services.ingest import OrdersStore, WebhookSecrets
 from nudge.services.outcomes import OutcomeRecorder
 from nudge.services.ports import OrderRepository, ReminderLedger, SendQueue
 from nudge.services.sending import Sender
@@ -235,6 +236,38 @@ def build_outcomes_app(
     )
 
 
+# ----------------------------------------------------------------------------------- ingest
+
+
+@dataclass(slots=True)
+class IngestApp:
+    settings: Settings
+    store: OrdersStore
+    secrets: WebhookSecrets
+    clock: Clock
+
+
+def build_ingest_app(settings: Settings, *, clients: ClientFactory, clock: Clock = system_clock) -> IngestApp:
+    from nudge.adapters.orders_store import DynamoOrdersStore
+    from nudge.adapters.secrets import SecretsManagerSecrets
+    from nudge.domain.config import ConfigError
+
+    secret_ids = {
+        "nudge": ("STANDARD_WEBHOOKS_SECRET_ARN", settings.standard_webhooks_secret_arn),
+        "shopify": ("SHOPIFY_WEBHOOK_SECRET_ARN", settings.shopify_webhook_secret_arn),
+        "woocommerce": ("WOOCOMMERCE_WEBHOOK_SECRET_ARN", settings.woocommerce_webhook_secret_arn),
+    }
+    for variable, value in secret_ids.values():
+        if not value:  # stop at the cold start, before any request is answered
+            raise ConfigError(variable, "missing: template.yaml sets it")
+    return IngestApp(
+        settings=settings,
+        store=DynamoOrdersStore(clients("dynamodb"), settings.orders_table, settings.idempotency_table),
+        secrets=SecretsManagerSecrets({route: arn for route, (_, arn) in secret_ids.items()}),
+        clock=clock,
+    )
+
+
 # ----------------------------------------------------------------------------------- handlers
 
 
@@ -267,6 +300,10 @@ def send_app_from_env() -> SendApp:
 
 def outcomes_app_from_env() -> OutcomesApp:
     return build_outcomes_app(load_settings(os.environ), clients=session_clients())
+
+
+def ingest_app_from_env() -> IngestApp:
+    return build_ingest_app(load_settings(os.environ), clients=session_clients())
 
 
 def audit_app_from_env() -> AuditApp:
@@ -305,11 +342,13 @@ def handler_tracer(env: Mapping[str, str] = os.environ) -> Any:
 __all__ = [
     "AuditApp",
     "ClientFactory",
+    "IngestApp",
     "Lazy",
     "OutcomesApp",
     "PlanApp",
     "SendApp",
     "build_audit_app",
+    "build_ingest_app",
     "build_outcomes_app",
     "build_plan_app",
     "build_send_app",

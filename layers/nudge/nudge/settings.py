@@ -52,6 +52,10 @@ class Settings(BaseModel):
     send_pollers: int = Field(2, ge=1, alias="SEND_MAX_CONCURRENCY")
     # The staff call digest's SNS topic (plan function only); empty: no digest is sent.
     staff_topic_arn: str = Field("", alias="STAFF_TOPIC_ARN")
+    # The webhook secrets (ingest function only; bootstrap.build_ingest_app requires them).
+    standard_webhooks_secret_arn: str = Field("", alias="STANDARD_WEBHOOKS_SECRET_ARN")
+    shopify_webhook_secret_arn: str = Field("", alias="SHOPIFY_WEBHOOK_SECRET_ARN")
+    woocommerce_webhook_secret_arn: str = Field("", alias="WOOCOMMERCE_WEBHOOK_SECRET_ARN")
     config: Config
 
 

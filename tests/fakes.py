@@ -130,13 +130,15 @@ class FakeReminderLedger:
             for oid in order_ids:
                 self._item(oid).setdefault("call_requested_at", utc_iso(at))
 
-    def mark_held_out(self, order_ids: Sequence[str], at: datetime, window: str, day: date) -> None:
+    def mark_held_out(self, attempts: Mapping[str, int], at: datetime, window: str, day: date) -> None:
         with self._lock:
-            for oid in order_ids:
+            for oid, attempt in attempts.items():
                 item = self._item(oid)
+                if int(item.get("held_out_count", 0)) >= attempt:
+                    continue  # a re-run plan does not move the mark
                 item.setdefault("held_out_at", utc_iso(at))
                 item.setdefault("held_out_day", day.isoformat())
-                item.update(held_out_last_at=utc_iso(at), held_out_window=window)
+                item.update(held_out_last_at=utc_iso(at), held_out_window=window, held_out_count=attempt)
 
     def claim(
         self,
@@ -261,8 +263,10 @@ class FakeSendQueue:
     def __init__(self) -> None:
         self.bodies: list[str] = []
         self.batches = 0
+        self.delays: list[int] = []  # the delay_seconds of each enqueue call
 
-    def enqueue(self, requests: Sequence[SendRequest]) -> int:
+    def enqueue(self, requests: Sequence[SendRequest], *, delay_seconds: int = 0) -> int:
+        self.delays.append(delay_seconds)
         for start in range(0, len(requests), SQS_BATCH_LIMIT):
             self.batches += 1
             self.bodies.extend(SqsSendQueue.body(r) for r in requests[start : start + SQS_BATCH_LIMIT])

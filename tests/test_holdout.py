@@ -149,12 +149,22 @@ def test_the_plan_marks_held_out_orders_in_the_ledger():
     item = ledger.items[min(ids)]
     assert item["held_out_day"] == "2026-11-23" and item["held_out_window"] == "09:50-10:40"
     assert not {r.order_id for r in queue.requests} & ids
-    # The next window: the marker is read back as state, the first time is kept.
+    # The afternoon window: the marker is read back as state. A texted twin would wait out the
+    # buyer's 24 h, so a held-out order does too, and its mark stays where it was.
     later = WindowRun("15:00-16:50", LATER)
     plan2, _ = plan_window(
         later, config=cfg, calendar=cal, orders=repo, ledger=ledger, queue=queue, started_at=LATER
     )
-    assert held(plan2) == ids
+    assert held(plan2) == set()
+    assert {d.reason for d in plan2.decisions if d.order_id in ids} == {Reason.BUYER_RECENTLY_CONTACTED}
+    assert ledger.items[min(ids)]["held_out_last_at"] == item["held_out_at"]
+    # The next morning, where the twin gets reminder 2: held out of reminder 2, the first time kept.
+    tomorrow = NOW + timedelta(days=1)
+    plan3, _ = plan_window(
+        WindowRun("09:50-10:40", tomorrow), config=cfg, calendar=cal, orders=repo, ledger=ledger,
+        queue=queue, started_at=tomorrow,
+    )  # fmt: skip
+    assert held(plan3) == ids and set(plan3.holdout_attempts.values()) == {2}
     assert (
         ledger.items[min(ids)]["held_out_at"]
         == item["held_out_at"]

@@ -138,8 +138,9 @@ def test_the_ledger_keeps_each_attempt_for_the_outcomes(ledgers):
     ledger, store = ledgers
     send(ledger, "o1", 1, T0, segments=2)
     send(ledger, "o1", 2, T0 + timedelta(hours=5), "15:00-16:50")
-    ledger.mark_held_out(["h1"], T0, W1, date(2026, 11, 23))
-    ledger.mark_held_out(["h1"], T0 + timedelta(hours=5), "15:00-16:50", date(2026, 11, 23))
+    ledger.mark_held_out({"h1": 1}, T0, W1, date(2026, 11, 23))
+    ledger.mark_held_out({"h1": 1}, T0 + timedelta(hours=1), W1, date(2026, 11, 23))  # a re-run: no move
+    ledger.mark_held_out({"h1": 2}, T0 + timedelta(hours=5), "15:00-16:50", date(2026, 11, 23))
     touches = store.touches(["o1", "h1", "never"])
     assert set(touches) == {"o1", "h1"}
     assert [(s.attempt, s.sent_at, s.window, s.segments) for s in touches["o1"].sends] == [
@@ -148,7 +149,8 @@ def test_the_ledger_keeps_each_attempt_for_the_outcomes(ledgers):
     ]
     assert touches["o1"].phone == "+8613800138000" and not touches["o1"].recorded
     assert touches["h1"].holdout == HoldoutMark("h1", T0, T0 + timedelta(hours=5), "15:00-16:50")
-    assert ledger.states(["h1"])["h1"].held_out
+    state = ledger.states(["h1"])["h1"]
+    assert state.held_out and state.held_out_count == 2 and state.held_out_last_at == T0 + timedelta(hours=5)
 
 
 def test_an_outcome_is_written_once(ledgers):
@@ -174,7 +176,7 @@ def test_the_recorder_counts_each_order_once(ledgers):
     ledger, store = ledgers
     send(ledger, "o1", 1, T0)
     send(ledger, "o2", 1, T0)
-    ledger.mark_held_out(["h1"], T0, W1, date(2026, 11, 23))
+    ledger.mark_held_out({"h1": 1}, T0, W1, date(2026, 11, 23))
     recorder = OutcomeRecorder(store, attribution_hours=72)
     paid = T0 + timedelta(minutes=30)
     batch = [
@@ -212,7 +214,7 @@ def test_report_reads_find_sends_by_day_and_held_out_orders(ledgers):
     send(ledger, "a", 1, T0)
     send(ledger, "a", 2, T0 + timedelta(days=2))  # indexed under its last day, past the period
     send(ledger, "old", 1, T0 - timedelta(days=3))
-    ledger.mark_held_out(["h"], T0, W1, day)
+    ledger.mark_held_out({"h": 1}, T0, W1, day)
     records = store.report_records(day, day)
     assert sorted((s.order_id, s.attempt) for s in records.sms) == [("a", 1), ("a", 2)]
     assert [h.order_id for h in records.held_out] == ["h"]

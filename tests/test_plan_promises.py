@@ -98,8 +98,8 @@ class EnqueueThenFail:
     def __init__(self, real):
         self.real = real
 
-    def enqueue(self, requests):
-        self.real.enqueue(requests)
+    def enqueue(self, requests, *, delay_seconds=0):
+        self.real.enqueue(requests, delay_seconds=delay_seconds)
         raise ConnectionError("lost after SendMessageBatch")
 
 

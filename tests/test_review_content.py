@@ -63,7 +63,11 @@ def test_review_ip_literal_link_in_an_order_field_reaches_the_sms(field, value, 
     [
         ("title", "例子。中国/x", "例子。中国"),
         ("name", "evil。中国", "evil。中国"),
-        ("title", "evil。\u0441\u043e\u043c", "evil。\u0441\u043e\u043c"),  # "сом": Cyrillic look-alike of com
+        (
+            "title",
+            "evil。\u0441\u043e\u043c",
+            "evil。\u0441\u043e\u043c",
+        ),  # "сом": Cyrillic look-alike of com
     ],
 )
 def test_review_unicode_domain_with_ideographic_full_stop_reaches_the_sms(field, value, link):

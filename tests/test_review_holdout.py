@@ -15,8 +15,8 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from nudge.domain.config import load_config
-from nudge.domain.models import Order, Reason, ReminderState
-from nudge.domain.outcomes import HoldoutMark, Payment, SmsSent, attribute_payment
+from nudge.domain.models import Action, Order, Reason, ReminderState, SentReminder
+from nudge.domain.outcomes import in_holdout
 from nudge.domain.rules import plan_reminders
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -46,7 +46,10 @@ def test_review_held_out_order_is_held_out_again_after_max_reminders():
         now=third_window,
         config=config,
         ledger={
-            "held": ReminderState("held", reminders_sent=0, held_out=True),
+            # held out of both its reminders, the last one where its twin got reminder 2
+            "held": ReminderState(
+                "held", held_out=True, held_out_count=2, held_out_last_at=T0 + timedelta(hours=5)
+            ),
             "reminded": ReminderState("reminded", reminders_sent=2),
         },
     )
@@ -55,25 +58,33 @@ def test_review_held_out_order_is_held_out_again_after_max_reminders():
     assert reasons["held"] is reasons["reminded"], reasons
 
 
-# Expected: the same payment time after the same first contact is credited alike in both groups.
-def test_review_late_payment_counts_for_the_holdout_group_but_not_for_the_reminded_one():
-    second_sms = T0 + timedelta(hours=5, minutes=10)  # Monday afternoon, reminder 2
-    paid_at = second_sms + timedelta(hours=73)  # past the 72 h attribution window
-    reminded = attribute_payment(
-        Payment("reminded", paid_at, Decimal(100), "CNY"),
-        [SmsSent("reminded", 1, T0, "09:50-10:40", 1), SmsSent("reminded", 2, second_sms, "15:00-16:50", 1)],
-        None,
-        attribution_hours=72,
-    )
-    # The held-out twin, marked in each of its windows until it expired at 72 h (last: Wednesday
-    # afternoon, as the ledger's held_out_last_at holds it).
-    held = attribute_payment(
-        Payment("held", paid_at, Decimal(100), "CNY"),
-        [],
-        HoldoutMark(
-            "held", first_at=T0, last_at=T0 + timedelta(days=2, hours=5, minutes=10), window="15:00-16:50"
-        ),
-        attribution_hours=72,
-    )
-    assert reminded is None  # not recovered: fine
-    assert held is None, f"counted as holdout_paid {held.minutes_to_pay} min after its last mark"
+# Expected: the holdout group is held back exactly where its texted twin is texted (same windows,
+# same number of reminders), so both groups' attribution windows start at the same time and the
+# lift is not biased. Before, the held-out order was held out (and re-marked) in every window until
+# it expired, so its last mark, and its attribution window, ran days past its twin's last SMS.
+def test_a_held_out_order_is_held_back_exactly_where_its_twin_is_texted():
+    config = load_config({"rules": {"holdout_percent": 50, "large_order_amount": None}})
+    held = next(f"h{i}" for i in range(100) if in_holdout(f"h{i}", 50))
+    texted = next(f"t{i}" for i in range(100) if not in_holdout(f"t{i}", 50))
+
+    def order(oid: str, phone: str) -> Order:
+        return Order(oid, f"b-{oid}", phone, "unpaid", T0 - timedelta(hours=3), Decimal(100))
+
+    orders = [order(held, "+8613800138001"), order(texted, "+8613800138002")]
+    ledger: dict[str, ReminderState] = {}
+    recent: list[SentReminder] = []
+    marks, sends = [], []
+    windows = [T0 + timedelta(days=d, hours=h) for d in range(3) for h in (0, 5 + 10 / 60)]  # 09:50, 15:00
+    for at in windows:  # Monday to Wednesday; both orders expire on Thursday morning
+        plan = plan_reminders(orders, now=at, config=config, ledger=ledger, recent=recent)
+        by_id = {d.order_id: d for d in plan.decisions}
+        if by_id[texted].action is Action.SEND:
+            attempt = by_id[texted].attempt
+            ledger[texted] = ReminderState(texted, reminders_sent=attempt)
+            recent.append(SentReminder(texted, f"b-{texted}", "+8613800138002", at, attempt))
+            sends.append((at, attempt))
+        if by_id[held].reason is Reason.HOLDOUT:
+            attempt = plan.holdout_attempts[held]
+            ledger[held] = ReminderState(held, held_out=True, held_out_count=attempt, held_out_last_at=at)
+            marks.append((at, attempt))
+    assert len(sends) == 2 and marks == sends

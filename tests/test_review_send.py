@@ -7,13 +7,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from nudge_cli.local import FakeClock
 
 from nudge.domain.config import load_config
 from nudge.domain.restdays import RestDayCalendar
 from nudge.services.planning import WindowRun, plan_window
 from nudge.services.ports import SendRequest
-from nudge.services.sending import Pacer, Sender, SendOutcome
+from nudge.services.sending import Pacer, Sender, SendOutcome, TooEarlyError
 from tests.fakes import FakeOrderRepository, FakeReminderLedger, FakeSendQueue, FakeSmsGateway
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -77,7 +78,9 @@ def test_review_publish_after_not_after_when_the_opt_out_check_is_slow():
     )
     outcome = sender.start_batch([request]).deliver(request)
     late = [at for at in sms.published_at if at >= not_after]
-    assert not late, f"{outcome}: published at {late[0].astimezone(SH):%H:%M:%S}, deadline {not_after:%H:%M:%S}"
+    assert not late, (
+        f"{outcome}: published at {late[0].astimezone(SH):%H:%M:%S}, deadline {not_after:%H:%M:%S}"
+    )
     assert outcome is SendOutcome.PAST_DEADLINE
 
 
@@ -103,9 +106,31 @@ def test_review_sms_goes_out_before_the_window_opens():
     sms = SlowOptOutCheck(clock)
     sms.is_opted_out = FakeSmsGateway.is_opted_out.__get__(sms)  # an instant opt-out check here
     sender = make_sender(clock, orders, sms)
+    assert queue.delays == [50]  # SQS holds the messages back until the window opens
     requests = queue.drain()
+    assert [r.not_before for r in requests] == [AT]
     batch = sender.start_batch(requests)
-    for r in requests:
-        batch.deliver(r)
+    for r in requests:  # delivered early anyway (the queue's delay lost): retried, never sent early
+        with pytest.raises(TooEarlyError):
+            batch.deliver(r)
     early = [at for at in sms.published_at if at < AT]
     assert not early, f"published at {early[0].astimezone(SH):%H:%M:%S}, window opens {AT:%H:%M:%S}"
+    clock.set(AT)  # the retry after the window opened goes out
+    assert [sender.start_batch([r]).deliver(r) for r in requests] == [SendOutcome.SENT]
+
+
+def test_no_claim_when_a_publish_as_slow_as_its_timeout_would_end_past_the_deadline():
+    clock = FakeClock(AT + timedelta(minutes=49, seconds=50))  # 10:39:50, window ends 10:40
+    sms = SlowOptOutCheck(clock)
+    sms.is_opted_out = FakeSmsGateway.is_opted_out.__get__(sms)  # an instant opt-out check
+    sender = make_sender(clock, FakeOrderRepository([record(1, AT - timedelta(hours=3))]), sms)
+    sender.publish_timeout = timedelta(seconds=12)  # the SNS client's connect + read timeouts
+    request = SendRequest(
+        "o-1", "b-1", "+8613800138001", 1, "text", 1, AT + timedelta(minutes=50), AT.date(), "09:50-10:40", AT
+    )
+    assert sender.start_batch([request]).deliver(request) is SendOutcome.PAST_DEADLINE
+    assert sms.published_at == [] and sender.ledger.sent_on(AT.date()) == 0
+    clock.set(AT + timedelta(minutes=49, seconds=47))  # 13 s before the deadline: still in time
+    sender = make_sender(clock, FakeOrderRepository([record(1, AT - timedelta(hours=3))]), sms)
+    sender.publish_timeout = timedelta(seconds=12)
+    assert sender.start_batch([request]).deliver(request) is SendOutcome.SENT

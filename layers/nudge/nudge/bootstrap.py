@@ -166,7 +166,7 @@ def build_send_app(
     sleep: Callable[[float], None] = time.sleep,
 ) -> SendApp:
 
-    from nudge.adapters.sns import SNS_CLIENT_CONFIG, SnsSmsGateway
+    from nudge.adapters.sns import SNS_CLIENT_CONFIG, SNS_PUBLISH_TIMEOUT, SnsSmsGateway
     from nudge.services.sending import Pacer
 
     dynamodb = clients("dynamodb")
@@ -189,6 +189,7 @@ def build_send_app(
         daily_cap=settings.config.rules.daily_sms_cap,
         buyer_min_interval=timedelta(hours=settings.config.rules.buyer_min_interval_hours),
         max_age=timedelta(hours=settings.config.rules.max_age_hours),
+        publish_timeout=SNS_PUBLISH_TIMEOUT,
         new_token=lambda: uuid.uuid4().hex,
         dry_run=settings.dry_run,
     )

@@ -42,7 +42,8 @@ class Settings(BaseModel):
     idempotency_table: Required = Field(alias="IDEMPOTENCY_TABLE")
     send_queue_url: Required = Field(alias="SEND_QUEUE_URL")
     paused_parameter: str = Field("", alias="PAUSED_PARAMETER")  # empty: never paused
-    ledger_ttl_days: int = Field(35, ge=1, alias="LEDGER_TTL_DAYS")
+    # At most ten years: every ledger write adds it to the current time (template MaxValue too).
+    ledger_ttl_days: int = Field(35, ge=1, le=3650, alias="LEDGER_TTL_DAYS")
     dry_run: TrueOrFalse = Field(False, alias="DRY_RUN")
     sms_sender_id: str = Field("", alias="SMS_SENDER_ID")
     sms_origination_number: str = Field("", alias="SMS_ORIGINATION_NUMBER")
@@ -93,7 +94,11 @@ def config_from_env(env: Mapping[str, str]) -> Config:
     extra_text = env.get("EXTRA_CONFIG_JSON", "").strip() or "{}"
     try:
         data = json.loads(extra_text)
-    except json.JSONDecodeError as exc:
+    except RecursionError:
+        raise ConfigError("EXTRA_CONFIG_JSON", "nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError, or an integer past Python's digit limit
+        if not isinstance(exc, json.JSONDecodeError):
+            raise ConfigError("EXTRA_CONFIG_JSON", "holds a number too long to read") from None
         raise ConfigError("EXTRA_CONFIG_JSON", f"not valid JSON ({exc.msg})") from None
     if not isinstance(data, dict):
         raise ConfigError("EXTRA_CONFIG_JSON", "must be a JSON object")

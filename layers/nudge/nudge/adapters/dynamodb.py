@@ -24,6 +24,7 @@ listing the numbers SNS reported opted out, and two contact items per buyer (by 
     held_out_at       S   first time the order was held out (holdout group), UTC ISO } the
     held_out_day      S   shop-local YYYY-MM-DD of that                              } holdout index
     held_out_last_at, held_out_window   S   the latest hold-out decision and its window
+    held_out_count    N   the reminders a held-out order would have had (it runs out like a texted one)
     outcome           M   the order's outcome once paid (nudge.adapters.outcomes), written once
     call_requested_at S   when a large order went to the staff call list
     skips             L   [{attempt, reason, at}] planned SMS that were not sent
@@ -366,6 +367,17 @@ def _s(value: str) -> dict[str, str]:
     return {"S": value}
 
 
+def _instant(text: Any) -> datetime | None:
+    """A stored UTC ISO time, or None when absent or unreadable (a hand-edited item)."""
+    if not isinstance(text, str):
+        return None
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return at if at.tzinfo is not None else None
+
+
 def reminder_state(item: Mapping[str, Any]) -> ReminderState:
     """What the planner needs from one ledger item (shared with the in-memory fake).
 
@@ -377,6 +389,9 @@ def reminder_state(item: Mapping[str, Any]) -> ReminderState:
         reminders_sent=max(int(item.get("reminders_sent", 0)), int(item.get("claimed_attempt", 0))),
         call_requested="call_requested_at" in item,
         held_out="held_out_at" in item,
+        # Marks made before the count was kept were all the first reminder's.
+        held_out_count=int(item.get("held_out_count", 1 if "held_out_at" in item else 0)),
+        held_out_last_at=_instant(item.get("held_out_last_at") or item.get("held_out_at")),
     )
 
 
@@ -456,7 +471,8 @@ class DynamoReminderLedger:
             self._client,
             self._table,
             order_ids,
-            projection="order_id, reminders_sent, claimed_attempt, call_requested_at, held_out_at",
+            projection="order_id, reminders_sent, claimed_attempt, call_requested_at, held_out_at,"
+            " held_out_count, held_out_last_at",
             sleep=self._sleep,
         )
         out: dict[str, ReminderState] = {}
@@ -504,21 +520,28 @@ class DynamoReminderLedger:
                 ExpressionAttributeValues={":at": _s(utc_iso(at)), ":exp": _n(_epoch(at + self._ttl))},
             )
 
-    def mark_held_out(self, order_ids: Sequence[str], at: datetime, window: str, day: date) -> None:
-        for oid in _unique(order_ids):
-            self._client.update_item(
-                TableName=self._table,
-                Key={"order_id": _s(oid)},
-                UpdateExpression="SET held_out_at = if_not_exists(held_out_at, :at),"
-                " held_out_day = if_not_exists(held_out_day, :d), held_out_last_at = :at,"
-                " held_out_window = :w, expires_at = :exp",
-                ExpressionAttributeValues={
-                    ":at": _s(utc_iso(at)),
-                    ":d": _s(day.isoformat()),
-                    ":w": _s(window),
-                    ":exp": _n(_epoch(at + self._ttl)),
-                },
-            )
+    def mark_held_out(self, attempts: Mapping[str, int], at: datetime, window: str, day: date) -> None:
+        for oid, attempt in attempts.items():
+            try:
+                self._client.update_item(
+                    TableName=self._table,
+                    Key={"order_id": _s(oid)},
+                    UpdateExpression="SET held_out_at = if_not_exists(held_out_at, :at),"
+                    " held_out_day = if_not_exists(held_out_day, :d), held_out_last_at = :at,"
+                    " held_out_window = :w, held_out_count = :a, expires_at = :exp",
+                    # Once per would-be reminder: a re-run plan does not move the mark.
+                    ConditionExpression="attribute_not_exists(held_out_count) OR held_out_count < :a",
+                    ExpressionAttributeValues={
+                        ":at": _s(utc_iso(at)),
+                        ":d": _s(day.isoformat()),
+                        ":w": _s(window),
+                        ":a": _n(attempt),
+                        ":exp": _n(_epoch(at + self._ttl)),
+                    },
+                )
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                    raise
 
     def claim(
         self,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -17,6 +18,9 @@ from nudge.services.ports import PermanentSendError, TransientSendError
 # as a ReadTimeoutError, which the sender keeps as unconfirmed. One attempt only: a retried
 # Publish after a lost answer could send the SMS twice (SQS redelivery plus the claim retry).
 SNS_CLIENT_CONFIG = Config(connect_timeout=2, read_timeout=10, retries={"total_max_attempts": 1})
+# The longest one Publish can take with that config: the sender claims only while an SMS published
+# this slowly would still go out before its deadline.
+SNS_PUBLISH_TIMEOUT = timedelta(seconds=2 + 10)
 
 _TRANSIENT_CODES = frozenset(
     {

@@ -14,6 +14,7 @@ from nudge.services.ports import SendRequest
 log = logging.getLogger(__name__)
 
 SQS_BATCH_LIMIT = 10  # SQS SendMessageBatch: at most 10 entries
+MAX_DELAY_SECONDS = 900  # SQS DelaySeconds: at most 15 minutes
 
 
 class EnqueueError(DalError):
@@ -44,11 +45,14 @@ class SqsSendQueue:
     def body(request: SendRequest) -> str:
         return json.dumps(request.to_json(), ensure_ascii=False, separators=(",", ":"))
 
-    def enqueue(self, requests: Sequence[SendRequest]) -> int:
+    def enqueue(self, requests: Sequence[SendRequest], *, delay_seconds: int = 0) -> int:
         """Send every request; entries SQS rejects are retried (bounded) and then reported together.
+
+        ``delay_seconds`` (0-900) keeps the messages invisible that long (a window not open yet).
 
         Raises EnqueueError naming the orders that were not queued, after all others were.
         """
+        delay = min(max(int(delay_seconds), 0), MAX_DELAY_SECONDS)
         sent = 0
         lost: list[str] = []
         for offset in range(0, len(requests), SQS_BATCH_LIMIT):
@@ -59,7 +63,10 @@ class SqsSendQueue:
             for attempt in range(self._max_retries + 1):
                 resp = self._client.send_message_batch(
                     QueueUrl=self._url,
-                    Entries=[{"Id": k, "MessageBody": v} for k, v in entries.items()],
+                    Entries=[
+                        {"Id": k, "MessageBody": v, **({"DelaySeconds": delay} if delay else {})}
+                        for k, v in entries.items()
+                    ],
                 )
                 sent += len(resp.get("Successful", []))
                 failed = resp.get("Failed", [])

@@ -364,13 +364,13 @@ class OutcomesConfig(_Strict):
     """How `nudge report` and the outcomes function count recovered orders and cost."""
 
     attribution_hours: int = Field(72, ge=1, le=720)  # a payment this soon after the last SMS is credited
-    price_per_segment: Decimal = Field(Decimal(0), ge=0)  # what one SMS segment costs the shop
+    price_per_segment: Decimal = Field(Decimal(0), ge=0, le=1000)  # what one SMS segment costs the shop
     currency: str | None = None  # of price_per_segment; None: the shop's currency
 
     @field_validator("currency")
     @classmethod
     def _currency(cls, v: str | None) -> str | None:
-        if v is not None and (len(v) != 3 or not v.isalpha()):
+        if v is not None and not re.fullmatch(r"[A-Za-z]{3}", v):
             raise ValueError(f"expected an ISO 4217 code like USD, got {v!r}")
         return v.upper() if v else v
 

@@ -353,7 +353,10 @@ _ASCII_DOMAIN = re.compile(
     r"(?![a-z0-9\-])(?:[/:?#][!-~]*)?",
     re.IGNORECASE | re.ASCII,
 )
-_UNICODE_DOMAIN = re.compile(r"[^\W_]+(?:\.[^\W_]+)*\.[^\W\d_]{2,}(?:[/:?#]\S*)?")
+_UNICODE_DOMAIN = re.compile(r"[^\W_]+(?:" + _DOT + r"[^\W_]+)*" + _DOT + r"[^\W\d_]{2,}(?:[/:?#]\S*)?")
+# A bare IPv4 address is a link too (phones' link detection opens 1.2.3.4/pay); so is one with
+# ideographic dots. A four-part version number in a title ("1.2.3.4") goes with it: safety first.
+_IPV4 = re.compile(r"(?<![\d.\u3002])\d{1,3}(?:" + _DOT + r"\d{1,3}){3}(?![\d])(?:[/:?#][!-~]*)?")
 _EMAIL = re.compile(r"\S+@\S+")
 _DIGIT_RUN = re.compile(r"\d(?:[\s\-.()/]*\d){4,}")  # 5+ digits, even written "138-0013-8000"
 _EDGE_JUNK = " .\u3002-_/:"
@@ -370,7 +373,7 @@ def _without_unsafe_characters(value: str) -> str:
 
 def _without_links(value: str) -> str:
     # Each removal leaves a space, so the text either side cannot join into a new link.
-    for pattern in (_SCHEME_URL, _ASCII_DOMAIN, _UNICODE_DOMAIN):
+    for pattern in (_SCHEME_URL, _IPV4, _ASCII_DOMAIN, _UNICODE_DOMAIN):
         value = pattern.sub(" ", value)
     return value
 

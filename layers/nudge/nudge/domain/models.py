@@ -97,6 +97,10 @@ class ReminderState:
     reminders_sent: int = 0
     call_requested: bool = False
     held_out: bool = False  # once held out, an order stays in the holdout group
+    # The holdout group is held back exactly where it would have been texted: how many reminders
+    # it would have had by now, and when the last of them would have gone out.
+    held_out_count: int = 0
+    held_out_last_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +208,8 @@ class Plan:
     run_skipped: Reason | None  # paused / rest_day / outside_window: the whole run sends nothing
     decisions: list[Decision] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # order id -> the reminder it was held out of, for every `holdout` decision (the ledger keeps it)
+    holdout_attempts: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {

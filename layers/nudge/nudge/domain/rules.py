@@ -296,23 +296,39 @@ def _finish(draft: PlanDraft, ledger: Mapping[str, ReminderState], sent_today: i
         oid = order.order_id
         try:
             state = ledger.get(oid, _NO_STATE)
-            if state.reminders_sent >= rules.max_reminders_per_order:
+            taken = state.reminders_sent
+            if rules.holdout_percent and state.held_out:
+                # Measured alike: a held-out order runs out of reminders like its texted twin.
+                taken = max(taken, state.held_out_count or 1)
+            if taken >= rules.max_reminders_per_order:
                 decisions[i] = _skip(oid, Reason.MAX_REMINDERS)
                 continue
             urgency = _urgency(order, max_age)
         except Exception as exc:  # one bad record never stops a window
             decisions[i] = _not_decidable(order, exc)
             continue
-        finalists.append(_Finalist(i, order, phone, e164, state.reminders_sent + 1, state, urgency))
+        finalists.append(_Finalist(i, order, phone, e164, taken + 1, state, urgency))
 
     # Pass 3: the run-wide limits, most urgent first, so the caps cut the least urgent orders.
     window_end = window_bounds(window, today, zone)[1] if window else None
     budget = max(rules.daily_sms_cap - sent_today, 0)
     large = rules.large_order_amount
+    interval = timedelta(hours=rules.buyer_min_interval_hours)
+    holdout_attempts: dict[str, int] = {}
     for f in sorted(finalists, key=lambda f: f.urgency):
         order, oid = f.order, f.order.order_id
         if order.buyer_id in contacted_buyers or f.e164 in contacted_phones:
             # Texted in the interval before this run, or by a more urgent order of this run.
+            decisions[f.index] = _skip(oid, Reason.BUYER_RECENTLY_CONTACTED)
+            continue
+        held_last = f.state.held_out_last_at
+        if (
+            rules.holdout_percent
+            and f.state.held_out
+            and held_last is not None
+            and now - interval < held_last
+        ):
+            # Its twin would have been texted then, and would wait out the buyer's interval too.
             decisions[f.index] = _skip(oid, Reason.BUYER_RECENTLY_CONTACTED)
             continue
         try:
@@ -346,13 +362,12 @@ def _finish(draft: PlanDraft, ledger: Mapping[str, ReminderState], sent_today: i
             detail = f"message: {send.segments} segments, over messages.max_segments {config.messages.max_segments}"
             decisions[f.index] = _skip(oid, Reason.INVALID_ORDER, detail)
             continue
-        if (
-            rules.holdout_percent
-            and f.attempt == 1
-            and (f.state.held_out or in_holdout(oid, rules.holdout_percent))
+        if rules.holdout_percent and (
+            f.state.held_out or (f.attempt == 1 and in_holdout(oid, rules.holdout_percent))
         ):
             # The control group: no SMS, so neither the cap nor the buyer's 24 h is used up.
             decisions[f.index] = _skip(oid, Reason.HOLDOUT)
+            holdout_attempts[oid] = f.attempt
             continue
         # Only a send that was fully built uses the budget and the buyer's one SMS.
         budget -= 1
@@ -366,6 +381,7 @@ def _finish(draft: PlanDraft, ledger: Mapping[str, ReminderState], sent_today: i
         run_skipped=draft.run_skipped,
         decisions=[d for d in decisions if d is not None],
         warnings=[w for w in (draft.calendar.year_warning(today.year),) if w],
+        holdout_attempts=holdout_attempts,
     )
 
 

@@ -6,11 +6,12 @@ handler gives it the clock reading and the pause switch; nothing here reads the 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
 from nudge.domain.config import Config, Window
-from nudge.domain.models import CallDecision, InvalidOrder, Order, Plan, Reason, SendDecision
+from nudge.domain.models import CallDecision, InvalidOrder, Order, Plan, SendDecision
 from nudge.domain.restdays import RestDayCalendar, wall_clock_instant, window_bounds
 from nudge.domain.rules import draft_plan, finish_plan, run_level_skip
 from nudge.services.calls import StaffNotifier, send_call_digest
@@ -178,6 +179,10 @@ def plan_window(
     states = ledger.states(draft.needs_ledger)
     today = now.astimezone(config.shop.zone).date()
     plan = finish_plan(draft, ledger=states, sent_today=ledger.sent_on(today))
+    # A run invoked within the clock-skew allowance before its window opens plans as if on time,
+    # but its SMS wait for the window: SQS holds them back, and the sender checks again.
+    window_opens = window_bounds(window, today, config.shop.zone)[0]
+    hold_back = math.ceil((window_opens - started_at).total_seconds())
     sends = [
         SendRequest(
             order_id=d.order_id,
@@ -190,23 +195,23 @@ def plan_window(
             day=today,
             window=window.name,
             planned_at=now,
+            not_before=window_opens,
         )
         for d in plan.decisions
         if isinstance(d, SendDecision)
     ]
     calls = [d.order_id for d in plan.decisions if isinstance(d, CallDecision)]
-    held_out = [d.order_id for d in plan.decisions if d.reason is Reason.HOLDOUT and d.order_id is not None]
     if not dry_run:
         if sends:
-            summary.enqueued = queue.enqueue(sends)
+            summary.enqueued = queue.enqueue(sends, delay_seconds=max(hold_back, 0))
         if calls:
             ledger.request_calls(calls, now)
             if staff is not None:  # one digest of this window's new calls (nudge.services.calls)
                 problem = send_call_digest(staff, records, calls, window=window.name, now=now, config=config)
                 if problem:
                     summary.warnings.append(problem)
-        if held_out:  # so the outcomes function can count their payments (the control group)
-            ledger.mark_held_out(held_out, now, window.name, today)
+        if plan.holdout_attempts:  # so the outcomes function can count their payments (the control group)
+            ledger.mark_held_out(plan.holdout_attempts, now, window.name, today)
     summary.orders_read = len(records)
     summary.segments = sum(r.segments for r in sends)
     summary.calls = len(calls)

@@ -5,7 +5,7 @@ Each method is one batched round trip (or a few pages), never a call per order o
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -28,12 +28,16 @@ class SendRequest:
     day: date  # the shop-local day whose SMS cap this send counts against
     window: str  # "09:50-10:40"
     planned_at: datetime
+    # Not before the window opens (a plan invoked within its clock-skew allowance before the
+    # scheduled time still plans): the queue holds the message back, the sender re-checks.
+    not_before: datetime | None = None
 
     def to_json(self) -> dict:
         out = asdict(self)
         out["not_after"] = self.not_after.isoformat()
         out["planned_at"] = self.planned_at.isoformat()
         out["day"] = self.day.isoformat()
+        out["not_before"] = self.not_before.isoformat() if self.not_before else None
         return out
 
     @classmethod
@@ -49,6 +53,7 @@ class SendRequest:
             day=date.fromisoformat(data["day"]),
             window=str(data["window"]),
             planned_at=datetime.fromisoformat(data["planned_at"]),
+            not_before=datetime.fromisoformat(data["not_before"]) if data.get("not_before") else None,
         )
 
     @property
@@ -141,8 +146,9 @@ class ReminderLedger(Protocol):
         """Put these large orders on the staff call list (marks them `call_requested`)."""
         ...
 
-    def mark_held_out(self, order_ids: Sequence[str], at: datetime, window: str, day: date) -> None:
-        """Keep these orders in the holdout group (first and latest time, window, shop-local day)."""
+    def mark_held_out(self, attempts: Mapping[str, int], at: datetime, window: str, day: date) -> None:
+        """Keep these orders in the holdout group: order id -> the reminder each was held out of
+        (first and latest time, window, shop-local day); the same reminder again changes nothing."""
         ...
 
     def claim(
@@ -187,8 +193,9 @@ class ReminderLedger(Protocol):
 
 
 class SendQueue(Protocol):
-    def enqueue(self, requests: Sequence[SendRequest]) -> int:
-        """Queue the sends in batches of 10; returns how many were accepted."""
+    def enqueue(self, requests: Sequence[SendRequest], *, delay_seconds: int = 0) -> int:
+        """Queue the sends in batches of 10, invisible for ``delay_seconds``; returns how many
+        were accepted."""
         ...
 
 

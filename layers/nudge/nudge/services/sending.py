@@ -70,6 +70,10 @@ class TooLittleTimeError(RetryLaterError):
     """The invocation is about to time out: not claimed, retried by a later invocation."""
 
 
+class TooEarlyError(RetryLaterError):
+    """The SMS's window has not opened yet: not claimed, retried after the visibility timeout."""
+
+
 class UnconfirmedSendError(Exception):
     """The claim is held and the SMS may be out (publish or its record failed mid-way): the
     attempt is never published again, and it is recorded as unconfirmed (so a redelivery is a
@@ -112,6 +116,9 @@ class Sender:
     new_token: Callable[[], str]
     dry_run: bool = False
     min_time_to_send: timedelta = MIN_TIME_TO_SEND
+    # The longest a publish can take (the SNS client's connect + read timeouts): a claim is only
+    # made while the SMS would still go out before its deadline even then.
+    publish_timeout: timedelta = timedelta(0)
 
     def start_batch(
         self,
@@ -149,6 +156,8 @@ class SendBatch:
         if now >= request.not_after:
             # The window closed (or the buyer's night began): the next window plans it again.
             return SendOutcome.PAST_DEADLINE
+        if request.not_before is not None and now < request.not_before:
+            raise TooEarlyError(f"{request.dedupe_key}: its window opens at {request.not_before.isoformat()}")
         if request.order_id not in self.orders_now:  # not in this batch's read: read it now
             self.orders_now.update(s.orders.current([request.order_id]))
         skipped = self._order_skip(self.orders_now.get(request.order_id), now)
@@ -173,6 +182,11 @@ class SendBatch:
                 f"{request.dedupe_key}: {self.remaining_ms()} ms left in this invocation"
             )
 
+        # The checks above take time (an SNS call, maybe a read): the deadline is checked again
+        # with the publish's own worst case, so no SMS goes out past it however slow SNS is.
+        now = s.clock()
+        if now + s.publish_timeout >= request.not_after:
+            return SendOutcome.PAST_DEADLINE
         token = s.new_token()
         claim = s.ledger.claim(request, token, s.daily_cap, now, s.buyer_min_interval)
         if claim is not ClaimOutcome.CLAIMED:

@@ -21,12 +21,13 @@ PARAMETERS = {
     "DailySmsCap", "LargeOrderAmount", "DryRun", "SmsSenderId", "SmsOriginationNumber", "SmsType",
     "SmsPerSecond", "ExtraConfigJson", "ExistingOrdersTableName", "LedgerTtlDays", "AlarmEmail",
     "ExistingOrdersStreamArn", "StaffEmail",  # outcomes and the staff call list
+    "TracingEnabled",
 }  # fmt: skip
 COMMON_ENV = {
     "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "LOG_LEVEL", "SHOP_NAME", "SHOP_TIMEZONE",
     "LOCALE", "WINDOWS", "CALENDAR_COUNTRY", "DAILY_SMS_CAP", "LARGE_ORDER_AMOUNT", "DRY_RUN",
     "EXTRA_CONFIG_JSON", "ORDERS_TABLE", "ORDERS_STATUS_INDEX", "LEDGER_TABLE", "LEDGER_DAY_INDEX",
-    "IDEMPOTENCY_TABLE", "SEND_QUEUE_URL", "PAUSED_PARAMETER", "LEDGER_TTL_DAYS",
+    "IDEMPOTENCY_TABLE", "SEND_QUEUE_URL", "PAUSED_PARAMETER", "LEDGER_TTL_DAYS", "POWERTOOLS_TRACE_DISABLED",
 }  # fmt: skip
 SEND_ENV = {"SMS_SENDER_ID", "SMS_ORIGINATION_NUMBER", "SMS_TYPE", "SMS_PER_SECOND"}
 OUTPUTS = {
@@ -221,7 +222,11 @@ def test_functions_share_globals(translated):
     for name, timeout in (("PlanFunction", 300), ("SendFunction", 60)):
         props = translated["Resources"][name]["Properties"]
         assert props["Runtime"] == "python3.12" and props["Architectures"] == ["x86_64"]
-        assert props["MemorySize"] == 512 and props["TracingConfig"] == {"Mode": "Active"}
+        assert props["MemorySize"] == 512
+        # X-Ray off unless the operator turns it on: the code's tracer follows the same switch.
+        assert props["TracingConfig"] == {"Mode": {"Fn::If": ["TracingOn", "Active", "PassThrough"]}}
+        env = props["Environment"]["Variables"]
+        assert env["POWERTOOLS_TRACE_DISABLED"] == {"Fn::If": ["TracingOn", "false", "true"]}
         assert props["Handler"] == "app.lambda_handler" and props["Timeout"] == timeout
         (layer,) = props["Layers"]
         assert translated["Resources"][layer["Ref"]]["Type"] == "AWS::Lambda::LayerVersion"

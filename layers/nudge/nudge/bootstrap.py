@@ -21,15 +21,17 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from nudge.domain.restdays import RestDayCalendar
-from nudge.services.calls import StaffNotifier
-from nudge.services.ingest import OrdersStore, WebhookSecrets
-from nudge.services.outcomes import OutcomeRecorder
-from nudge.services.ports import OrderRepository, ReminderLedger, SendQueue
-from nudge.services.sending import Sender
 from nudge.settings import Settings, load_settings
+
+if TYPE_CHECKING:  # each builder imports what it builds: a handler loads only its own services
+    from nudge.domain.restdays import RestDayCalendar
+    from nudge.services.calls import StaffNotifier
+    from nudge.services.ingest import OrdersStore, WebhookSecrets
+    from nudge.services.outcomes import OutcomeRecorder
+    from nudge.services.ports import OrderRepository, ReminderLedger, SendQueue
+    from nudge.services.sending import Sender
 
 Clock = Callable[[], datetime]
 
@@ -131,6 +133,7 @@ def _ledger(settings: Settings, dynamodb: Any) -> ReminderLedger:
 def build_plan_app(settings: Settings, *, clients: ClientFactory, clock: Clock = system_clock) -> PlanApp:
     from nudge.adapters.sqs import SqsSendQueue
     from nudge.adapters.staff import SnsStaffNotifier
+    from nudge.domain.restdays import RestDayCalendar
 
     dynamodb = clients("dynamodb")
     return PlanApp(
@@ -167,7 +170,7 @@ def build_send_app(
 ) -> SendApp:
 
     from nudge.adapters.sns import SNS_CLIENT_CONFIG, SNS_PUBLISH_TIMEOUT, SnsSmsGateway
-    from nudge.services.sending import Pacer
+    from nudge.services.sending import Pacer, Sender
 
     dynamodb = clients("dynamodb")
     # Short timeouts and no botocore retries on Publish (see SNS_CLIENT_CONFIG): a hung Publish
@@ -226,6 +229,7 @@ def build_outcomes_app(
     settings: Settings, *, clients: ClientFactory, clock: Clock = system_clock
 ) -> OutcomesApp:
     from nudge.adapters.outcomes import DynamoOutcomeStore
+    from nudge.services.outcomes import OutcomeRecorder
 
     return OutcomesApp(
         settings=settings,

@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from nudge_cli.local import function_url_event
+
 from nudge.domain.webhooks import sign_shopify, sign_standard, sign_woocommerce
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
@@ -22,7 +24,6 @@ EVENTS = Path(__file__).resolve().parents[1] / "events"
 STANDARD_SECRET = "whsec_" + base64.b64encode(b"nudge-test-standard-webhooks-key-32b!").decode()
 SHOPIFY_SECRET = "shpss_test_client_secret_0123456789"
 WOOCOMMERCE_SECRET = "wc_test_secret_0123456789"
-HOST = "abcdefghijklmnopqrstuvwxyz012345.lambda-url.us-east-1.on.aws"
 
 
 def compact(obj: Any, *, php: bool = False) -> bytes:
@@ -30,61 +31,6 @@ def compact(obj: Any, *, php: bool = False) -> bytes:
     if php:
         return json.dumps(obj, separators=(",", ":"), ensure_ascii=True).replace("/", "\\/").encode()
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-
-
-def function_url_event(
-    path: str,
-    body: bytes,
-    headers: dict[str, str],
-    *,
-    base64_body: bool = False,
-    at: datetime | None = None,
-    method: str = "POST",
-) -> dict[str, Any]:
-    """A Function URL request event (AuthType NONE): lower-cased headers, body as text or base64."""
-    at = at or datetime.now(UTC)
-    user_agent = headers.get("user-agent", "curl/8.5.0")
-    all_headers = {
-        "content-length": str(len(body)),
-        "x-amzn-tls-version": "TLSv1.3",
-        "x-forwarded-proto": "https",
-        "x-forwarded-port": "443",
-        "x-forwarded-for": "34.23.12.1",
-        "accept": "*/*",
-        "x-amzn-tls-cipher-suite": "TLS_AES_128_GCM_SHA256",
-        "x-amzn-trace-id": "Root=1-67cf1a2b-3c4d5e6f7a8b9c0d1e2f3a4b",
-        "host": HOST,
-        "content-type": "application/json",
-        "user-agent": user_agent,
-        **{k.lower(): v for k, v in headers.items()},
-    }
-    return {
-        "version": "2.0",
-        "routeKey": "$default",
-        "rawPath": path,
-        "rawQueryString": "",
-        "headers": all_headers,
-        "requestContext": {
-            "accountId": "anonymous",
-            "apiId": HOST.split(".")[0],
-            "domainName": HOST,
-            "domainPrefix": HOST.split(".")[0],
-            "http": {
-                "method": method,
-                "path": path,
-                "protocol": "HTTP/1.1",
-                "sourceIp": "34.23.12.1",
-                "userAgent": user_agent,
-            },
-            "requestId": str(uuid.uuid4()),
-            "routeKey": "$default",
-            "stage": "$default",
-            "time": at.astimezone(UTC).strftime("%d/%b/%Y:%H:%M:%S +0000"),
-            "timeEpoch": int(at.timestamp() * 1000),
-        },
-        "body": base64.b64encode(body).decode() if base64_body else body.decode("utf-8"),
-        "isBase64Encoded": base64_body,
-    }
 
 
 def standard_event(

@@ -6,15 +6,18 @@ clock is fixed (Monday 2026-11-23, the morning window), so the demo shows the sa
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TextIO
 from zoneinfo import ZoneInfo
 
-from nudge_cli.local import EVENTS, FakeClock, LocalPipeline
+from nudge_cli.local import EVENTS, FakeClock, LocalPipeline, function_url_event
 
 from nudge.domain.orders import read_history_jsonl
 from nudge.domain.privacy import mask_phone
+from nudge.domain.webhooks import sign_standard
 
 SHOP_ZONE = ZoneInfo("Asia/Shanghai")  # template.yaml's default ShopTimezone
 DEFAULT_AT = datetime(2026, 11, 23, 9, 50, tzinfo=SHOP_ZONE)
@@ -25,6 +28,57 @@ def _decisions_table(summary: dict, out: TextIO) -> None:
     for d in sorted(summary["decisions"], key=lambda d: d["order_id"] or ""):
         reason = d["reason"] or ""
         print(f"     {d['order_id']:<8} {d['action']:<5} {reason}", file=out)
+
+
+# The sample orders that arrive as signed Standard Webhooks deliveries, as a connected shop sends them.
+WEBHOOK_ORDERS = ("o-1001", "o-1002", "o-1004")
+
+
+def _sample_records(path: Path) -> tuple[list[dict], int]:
+    """The sample file's JSON objects with an order_id (others could not be stored), and how many
+    lines were refused."""
+    records, refused = [], 0
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            refused += bool(line.strip())
+            continue
+        if isinstance(record, dict) and isinstance(record.get("order_id"), str):
+            records.append(record)
+        else:
+            refused += 1
+    return records, refused
+
+
+def _orders_arrive_by_webhook(p: LocalPipeline, records: list[dict], at: datetime, out: TextIO) -> None:
+    """Step 0: a shop's order.created webhooks, signed with the stack's Standard Webhooks secret,
+    through the ingest function's Function URL; then a forged one, which writes nothing."""
+    secret = p.webhook_secret("nudge") or ""
+    print("\n0) Orders arrive by signed webhook (Standard Webhooks, POST /webhooks/nudge)", file=out)
+    for n, record in enumerate(records, start=1):
+        body = json.dumps(
+            {"type": "order.created", "timestamp": at.isoformat(), "data": record}, ensure_ascii=False
+        ).encode()
+        webhook_id, ts = f"msg_demo_{n}", int(at.timestamp())
+        headers = {
+            "webhook-id": webhook_id,
+            "webhook-timestamp": str(ts),
+            "webhook-signature": sign_standard(secret, webhook_id, ts, body),
+        }
+        answer = p.ingest(function_url_event("/webhooks/nudge", body, headers, at=at))
+        print(
+            f"   {record['order_id']}: {answer['statusCode']} {json.loads(answer['body'])['result']}",
+            file=out,
+        )
+    forged = json.dumps({"type": "order.paid", "timestamp": at.isoformat(), "data": {"order_id": "o-1001"}})
+    headers = {
+        "webhook-id": "msg_forged",
+        "webhook-timestamp": str(int(at.timestamp())),
+        "webhook-signature": "v1,Zm9yZ2Vk",
+    }
+    answer = p.ingest(function_url_event("/webhooks/nudge", forged.encode(), headers, at=at))
+    print(f"   a forged order.paid for o-1001: {answer['statusCode']} (nothing written)", file=out)
 
 
 def run_demo(out: TextIO, *, at: datetime | None = None) -> int:
@@ -40,9 +94,13 @@ def run_demo(out: TextIO, *, at: datetime | None = None) -> int:
             f"  stack from template.yaml: tables {r.orders_table}, {r.ledger_table}; queue {r.send_queue_url.rsplit('/', 1)[-1]}",
             file=out,
         )
-        loaded, refused = p.load_orders_file(orders_file)
+        records, refused = _sample_records(orders_file)
+        by_webhook = [r for r in records if r["order_id"] in WEBHOOK_ORDERS]
+        _orders_arrive_by_webhook(p, by_webhook, at, out)
+        loaded = p.load_orders([r for r in records if r["order_id"] not in WEBHOOK_ORDERS])
         print(
-            f"  loaded {loaded} sample orders from events/sample-orders.jsonl ({refused} unreadable line refused)",
+            f"  the shop's other {loaded} sample orders written to the orders table directly "
+            f"(events/sample-orders.jsonl; {refused} unreadable line refused)",
             file=out,
         )
         print(

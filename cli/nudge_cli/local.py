@@ -10,6 +10,7 @@ Time is a ``FakeClock`` the handlers read, so a run is the same whatever day it 
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import json
 import os
@@ -167,6 +168,64 @@ def matches_filter(record: Mapping[str, Any], pattern: Mapping[str, Any]) -> boo
         if not ok:
             return False
     return True
+
+
+FUNCTION_URL_HOST = "abcdefghijklmnopqrstuvwxyz012345.lambda-url.us-east-1.on.aws"
+
+
+def function_url_event(
+    path: str,
+    body: bytes,
+    headers: dict[str, str],
+    *,
+    base64_body: bool = False,
+    at: datetime | None = None,
+    method: str = "POST",
+) -> dict[str, Any]:
+    """A Function URL request event (AuthType NONE): lower-cased headers, body as text or base64."""
+    at = at or datetime.now(UTC)
+    user_agent = headers.get("user-agent", "curl/8.5.0")
+    all_headers = {
+        "content-length": str(len(body)),
+        "x-amzn-tls-version": "TLSv1.3",
+        "x-forwarded-proto": "https",
+        "x-forwarded-port": "443",
+        "x-forwarded-for": "34.23.12.1",
+        "accept": "*/*",
+        "x-amzn-tls-cipher-suite": "TLS_AES_128_GCM_SHA256",
+        "x-amzn-trace-id": "Root=1-67cf1a2b-3c4d5e6f7a8b9c0d1e2f3a4b",
+        "host": FUNCTION_URL_HOST,
+        "content-type": "application/json",
+        "user-agent": user_agent,
+        **{k.lower(): v for k, v in headers.items()},
+    }
+    return {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": all_headers,
+        "requestContext": {
+            "accountId": "anonymous",
+            "apiId": FUNCTION_URL_HOST.split(".")[0],
+            "domainName": FUNCTION_URL_HOST,
+            "domainPrefix": FUNCTION_URL_HOST.split(".")[0],
+            "http": {
+                "method": method,
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "34.23.12.1",
+                "userAgent": user_agent,
+            },
+            "requestId": str(uuid.uuid4()),
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": at.astimezone(UTC).strftime("%d/%b/%Y:%H:%M:%S +0000"),
+            "timeEpoch": int(at.timestamp() * 1000),
+        },
+        "body": base64.b64encode(body).decode() if base64_body else body.decode("utf-8"),
+        "isBase64Encoded": base64_body,
+    }
 
 
 def _load_handler(name: str, path: Path) -> ModuleType:

@@ -231,3 +231,28 @@ def test_nudge_schedule_agrees_with_the_deployed_schedules(tmp_path):
     assert [f"2026-11-23T{h:02d}:{m:02d}:00+08:00" for h, m in fired] == sorted(
         o["opens_at"] for o in openings
     )
+
+
+def test_nudge_demo_runs_from_an_installed_wheel_outside_the_checkout(tmp_path):
+    """The wheel carries the stack the demo builds (template.yaml, functions/, events/, resolved from
+    nudge_cli/stack's links), so `nudge demo` needs no checkout: installed into a bare target and
+    run from elsewhere, with `-S` so this venv's editable install of the repo cannot stand in."""
+    import subprocess
+    import sys
+    import sysconfig
+
+    wheels, target = tmp_path / "wheels", tmp_path / "installed"
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "wheel", "--no-deps", str(ROOT), "-w", str(wheels)], check=True, cwd=tmp_path)
+    (wheel,) = wheels.glob("nudge-*.whl")
+    subprocess.run([*pip, "install", "--no-deps", "--target", str(target), str(wheel)], check=True)
+    assert not (target / "nudge" / "cli.py").exists()  # the layer's package holds no tooling
+    code = "import sys, nudge_cli.cli as c; assert c.__file__.startswith(sys.argv[1]); sys.exit(c.main(['demo']))"
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": f"{target}:{sysconfig.get_paths()['purelib']}"}
+    run = subprocess.run(
+        [sys.executable, "-S", "-c", code, str(target)], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert (
+        "0) Orders arrive by signed webhook" in run.stdout and "any number texted twice: none" in run.stdout
+    )

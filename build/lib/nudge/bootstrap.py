@@ -1,0 +1,364 @@
+"""The composition root: every function's services are built here, and only here.
+
+A handler builds its app once per cold start, lazily, on its first invocation (``Lazy``), so that
+importing a handler reads no environment and creates no AWS client. Tests, ``nudge demo`` and the
+benchmark build the same apps through the same functions, with moto clients and a fake clock,
+instead of patching module globals::
+
+    settings = load_settings(os.environ)
+    app = build_plan_app(settings, clients=session_clients(boto3.session.Session()), clock=clock.now)
+    plan_handler_module.APP.set(app)
+
+``clients(service_name, config=None)`` is any factory of boto3 clients; ``clock()`` returns an
+aware datetime (the real one: ``system_clock``).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol
+
+from nudge.settings import Settings, load_settings
+
+if TYPE_CHECKING:  # each builder imports what it builds: a handler loads only its own services
+    from nudge.domain.restdays import RestDayCalendar
+    from nudge.services.calls import StaffNotifier
+    from nudge.services.ingest import OrdersStore, WebhookSecrets
+    from nudge.services.outcomes import OutcomeRecorder
+    from nudge.services.ports import OrderRepository, ReminderLedger, SendQueue
+    from nudge.services.sending import Sender
+
+Clock = Callable[[], datetime]
+
+
+class ClientFactory(Protocol):
+    def __call__(self, service_name: str, *, config: Any = None) -> Any: ...
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+def session_clients(session: Any = None) -> ClientFactory:
+    """Clients from one boto3 session (a new default one when none is given), made on demand."""
+
+    def make(service_name: str, *, config: Any = None) -> Any:
+        nonlocal session
+        if session is None:
+            import boto3  # here, not at import: a handler's import creates no session
+
+            session = boto3.session.Session()
+        return session.client(service_name, config=config)
+
+    return make
+
+
+# ----------------------------------------------------------------------------------- plan
+
+
+class OncePerRun(Protocol):
+    def __call__(self, key: Mapping[str, str], plan: Callable[[], dict], context: Any = None) -> dict: ...
+
+
+@dataclass(slots=True)
+class PlanApp:
+    settings: Settings
+    calendar: RestDayCalendar
+    orders: OrderRepository
+    ledger: ReminderLedger
+    queue: SendQueue
+    clock: Clock
+    paused: Callable[[], bool]
+    # Runs plan() once per key: a second call with the same key returns the first result.
+    once: OncePerRun
+    staff: StaffNotifier | None = None  # the staff call digest (None: the stack has no topic)
+
+
+def idempotent_runs(settings: Settings, clients: ClientFactory, *, prefix: str) -> OncePerRun:
+    """Powertools Idempotency on the stack's table, keyed by the dict it is given (hashed whole).
+
+    The record lasts 2 days (a window is re-run, if ever, the same day). If ``plan`` raises, the
+    record is deleted, so a failed plan can be run again (the ledger's claim still makes every
+    (order, attempt) go out at most once).
+    """
+    from aws_lambda_powertools.utilities.idempotency import (
+        DynamoDBPersistenceLayer,
+        IdempotencyConfig,
+        idempotent_function,
+    )
+
+    config = IdempotencyConfig(expires_after_seconds=2 * 86400)
+    store = DynamoDBPersistenceLayer(table_name=settings.idempotency_table, boto3_client=clients("dynamodb"))
+
+    def run(key: dict, plan: Callable[[], dict]) -> dict:
+        return plan()
+
+    guarded = idempotent_function(
+        run, data_keyword_argument="key", persistence_store=store, config=config, key_prefix=prefix
+    )
+
+    def once(key: Mapping[str, str], plan: Callable[[], dict], context: Any = None) -> dict:
+        if context is not None:
+            config.register_lambda_context(context)  # an in-progress record expires with the invocation
+        return guarded(key=dict(key), plan=plan)
+
+    return once
+
+
+def pause_switch(settings: Settings) -> Callable[[], bool]:
+    from nudge.adapters.ssm import read_pause_switch
+
+    return lambda: read_pause_switch(settings.paused_parameter)
+
+
+def _order_repository(settings: Settings, dynamodb: Any) -> OrderRepository:
+    from nudge.adapters.dynamodb import DynamoOrderRepository
+
+    return DynamoOrderRepository(dynamodb, settings.orders_table, settings.orders_status_index)
+
+
+def _ledger(settings: Settings, dynamodb: Any) -> ReminderLedger:
+    from nudge.adapters.dynamodb import DynamoReminderLedger
+
+    return DynamoReminderLedger(
+        dynamodb, settings.ledger_table, settings.ledger_day_index, settings.ledger_ttl_days
+    )
+
+
+def build_plan_app(settings: Settings, *, clients: ClientFactory, clock: Clock = system_clock) -> PlanApp:
+    from nudge.adapters.sqs import SqsSendQueue
+    from nudge.adapters.staff import SnsStaffNotifier
+    from nudge.domain.restdays import RestDayCalendar
+
+    dynamodb = clients("dynamodb")
+    return PlanApp(
+        settings=settings,
+        calendar=RestDayCalendar(settings.config.calendar),  # kept warm: holiday tables are built once
+        orders=_order_repository(settings, dynamodb),
+        ledger=_ledger(settings, dynamodb),
+        queue=SqsSendQueue(clients("sqs"), settings.send_queue_url),
+        clock=clock,
+        paused=pause_switch(settings),
+        once=idempotent_runs(settings, clients, prefix="plan-window"),
+        staff=SnsStaffNotifier(clients("sns"), settings.staff_topic_arn)
+        if settings.staff_topic_arn
+        else None,
+    )
+
+
+# ----------------------------------------------------------------------------------- send
+
+
+@dataclass(slots=True)
+class SendApp:
+    settings: Settings
+    sender: Sender
+    paused: Callable[[], bool]
+
+
+def build_send_app(
+    settings: Settings,
+    *,
+    clients: ClientFactory,
+    clock: Clock = system_clock,
+    sleep: Callable[[float], None] = time.sleep,
+) -> SendApp:
+
+    from nudge.adapters.sns import SNS_CLIENT_CONFIG, SNS_PUBLISH_TIMEOUT, SnsSmsGateway
+    from nudge.services.sending import Pacer, Sender
+
+    dynamodb = clients("dynamodb")
+    # Short timeouts and no botocore retries on Publish (see SNS_CLIENT_CONFIG): a hung Publish
+    # ends in the "outcome unknown" path well before the function's timeout, never sent twice.
+    sns = clients("sns", config=SNS_CLIENT_CONFIG)
+    sender = Sender(
+        orders=_order_repository(settings, dynamodb),
+        ledger=_ledger(settings, dynamodb),
+        sms=SnsSmsGateway(
+            sns,
+            sender_id=settings.sms_sender_id,
+            origination_number=settings.sms_origination_number,
+            sms_type=settings.sms_type,
+        ),
+        clock=clock,
+        # template.yaml caps the queue's pollers (MaximumConcurrency): each paces at its share of
+        # the shop's SMS-per-second ceiling, so together they stay under it.
+        pacer=Pacer(settings.sms_per_second / settings.send_pollers, clock=clock, sleep=sleep),
+        daily_cap=settings.config.rules.daily_sms_cap,
+        buyer_min_interval=timedelta(hours=settings.config.rules.buyer_min_interval_hours),
+        max_age=timedelta(hours=settings.config.rules.max_age_hours),
+        publish_timeout=SNS_PUBLISH_TIMEOUT,
+        new_token=lambda: uuid.uuid4().hex,
+        dry_run=settings.dry_run,
+    )
+    return SendApp(settings=settings, sender=sender, paused=pause_switch(settings))
+
+
+# ----------------------------------------------------------------------------------- audit
+
+
+@dataclass(slots=True)
+class AuditApp:
+    settings: Settings
+    order_items: Callable[[], Iterator[Mapping[str, Any]]]  # the orders table's items, page by page
+
+
+def build_audit_app(settings: Settings, *, clients: ClientFactory) -> AuditApp:
+    from nudge.adapters.orders_scan import scan_order_items
+
+    dynamodb = clients("dynamodb")
+    return AuditApp(settings=settings, order_items=lambda: scan_order_items(dynamodb, settings.orders_table))
+
+
+# ----------------------------------------------------------------------------------- outcomes
+
+
+@dataclass(slots=True)
+class OutcomesApp:
+    settings: Settings
+    recorder: OutcomeRecorder
+    clock: Clock
+
+
+def build_outcomes_app(
+    settings: Settings, *, clients: ClientFactory, clock: Clock = system_clock
+) -> OutcomesApp:
+    from nudge.adapters.outcomes import DynamoOutcomeStore
+    from nudge.services.outcomes import OutcomeRecorder
+
+    return OutcomesApp(
+        settings=settings,
+        recorder=OutcomeRecorder(
+            DynamoOutcomeStore(clients("dynamodb"), settings.ledger_table),
+            attribution_hours=settings.config.outcomes.attribution_hours,
+        ),
+        clock=clock,
+    )
+
+
+# ----------------------------------------------------------------------------------- ingest
+
+
+@dataclass(slots=True)
+class IngestApp:
+    settings: Settings
+    store: OrdersStore
+    secrets: WebhookSecrets
+    clock: Clock
+
+
+def build_ingest_app(settings: Settings, *, clients: ClientFactory, clock: Clock = system_clock) -> IngestApp:
+    from nudge.adapters.orders_store import DynamoOrdersStore
+    from nudge.adapters.secrets import SecretsManagerSecrets
+    from nudge.domain.config import ConfigError
+
+    secret_ids = {
+        "nudge": ("STANDARD_WEBHOOKS_SECRET_ARN", settings.standard_webhooks_secret_arn),
+        "shopify": ("SHOPIFY_WEBHOOK_SECRET_ARN", settings.shopify_webhook_secret_arn),
+        "woocommerce": ("WOOCOMMERCE_WEBHOOK_SECRET_ARN", settings.woocommerce_webhook_secret_arn),
+    }
+    for variable, value in secret_ids.values():
+        if not value:  # stop at the cold start, before any request is answered
+            raise ConfigError(variable, "missing: template.yaml sets it")
+    return IngestApp(
+        settings=settings,
+        store=DynamoOrdersStore(clients("dynamodb"), settings.orders_table, settings.idempotency_table),
+        secrets=SecretsManagerSecrets({route: arn for route, (_, arn) in secret_ids.items()}),
+        clock=clock,
+    )
+
+
+# ----------------------------------------------------------------------------------- handlers
+
+
+class Lazy[T]:
+    """The app a handler builds on its first invocation and keeps for the life of the container.
+
+    ``set`` hands it a ready app instead (the local pipeline, tests).
+    """
+
+    def __init__(self, build: Callable[[], T]):
+        self._build = build
+        self._app: T | None = None
+
+    def get(self) -> T:
+        if self._app is None:
+            self._app = self._build()
+        return self._app
+
+    def set(self, app: T) -> None:
+        self._app = app
+
+
+def plan_app_from_env() -> PlanApp:
+    return build_plan_app(load_settings(os.environ), clients=session_clients())
+
+
+def send_app_from_env() -> SendApp:
+    return build_send_app(load_settings(os.environ), clients=session_clients())
+
+
+def outcomes_app_from_env() -> OutcomesApp:
+    return build_outcomes_app(load_settings(os.environ), clients=session_clients())
+
+
+def ingest_app_from_env() -> IngestApp:
+    return build_ingest_app(load_settings(os.environ), clients=session_clients())
+
+
+def audit_app_from_env() -> AuditApp:
+    return build_audit_app(load_settings(os.environ), clients=session_clients())
+
+
+class _NoTracer:
+    """Tracer's decorators as no-ops, for when tracing is off (the X-Ray SDK is never imported)."""
+
+    def capture_lambda_handler(self, fn: Any = None, **_: Any) -> Any:
+        return fn if fn is not None else (lambda f: f)
+
+    def capture_method(self, fn: Any = None, **_: Any) -> Any:
+        return fn if fn is not None else (lambda f: f)
+
+    def put_annotation(self, key: str, value: Any) -> None:
+        pass
+
+    def put_metadata(self, key: str, value: Any, namespace: str | None = None) -> None:
+        pass
+
+
+def handler_tracer(env: Mapping[str, str] = os.environ) -> Any:
+    """Powertools Tracer when tracing is on; otherwise no-op decorators.
+
+    Tracer() loads the X-Ray SDK even when POWERTOOLS_TRACE_DISABLED is true (a cold-start cost
+    for nothing), so a disabled tracer is not constructed at all.
+    """
+    if env.get("POWERTOOLS_TRACE_DISABLED", "").strip().lower() in ("1", "y", "yes", "t", "true", "on"):
+        return _NoTracer()
+    from aws_lambda_powertools import Tracer
+
+    return Tracer()
+
+
+__all__ = [
+    "AuditApp",
+    "ClientFactory",
+    "IngestApp",
+    "Lazy",
+    "OutcomesApp",
+    "PlanApp",
+    "SendApp",
+    "build_audit_app",
+    "build_ingest_app",
+    "build_outcomes_app",
+    "build_plan_app",
+    "build_send_app",
+    "handler_tracer",
+    "idempotent_runs",
+    "session_clients",
+    "system_clock",
+]

@@ -1,0 +1,118 @@
+"""Platform payloads -> Nudge's order record (pure). One small module per sender:
+
+- ``standard``: Standard Webhooks ``order.*`` events carrying Nudge's own order record;
+- ``shopify``: Shopify's ``orders/*`` webhooks (the REST order resource);
+- ``woocommerce``: WooCommerce's ``order.*`` webhooks (the REST v3 order resource).
+
+A mapping only reshapes: the full records it makes are validated by ``nudge.domain.orders.parse_order``
+like every other order, so there is one contract and one validator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from nudge.domain.phones import phone_info
+
+# DESIGN's order record: the only attributes an event may write (anything else in a payload is dropped).
+ORDER_RECORD_FIELDS = (
+    "order_id",
+    "buyer_id",
+    "phone",
+    "status",
+    "created_at",
+    "paid_at",
+    "closes_at",
+    "amount",
+    "currency",
+    "channel",
+    "payment_method",
+    "buyer_flags",
+    "buyer_name",
+    "item_title",
+    "pay_url",
+)
+
+
+class MappingError(ValueError):
+    """The payload cannot become an order record: ``field`` names what is wrong (answer 400)."""
+
+    def __init__(self, field: str, problem: str):
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+@dataclass(frozen=True, slots=True)
+class OrderEvent:
+    """One change to one order, as a platform reported it."""
+
+    order_id: str
+    record: dict[str, Any]  # order-record fields; the whole record when ``full``
+    full: bool  # False: a status change only (``status`` and maybe ``paid_at``)
+    updated_at: datetime | None  # the platform's own time of this state; None: the delivery's time
+    kind: str = ""  # e.g. "orders/paid", "order.updated": for logs
+
+
+@dataclass(frozen=True, slots=True)
+class Ignored:
+    """A genuine delivery with nothing to store (another topic, an order without a phone): answer 2xx."""
+
+    reason: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+def as_object(payload: Any, name: str = "record") -> Mapping[str, Any]:
+    if not isinstance(payload, Mapping):
+        raise MappingError(name, f"must be a JSON object, got {type(payload).__name__}")
+    return payload
+
+
+def text(value: Any) -> str | None:
+    """A platform string or id as text; None for null, "" and non-scalars."""
+    if value is None or isinstance(value, bool | dict | list):
+        return None
+    out = str(value).strip()
+    return out or None
+
+
+def aware(value: Any, name: str, *, utc_if_naive: bool = False) -> datetime | None:
+    """An ISO-8601 time from a payload. ``utc_if_naive``: WooCommerce's ``*_gmt`` fields carry no offset."""
+    raw = text(value)
+    if raw is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(raw)
+    except ValueError:
+        raise MappingError(name, f"not an ISO-8601 timestamp: {raw!r}") from None
+    if parsed.tzinfo is None:
+        if not utc_if_naive:
+            raise MappingError(name, "needs a UTC offset")
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed
+
+
+def first_phone(candidates: list[tuple[Any, Any]]) -> str | None:
+    """The first non-empty phone of (phone, ISO country) pairs, in E.164 when it reads with that country.
+
+    A number the country cannot make valid is kept as written: the planner decides ``invalid_phone``.
+    """
+    for raw, country in candidates:
+        phone = text(raw)
+        if phone is None:
+            continue
+        region = (text(country) or "").upper()
+        if not phone.startswith("+") and len(region) == 2:
+            info = phone_info(phone, region)
+            if info.valid and info.e164:
+                return info.e164
+        return phone
+    return None
+
+
+def compact_record(record: Mapping[str, Any]) -> dict[str, Any]:
+    """Only the order-record fields, without empty values."""
+    return {k: record[k] for k in ORDER_RECORD_FIELDS if k in record and record[k] not in (None, "", [])}

@@ -1,0 +1,84 @@
+"""WooCommerce ``order.*`` webhooks (the REST v3 order resource) -> order changes.
+
+Status: pending / on-hold / checkout-draft: unpaid; processing / completed / refunded: paid;
+cancelled / failed / trash: closed. Times come from the ``*_gmt`` fields (UTC without an offset;
+the others are the site's wall clock, no offset). WooCommerce builds the body when it delivers,
+so ``date_modified_gmt`` is the state's own time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from nudge.domain.platforms import (
+    Ignored,
+    MappingError,
+    OrderEvent,
+    as_object,
+    aware,
+    compact_record,
+    first_phone,
+    text,
+)
+
+STATUS = {
+    "pending": "unpaid",
+    "on-hold": "unpaid",
+    "checkout-draft": "unpaid",
+    "processing": "paid",
+    "completed": "paid",
+    "refunded": "paid",
+    "cancelled": "closed",
+    "failed": "closed",
+    "trash": "closed",
+}
+IGNORED_TOPICS = {"order.deleted"}  # the body is only {"id": N}
+
+
+def _obj(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _utc_iso(value: Any, name: str) -> str | None:
+    at = aware(value, name, utc_if_naive=True)
+    return at.isoformat() if at else None
+
+
+def map_woocommerce(topic: str, payload: Any) -> OrderEvent | Ignored:
+    if not topic.startswith("order.") or topic in IGNORED_TOPICS:
+        return Ignored("topic", {"topic": topic})
+    order = as_object(payload)
+    order_id = text(order.get("id"))
+    if order_id is None:
+        raise MappingError("id", "missing")
+    status = STATUS.get(order.get("status"))  # type: ignore[arg-type]
+    if status is None:
+        raise MappingError("status", f"unknown WooCommerce status {order.get('status')!r}")
+    billing = _obj(order.get("billing"))
+    shipping = _obj(order.get("shipping"))
+    phone = first_phone(
+        [(billing.get("phone"), billing.get("country")), (shipping.get("phone"), shipping.get("country"))]
+    )
+    if phone is None:
+        return Ignored("no_phone", {"order_id": order_id})
+    items = order.get("line_items") or [{}]
+    first_item = _obj(items[0]) if isinstance(items, list) else {}
+    customer = text(order.get("customer_id"))
+    name = " ".join(p for p in (text(billing.get("first_name")), text(billing.get("last_name"))) if p)
+    modified = aware(order.get("date_modified_gmt"), "date_modified_gmt", utc_if_naive=True)
+    record = {
+        "order_id": order_id,
+        "buyer_id": customer if customer not in (None, "0") else phone,  # 0: a guest checkout
+        "phone": phone,
+        "status": status,
+        "created_at": _utc_iso(order.get("date_created_gmt"), "date_created_gmt"),
+        "paid_at": _utc_iso(order.get("date_paid_gmt"), "date_paid_gmt"),
+        "amount": text(order.get("total")),
+        "currency": text(order.get("currency")),
+        "payment_method": "cod" if order.get("payment_method") == "cod" else "online",
+        "buyer_name": name or None,
+        "item_title": text(first_item.get("name")),
+        "pay_url": text(order.get("payment_url")),
+    }
+    return OrderEvent(order_id, compact_record(record), full=True, updated_at=modified, kind=topic)

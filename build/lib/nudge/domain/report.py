@@ -1,0 +1,196 @@
+"""`nudge report`: what the reminders cost and what they brought back, as a pure function.
+
+Input: plain records read from the ledger (SMS sent, outcomes, held-out orders); output: the
+JSON object the CLI prints. Every order counts once, under one reminder: the reminder its payment
+is credited to, else its last reminder in the period ("last touch"). SMS, segments and cost count
+each SMS under its own day, window and reminder number. So the by-day, by-window and by-attempt
+rows each add up to the totals.
+
+Money is kept as ``Decimal`` and written as strings (exact); rates and the lift as floats.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from nudge.domain.outcomes import HoldoutMark, Outcome, SmsSent
+from nudge.domain.stats import newcombe
+
+__all__ = ["MIN_ARM", "NOT_ENOUGH_DATA", "build_report", "recovered_orders"]
+
+MIN_ARM = 100  # below this many orders in either group the lift is "not enough data"
+NOT_ENOUGH_DATA = "not enough data"
+ADDITIVE = ("reminded", "sms", "segments", "cost", "paid", "recovered")  # rows sum to the totals
+
+
+@dataclass(slots=True)
+class _Figures:
+    reminded: int = 0
+    sms: int = 0
+    segments: int = 0
+    cost: Decimal = Decimal(0)
+    paid: int = 0
+    recovered: dict[str, Decimal] = field(default_factory=dict)
+    minutes: list[float] = field(default_factory=list)
+
+    def add_sms(self, sms: SmsSent, price: Decimal) -> None:
+        self.sms += 1
+        self.segments += sms.segments
+        self.cost += price * sms.segments
+
+    def add_order(self, outcome: Outcome | None) -> None:
+        self.reminded += 1
+        if outcome is not None:
+            self.paid += 1
+            self.recovered[outcome.currency] = (
+                self.recovered.get(outcome.currency, Decimal(0)) + outcome.amount
+            )
+            self.minutes.append(outcome.minutes_to_pay)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "reminded": self.reminded,
+            "sms": self.sms,
+            "segments": self.segments,
+            "cost": _money(self.cost),
+            "paid": self.paid,
+            "paid_rate": _rate(self.paid, self.reminded),
+            "recovered": {c: _money(v) for c, v in sorted(self.recovered.items())},
+            "median_minutes_to_pay": round(statistics.median(self.minutes), 1) if self.minutes else None,
+        }
+
+    def roi(self, currency: str) -> float | None:
+        """Recovered money in the cost's currency per unit of cost (other currencies are left out)."""
+        if self.cost <= 0:
+            return None
+        return round(float(self.recovered.get(currency, Decimal(0)) / self.cost), 2)
+
+
+def _money(value: Decimal) -> str:
+    return format(value, "f")  # never exponent notation ("1E+2")
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def build_report(
+    *,
+    sms: Iterable[SmsSent],
+    outcomes: Iterable[Outcome],
+    held_out: Iterable[HoldoutMark] = (),
+    first_day: date,
+    last_day: date,
+    zone: ZoneInfo,
+    price_per_segment: Decimal,
+    currency: str,
+    min_arm: int = MIN_ARM,
+) -> dict[str, Any]:
+    """The report over the shop-local days ``first_day``..``last_day`` (both included)."""
+    if last_day < first_day:
+        raise ValueError("last_day must not be before first_day")
+
+    def in_period(at: Any) -> bool:
+        return first_day <= at.astimezone(zone).date() <= last_day
+
+    sends_by_order: dict[str, list[SmsSent]] = {}
+    for s in sms:
+        if in_period(s.sent_at):
+            sends_by_order.setdefault(s.order_id, []).append(s)
+    reminded_outcomes: dict[str, Outcome] = {}
+    holdout_outcomes: dict[str, Outcome] = {}
+    for o in outcomes:
+        (holdout_outcomes if o.holdout else reminded_outcomes)[o.order_id] = o
+
+    total = _Figures()
+    by_day: dict[date, _Figures] = {}
+    by_window: dict[str, _Figures] = {}
+    by_attempt: dict[int, _Figures] = {}
+
+    def rows(s: SmsSent) -> tuple[_Figures, ...]:
+        return (
+            total,
+            by_day.setdefault(s.sent_at.astimezone(zone).date(), _Figures()),
+            by_window.setdefault(s.window or "unknown", _Figures()),
+            by_attempt.setdefault(s.attempt, _Figures()),
+        )
+
+    for order_id, sends in sends_by_order.items():
+        for s in sends:
+            for row in rows(s):
+                row.add_sms(s, price_per_segment)
+        outcome = reminded_outcomes.get(order_id)
+        credited = next((s for s in sends if outcome is not None and s.attempt == outcome.attempt), None)
+        if credited is None:
+            outcome = None  # not paid, or paid after a reminder outside this period
+            credited = max(sends, key=lambda s: (s.sent_at, s.attempt))
+        for row in rows(credited):
+            row.add_order(outcome)
+
+    def table(groups: dict[Any, _Figures], key: str) -> list[dict[str, Any]]:
+        out = []
+        for name, figures in sorted(groups.items(), key=lambda kv: str(kv[0])):
+            label = name.isoformat() if isinstance(name, date) else name
+            out.append({key: label, **figures.to_json(), "roi": figures.roi(currency)})
+        return out
+
+    report: dict[str, Any] = {
+        "from": first_day.isoformat(),
+        "to": last_day.isoformat(),
+        **total.to_json(),
+        "holdout": _holdout(total, held_out, holdout_outcomes, in_period, min_arm),
+        "by_day": table(by_day, "day"),
+        "by_window": table(by_window, "window"),
+        "by_attempt": table(by_attempt, "attempt"),
+    }
+    return report
+
+
+def _holdout(
+    reminded: _Figures,
+    held_out: Iterable[HoldoutMark],
+    outcomes: dict[str, Outcome],
+    in_period: Any,
+    min_arm: int,
+) -> dict[str, Any] | None:
+    orders = {h.order_id for h in held_out if in_period(h.first_at)}
+    if not orders:
+        return None
+    paid = sum(1 for oid in orders if oid in outcomes)
+    out: dict[str, Any] = {
+        "orders": len(orders),
+        "paid": paid,
+        "paid_rate": _rate(paid, len(orders)),
+        "lift": None,  # None: not enough data (under ``min_arm`` orders in a group)
+        "ci95": None,
+    }
+    if len(orders) >= min_arm and reminded.reminded >= min_arm:
+        ci = newcombe(reminded.paid, reminded.reminded, paid, len(orders))
+        out["lift"] = round(ci.difference, 4)
+        out["ci95"] = [round(ci.lower, 4), round(ci.upper, 4)]
+    return out
+
+
+def roi(report_row: dict[str, Any], currency: str) -> float | None:
+    """ROI of a report row (totals or a by_* entry): recovered in ``currency`` per unit of cost."""
+    cost = Decimal(report_row["cost"])
+    if cost <= 0:
+        return None
+    return round(float(Decimal(report_row["recovered"].get(currency, "0")) / cost), 2)
+
+
+def recovered_orders(
+    outcomes: Iterable[Outcome], sms: Iterable[SmsSent], *, first_day: date, last_day: date, zone: ZoneInfo
+) -> list[Outcome]:
+    """The recovered (not held-out) orders the report counts, oldest payment first."""
+    in_period = {
+        (s.order_id, s.attempt) for s in sms if first_day <= s.sent_at.astimezone(zone).date() <= last_day
+    }
+    hits = [o for o in outcomes if not o.holdout and (o.order_id, o.attempt) in in_period]
+    return sorted(hits, key=lambda o: (o.paid_at, o.order_id))

@@ -1,0 +1,207 @@
+"""The small interfaces the services use to reach AWS. Adapters: ``nudge.adapters``; fakes: ``tests/fakes.py``.
+
+Each method is one batched round trip (or a few pages), never a call per order on the hot path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+from typing import Protocol
+
+from nudge.domain.models import InvalidOrder, Order, ReminderState, SentReminder
+
+
+@dataclass(frozen=True, slots=True)
+class SendRequest:
+    """One SMS the planner asks the sender to send: the body of one SQS message."""
+
+    order_id: str
+    buyer_id: str
+    phone: str  # E.164
+    attempt: int
+    text: str
+    segments: int
+    not_after: datetime  # past this instant the SMS is dropped, never sent late
+    day: date  # the shop-local day whose SMS cap this send counts against
+    window: str  # "09:50-10:40"
+    planned_at: datetime
+    # Not before the window opens (a plan invoked within its clock-skew allowance before the
+    # scheduled time still plans): the queue holds the message back, the sender re-checks.
+    not_before: datetime | None = None
+
+    def to_json(self) -> dict:
+        out = asdict(self)
+        out["not_after"] = self.not_after.isoformat()
+        out["planned_at"] = self.planned_at.isoformat()
+        out["day"] = self.day.isoformat()
+        out["not_before"] = self.not_before.isoformat() if self.not_before else None
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict) -> SendRequest:
+        return cls(
+            order_id=str(data["order_id"]),
+            buyer_id=str(data["buyer_id"]),
+            phone=str(data["phone"]),
+            attempt=int(data["attempt"]),
+            text=str(data["text"]),
+            segments=int(data["segments"]),
+            not_after=datetime.fromisoformat(data["not_after"]),
+            day=date.fromisoformat(data["day"]),
+            window=str(data["window"]),
+            planned_at=datetime.fromisoformat(data["planned_at"]),
+            not_before=datetime.fromisoformat(data["not_before"]) if data.get("not_before") else None,
+        )
+
+    @property
+    def dedupe_key(self) -> str:
+        """The identity the ledger claims: one SMS per (order, attempt), ever."""
+        return f"{self.order_id}#{self.attempt}"
+
+
+class ClaimOutcome(StrEnum):
+    """What ``ReminderLedger.claim`` found. Only CLAIMED lets the sender publish."""
+
+    CLAIMED = "claimed"  # this sender owns (order, attempt): it may publish once
+    # (order, attempt) is settled: recorded as sent, or its unknown outcome already recorded
+    # (``record_unconfirmed``). A duplicate delivery: drop.
+    ALREADY_CLAIMED = "already_claimed"
+    # Held by another sender for less than CLAIM_IN_FLIGHT_LIMIT and not recorded yet: it may be
+    # publishing right now (concurrent pollers with the same message queued twice). Drop.
+    IN_FLIGHT = "in_flight"
+    # Held for longer than CLAIM_IN_FLIGHT_LIMIT and never recorded: the sender that took it died
+    # between claim and record (or lost SNS's answer and could not say so). The SMS may be out;
+    # nobody has reported it yet. Drop, never publish, and report it.
+    UNCONFIRMED = "unconfirmed"
+    # The buyer (by buyer id or by phone) was contacted less than the minimum interval ago,
+    # including by a claim whose outcome is unknown. Drop.
+    RECENTLY_CONTACTED = "recently_contacted"
+    DAILY_LIMIT = "daily_limit"  # the shop-local day's SMS cap is used up: drop
+
+
+# A claim lives from the sender's claim to its record_sent: within one send invocation, whose
+# timeout (60 s in template.yaml) is well below this. A claim older than this that was never
+# recorded cannot be in flight any more: its sender died. SQS redelivers a failed message only
+# after the visibility timeout (370 s), so a redelivery always sees such a claim as UNCONFIRMED.
+CLAIM_IN_FLIGHT_LIMIT = timedelta(minutes=2)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderNow:
+    """What the sender re-reads of an order just before its SMS: has it been paid, closed, or
+    has it aged out since it was planned? ``invalid_field`` names a field that no longer parses
+    (the sender then sends nothing: it cannot vouch for the order)."""
+
+    status: str | None
+    created_at: datetime | None = None
+    closes_at: datetime | None = None
+    invalid_field: str | None = None
+
+
+class TransientSendError(Exception):
+    """SNS refused for now (throttling, 5xx): nothing was sent; try again later."""
+
+
+class PermanentSendError(Exception):
+    """SNS refused this SMS for good (e.g. an invalid number): nothing was sent; retrying won't help."""
+
+
+class OrderRepository(Protocol):
+    def orders_for_planning(self, since: datetime) -> Iterator[Order | InvalidOrder]:
+        """Unpaid and paid orders created at or after ``since`` (index queries, never Scan).
+
+        May return a few older ones (ISO strings with different offsets do not sort by
+        instant); the rules judge each order's age themselves.
+        """
+        ...
+
+    def current(self, order_ids: Sequence[str]) -> dict[str, OrderNow]:
+        """Status, ``created_at`` and ``closes_at`` of each order as they are now (batched,
+        strongly consistent reads); missing orders are left out."""
+        ...
+
+
+class ReminderLedger(Protocol):
+    def states(self, order_ids: Sequence[str]) -> dict[str, ReminderState]:
+        """Ledger state of these orders (batched reads); orders never reminded are left out.
+
+        ``reminders_sent`` counts an attempt that is claimed but not recorded (outcome unknown,
+        or in flight) as taken: it may have reached the buyer, so it is never planned again."""
+        ...
+
+    def recent_sends(self, since: datetime, days: Iterable[date]) -> list[SentReminder]:
+        """The last SMS of every order sent at or after ``since``, and every claim taken since
+        then whose outcome is unknown (it may have reached the buyer); ``days`` are the
+        shop-local days that range touches (the ledger indexes sends by day)."""
+        ...
+
+    def sent_on(self, day: date) -> int:
+        """How many SMS were sent (claimed) on this shop-local day."""
+        ...
+
+    def request_calls(self, order_ids: Sequence[str], at: datetime) -> None:
+        """Put these large orders on the staff call list (marks them `call_requested`)."""
+        ...
+
+    def mark_held_out(self, attempts: Mapping[str, int], at: datetime, window: str, day: date) -> None:
+        """Keep these orders in the holdout group: order id -> the reminder each was held out of
+        (first and latest time, window, shop-local day); the same reminder again changes nothing."""
+        ...
+
+    def claim(
+        self,
+        request: SendRequest,
+        token: str,
+        daily_cap: int,
+        now: datetime,
+        buyer_min_interval: timedelta | None = None,
+    ) -> ClaimOutcome:
+        """Atomically take (order, attempt), one unit of the day's SMS cap and, when
+        ``buyer_min_interval`` is given, the buyer's contact slots (by buyer id and by phone),
+        free only if neither was contacted in the last ``buyer_min_interval``. ``None`` takes no
+        slot (history imports; the sender always passes its interval)."""
+        ...
+
+    def release(self, request: SendRequest, token: str) -> None:
+        """Undo a claim whose publish certainly did not happen (e.g. throttled): the attempt,
+        the unit of the cap and the contact slots (their previous contact time comes back)."""
+        ...
+
+    def record_sent(self, request: SendRequest, token: str, message_id: str, sent_at: datetime) -> None:
+        """After a publish: count the reminder, keep the message id, refresh the TTL."""
+        ...
+
+    def record_skip(self, request: SendRequest, reason: str, at: datetime) -> None:
+        """Keep why a planned SMS was not sent (e.g. paid meanwhile)."""
+        ...
+
+    def record_unconfirmed(self, request: SendRequest, reason: str, at: datetime) -> None:
+        """A claimed attempt whose outcome is unknown has been reported: keep why (as a skip),
+        and make later deliveries of it plain duplicates (ALREADY_CLAIMED), not new reports."""
+        ...
+
+    def record_opt_out(self, request: SendRequest, at: datetime) -> None:
+        """SNS says this number is opted out: keep it, for this order and for every later plan."""
+        ...
+
+    def opted_out_phones(self) -> set[str]:
+        """Numbers SNS reported opted out, as recorded by ``record_opt_out`` (one read)."""
+        ...
+
+
+class SendQueue(Protocol):
+    def enqueue(self, requests: Sequence[SendRequest], *, delay_seconds: int = 0) -> int:
+        """Queue the sends in batches of 10, invisible for ``delay_seconds``; returns how many
+        were accepted."""
+        ...
+
+
+class SmsGateway(Protocol):
+    def is_opted_out(self, phone: str) -> bool: ...
+
+    def publish(self, phone: str, text: str) -> str:
+        """Send one SMS; returns the message id. Raises TransientSendError when throttled."""
+        ...

@@ -1,0 +1,224 @@
+"""`nudge demo`: the whole pipeline on moto with the sample orders, narrated for a shop owner.
+
+The stack is built from template.yaml, the real handlers run with its environment, and the
+clock is fixed (Monday 2026-11-23, the morning window), so the demo shows the same on any day.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TextIO
+from zoneinfo import ZoneInfo
+
+from nudge_cli.local import EVENTS, FakeClock, LocalPipeline, function_url_event
+
+from nudge.domain.orders import read_history_jsonl
+from nudge.domain.privacy import mask_phone
+from nudge.domain.webhooks import sign_standard
+
+SHOP_ZONE = ZoneInfo("Asia/Shanghai")  # template.yaml's default ShopTimezone
+DEFAULT_AT = datetime(2026, 11, 23, 9, 50, tzinfo=SHOP_ZONE)
+QUIET = {"LOG_LEVEL": "ERROR", "POWERTOOLS_METRICS_DISABLED": "true"}  # keep the narration readable
+
+
+def _decisions_table(summary: dict, out: TextIO) -> None:
+    for d in sorted(summary["decisions"], key=lambda d: d["order_id"] or ""):
+        reason = d["reason"] or ""
+        print(f"     {d['order_id']:<8} {d['action']:<5} {reason}", file=out)
+
+
+# The sample orders that arrive as signed Standard Webhooks deliveries, as a connected shop sends them.
+WEBHOOK_ORDERS = ("o-1001", "o-1002", "o-1004")
+
+
+def _sample_records(path: Path) -> tuple[list[dict], int]:
+    """The sample file's JSON objects with an order_id (others could not be stored), and how many
+    lines were refused."""
+    records, refused = [], 0
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            refused += bool(line.strip())
+            continue
+        if isinstance(record, dict) and isinstance(record.get("order_id"), str):
+            records.append(record)
+        else:
+            refused += 1
+    return records, refused
+
+
+def _orders_arrive_by_webhook(p: LocalPipeline, records: list[dict], at: datetime, out: TextIO) -> None:
+    """Step 0: a shop's order.created webhooks, signed with the stack's Standard Webhooks secret,
+    through the ingest function's Function URL; then a forged one, which writes nothing."""
+    secret = p.webhook_secret("nudge") or ""
+    print("\n0) Orders arrive by signed webhook (Standard Webhooks, POST /webhooks/nudge)", file=out)
+    for n, record in enumerate(records, start=1):
+        body = json.dumps(
+            {"type": "order.created", "timestamp": at.isoformat(), "data": record}, ensure_ascii=False
+        ).encode()
+        webhook_id, ts = f"msg_demo_{n}", int(at.timestamp())
+        headers = {
+            "webhook-id": webhook_id,
+            "webhook-timestamp": str(ts),
+            "webhook-signature": sign_standard(secret, webhook_id, ts, body),
+        }
+        answer = p.ingest(function_url_event("/webhooks/nudge", body, headers, at=at))
+        print(
+            f"   {record['order_id']}: {answer['statusCode']} {json.loads(answer['body'])['result']}",
+            file=out,
+        )
+    forged = json.dumps({"type": "order.paid", "timestamp": at.isoformat(), "data": {"order_id": "o-1001"}})
+    headers = {
+        "webhook-id": "msg_forged",
+        "webhook-timestamp": str(int(at.timestamp())),
+        "webhook-signature": "v1,Zm9yZ2Vk",
+    }
+    answer = p.ingest(function_url_event("/webhooks/nudge", forged.encode(), headers, at=at))
+    print(f"   a forged order.paid for o-1001: {answer['statusCode']} (nothing written)", file=out)
+
+
+def run_demo(out: TextIO, *, at: datetime | None = None) -> int:
+    at = at or DEFAULT_AT
+    clock = FakeClock(at)
+    orders_file = EVENTS / "sample-orders.jsonl"
+    history = read_history_jsonl((EVENTS / "sample-history.jsonl").read_text(encoding="utf-8").splitlines())
+    with LocalPipeline(clock=clock, env=QUIET) as p:
+        r = p.resources
+        window = r.env["WINDOWS"].split(",")[0]
+        print("Nudge demo: the whole pipeline on moto (no AWS account is touched)", file=out)
+        print(
+            f"  stack from template.yaml: tables {r.orders_table}, {r.ledger_table}; queue {r.send_queue_url.rsplit('/', 1)[-1]}",
+            file=out,
+        )
+        records, refused = _sample_records(orders_file)
+        by_webhook = [r for r in records if r["order_id"] in WEBHOOK_ORDERS]
+        _orders_arrive_by_webhook(p, by_webhook, at, out)
+        loaded = p.load_orders([r for r in records if r["order_id"] not in WEBHOOK_ORDERS])
+        print(
+            f"  the shop's other {loaded} sample orders written to the orders table directly "
+            f"(events/sample-orders.jsonl; {refused} unreadable line refused)",
+            file=out,
+        )
+        print(
+            f"  loaded {p.load_history(history, SHOP_ZONE)} earlier reminders into the ledger (events/sample-history.jsonl)",
+            file=out,
+        )
+
+        local = at.astimezone(SHOP_ZONE)
+        print(
+            f"\n1) EventBridge Scheduler fires window {window} at {local:%a %Y-%m-%d %H:%M} {SHOP_ZONE.key}",
+            file=out,
+        )
+        first = p.fire_window(window, at)
+        print(
+            f"   plan: {first['orders_read']} orders read, {first['enqueued']} SMS queued, {first['calls']} to the staff call list",
+            file=out,
+        )
+        _decisions_table(first, out)
+
+        print("\n2) The send function drains the queue (SQS batches, partial failures)", file=out)
+        stats = p.drain_queue()
+        sent = p.sent_sms()
+        print(
+            f"   {stats['invocations']} invocation(s), {stats['messages']} message(s); SNS received {len(sent)} SMS:",
+            file=out,
+        )
+        for phone, text in sent:
+            print(f"     {mask_phone(phone)}: {text}", file=out)
+        for d in first["decisions"]:
+            if d["action"] == "send":
+                item = p.ledger_item(d["order_id"]) or {}
+                for skip in item.get("skips", []):
+                    print(f"     {d['order_id']}: not sent at send time: {skip.get('reason')}", file=out)
+
+        print("\n3) The scheduler retries the same event (a duplicate invocation)", file=out)
+        second = p.fire_window(window, at, started_at=at + timedelta(seconds=30))
+        again = p.drain_queue()
+        print(
+            f"   plan answered from its idempotency record: {second['enqueued']} queued, same summary: {second == first}",
+            file=out,
+        )
+        print(
+            f"   queue delivered {again['messages']} message(s); SNS total still {len(p.sent_sms())}",
+            file=out,
+        )
+
+        rerun_at = at + timedelta(minutes=15)
+        print(
+            f"\n4) An operator re-runs the window by hand at {rerun_at.astimezone(SHOP_ZONE):%H:%M}", file=out
+        )
+        third = p.fire_window(window, rerun_at)
+        p.drain_queue()
+        print(
+            f"   plan: {third['enqueued']} queued; buyers reminded in step 2 are held back "
+            f"(buyer_recently_contacted: {third['by_reason'].get('buyer_recently_contacted', 0)})",
+            file=out,
+        )
+        newly = [d["order_id"] for d in third["decisions"] if d["action"] == "send"]
+        remembered = [d["order_id"] for d in third["decisions"] if d["reason"] == "opted_out"]
+        print(
+            f"   opted out at SNS in step 2, now skipped when planning: {', '.join(remembered) or 'none'}",
+            file=out,
+        )
+        for order_id, (phone, text) in zip(newly, p.sent_sms()[len(sent) :], strict=False):
+            item = p.ledger_item(order_id) or {}
+            print(
+                f"   new: {order_id}, reminder {item.get('reminders_sent')} (its last reminder was over 24 h ago)"
+                f"\n     {mask_phone(phone)}: {text}",
+                file=out,
+            )
+        phones = Counter(phone for phone, _ in p.sent_sms())
+        twice = [mask_phone(phone) for phone, n in phones.items() if n > 1]
+        print(
+            f"\nSNS received {sum(phones.values())} SMS in all; any number texted twice: {twice or 'none'}",
+            file=out,
+        )
+        _outcomes_step(p, at, out)
+        return 1 if twice else 0
+
+
+# (order, minutes after its last SMS) of the demo's buyers who pay; a negative delay pays before
+# the SMS went out (not recovered). Realistic: most reminded payments come within the hour.
+DEMO_PAYMENTS = (("o-1001", 12), ("o-1024", 47), ("o-1002", 135), ("o-1017", -20))
+DEMO_PRICE = "0.045"  # CNY per SMS segment, about what a China SMS costs
+
+
+def _outcomes_step(p: LocalPipeline, at: datetime, out: TextIO) -> None:
+    """5) Some buyers pay; the orders table's stream is played to the outcomes function; report."""
+    import boto3
+    from nudge_cli.report import print_report, read_report
+
+    from nudge.adapters.outcomes import DynamoOutcomeStore
+    from nudge.domain.config import load_config
+
+    print(
+        "\n5) Buyers pay (the shop's orders table is updated); its stream feeds the outcomes function",
+        file=out,
+    )
+    changes = []
+    for order_id, minutes in DEMO_PAYMENTS:
+        item = p.ledger_item(order_id) or {}
+        last = item.get(f"sent_at_{item.get('reminders_sent', 0)}") or item.get("last_sent_at")
+        base = datetime.fromisoformat(last) if last else at
+        paid_at = base + timedelta(minutes=minutes)
+        changes.append(p.pay_order(order_id, paid_at))
+        when = "before its SMS" if minutes < 0 else f"{minutes} min after its last SMS"
+        print(f"   {order_id} paid at {paid_at.astimezone(SHOP_ZONE):%H:%M} ({when})", file=out)
+    changes.append(p.pay_order("o-1018", at + timedelta(hours=1)))  # the large order: a call, never texted
+    print("   o-1018 paid (a large order on the call list: never texted)", file=out)
+    stats = p.play_stream([*changes, changes[0]])  # the stream delivers one record twice
+    print(
+        f"   {stats['records']} stream records (one delivered twice) in {stats['invocations']} invocation(s)",
+        file=out,
+    )
+    config = load_config({"outcomes": {"price_per_segment": DEMO_PRICE}})
+    day = at.astimezone(SHOP_ZONE).date()
+    client = boto3.client("dynamodb")
+    store = DynamoOutcomeStore(client, p.resources.ledger_table)
+    report, listed = read_report(store, client, p.resources.orders_table, config, day, day, True)
+    print(f"\n6) nudge report --days 1 --orders (price per segment {DEMO_PRICE} CNY)", file=out)
+    print_report(report, config, "CNY", out, listed)

@@ -1,0 +1,280 @@
+"""`nudge import FILE [--format jsonl|csv] (--stack NAME | --table NAME) [--dry-run] [--rejects FILE]`.
+
+A shop's backlog into the orders table under the same contract as the webhooks: each line is
+validated like the planner validates it (``parse_order``), and written with the same never-backwards
+conditional write (``DynamoOrdersStore``): an order already stored in a newer state, or paid /
+closed, is left as it is. So the same file twice changes nothing, and an import never undoes what
+webhooks said since.
+
+Time of a line's state: its ``updated_at`` column when there is one, else the later of
+``created_at`` and ``paid_at``. Conditional writes cannot go through BatchWriteItem, so lines are
+written in batches of concurrent UpdateItem calls (``--workers``). A bad line, or one that could
+not be written, goes to the rejects file with its line number; the rest are imported.
+
+Exit 0: nothing rejected; 1: some lines rejected (the rest imported); 2: usage errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import csv
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from nudge.adapters.common import DalError
+from nudge.adapters.orders_store import DynamoOrdersStore, OrderChange, WriteOutcome, order_change
+from nudge.domain.models import InvalidOrder
+from nudge.domain.orders import parse_order
+from nudge.domain.platforms import ORDER_RECORD_FIELDS
+
+BATCH = 1000  # lines in flight at once
+DEFAULT_WORKERS = 16
+
+
+class ImportUsageError(Exception):
+    """Exit 2 with this one line."""
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    number: int
+    raw: str  # the line as read (JSON Lines) or re-joined (CSV), for the rejects file
+    change: OrderChange | None
+    field: str | None = None
+    problem: str | None = None
+    order_id: str | None = None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", type=Path, help="JSON Lines or CSV (header row with the order fields)")
+    parser.add_argument("--format", choices=("jsonl", "csv"), help="default: from the file's suffix")
+    target = parser.add_mutually_exclusive_group()
+    target.add_argument("--stack", help="the deployed stack (its OrdersTableName output)")
+    target.add_argument("--table", help="the orders table's name")
+    parser.add_argument("--dry-run", action="store_true", help="validate only; needs no AWS")
+    parser.add_argument(
+        "--rejects", type=Path, help="write rejected lines here (JSON Lines, with line numbers)"
+    )
+    parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="concurrent writes (default 16)")
+
+
+# ------------------------------------------------------------------------------------------ reading
+
+
+def _version(record: dict[str, Any], order: Any) -> datetime:
+    raw = record.get("updated_at")
+    if isinstance(raw, str) and raw.strip():
+        try:
+            at = datetime.fromisoformat(raw.strip())
+            if at.tzinfo is not None:
+                return at
+        except ValueError:
+            pass
+        raise ValueError("updated_at: expected ISO-8601 with a UTC offset")
+    return max(t for t in (order.created_at, order.paid_at) if t is not None)
+
+
+def _line(number: int, raw: str, record: Any) -> Line:
+    checked = parse_order(record, line=number)
+    if isinstance(checked, InvalidOrder):
+        return Line(number, raw, None, checked.field, checked.problem, checked.order_id)
+    try:
+        change = order_change(record, full=True, version=_version(record, checked))
+    except ValueError as exc:
+        field, _, problem = str(exc).partition(": ")
+        return Line(number, raw, None, field, problem, checked.order_id)
+    return Line(number, raw, change, order_id=checked.order_id)
+
+
+def read_jsonl(handle: TextIO) -> Iterator[Line]:
+    for number, text in enumerate(handle, start=1):
+        raw = text.rstrip("\n")
+        if not raw.strip():
+            continue
+        try:
+            record = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            yield Line(number, raw, None, "record", f"not valid JSON ({exc.msg} at column {exc.colno})")
+            continue
+        yield _line(number, raw, record)
+
+
+def _csv_record(row: dict[str, Any]) -> dict[str, Any]:
+    record: dict[str, Any] = {}
+    for key, value in row.items():
+        if key is None:  # more cells than headers
+            continue
+        name = key.strip()
+        text = (value or "").strip()
+        if not text:
+            continue
+        if name == "buyer_flags":
+            record[name] = json.loads(text) if text.startswith("[") else [f for f in text.split(";") if f]
+        else:
+            record[name] = text
+    return record
+
+
+def read_csv(handle: TextIO) -> Iterator[Line]:
+    reader = csv.DictReader(handle)
+    missing = [f for f in ("order_id", "status") if f not in (reader.fieldnames or [])]
+    if missing:
+        raise ImportUsageError(f"CSV header row lacks {', '.join(missing)} (columns: the order fields)")
+    for row in reader:
+        number = reader.line_num
+        raw = json.dumps({k: v for k, v in row.items() if k is not None}, ensure_ascii=False)
+        try:
+            record = _csv_record(row)
+        except json.JSONDecodeError:
+            yield Line(number, raw, None, "buyer_flags", "not a JSON list or ;-separated flags")
+            continue
+        yield _line(number, raw, record)
+
+
+# ------------------------------------------------------------------------------------------ AWS
+
+
+def _session() -> Any:
+    import boto3
+
+    # boto3 reads AWS_PROFILE and AWS_ENDPOINT_URL itself; AWS_REGION wins over the profile's region.
+    return boto3.session.Session(region_name=os.environ.get("AWS_REGION") or None)
+
+
+def table_from_stack(cloudformation: Any, stack: str) -> str:
+    from botocore.exceptions import ClientError
+
+    try:
+        stacks = cloudformation.describe_stacks(StackName=stack)["Stacks"]
+    except ClientError as exc:
+        raise ImportUsageError(
+            f"--stack {stack}: {exc.response.get('Error', {}).get('Message', exc)}"
+        ) from None
+    for output in (stacks[0].get("Outputs") or []) if stacks else []:
+        if output.get("OutputKey") == "OrdersTableName":
+            return output["OutputValue"]
+    raise ImportUsageError(f"--stack {stack}: no OrdersTableName output (is it a Nudge stack?)")
+
+
+# ------------------------------------------------------------------------------------------ running
+
+
+class _Progress:
+    """A bar on a terminal, a line every 10% otherwise (stderr either way)."""
+
+    def __init__(self, total: int, stream: TextIO):
+        self.total, self.done, self.stream = total, 0, stream
+        self.tty = hasattr(stream, "isatty") and stream.isatty()
+        self._next = max(1, total // 10)
+        self._started = time.monotonic()
+
+    def advance(self, n: int) -> None:
+        self.done += n
+        if self.tty:
+            width = 30
+            filled = int(width * self.done / max(1, self.total))
+            self.stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} lines")
+            self.stream.flush()
+        elif self.done >= self._next or self.done == self.total:
+            self.stream.write(
+                f"import: {self.done}/{self.total} lines ({time.monotonic() - self._started:.1f} s)\n"
+            )
+            self._next = self.done + max(1, self.total // 10)
+
+    def close(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+
+
+def run_import(args: argparse.Namespace, out: TextIO, err: TextIO | None = None) -> int:
+    err = err or sys.stderr
+    fmt = args.format or ("csv" if args.file.suffix.lower() == ".csv" else "jsonl")
+    if not args.dry_run and not (args.stack or args.table):
+        raise ImportUsageError("give --stack NAME or --table NAME (or --dry-run)")
+    if args.workers < 1:
+        raise ImportUsageError("--workers must be at least 1")
+    try:
+        handle = open(args.file, encoding="utf-8-sig", newline="")  # noqa: SIM115 (closed below)
+    except OSError as exc:
+        raise ImportUsageError(f"cannot read {args.file}: {exc.strerror}") from None
+    with handle:
+        try:
+            lines = list(read_csv(handle) if fmt == "csv" else read_jsonl(handle))
+        except UnicodeDecodeError:
+            raise ImportUsageError(f"{args.file} is not UTF-8 text") from None
+        except csv.Error as exc:
+            raise ImportUsageError(f"{args.file}: not readable as CSV ({exc})") from None
+
+    rejects = [line for line in lines if line.change is None]
+    good = [line for line in lines if line.change is not None]
+    counts = {"imported": 0, "unchanged": 0}
+    if args.dry_run:
+        counts["imported"] = len(good)
+    else:
+        store = _store(args)
+        progress = _Progress(len(lines), err)
+        progress.advance(len(rejects))
+        with cf.ThreadPoolExecutor(max_workers=args.workers) as pool:
+            for start in range(0, len(good), BATCH):
+                batch = good[start : start + BATCH]
+                for line, result in zip(batch, pool.map(lambda ln: _write(store, ln), batch), strict=True):
+                    if not isinstance(result, WriteOutcome):  # the reason it could not be written
+                        rejects.append(Line(line.number, line.raw, None, "store", result, line.order_id))
+                    elif result is WriteOutcome.UNCHANGED:
+                        counts["unchanged"] += 1
+                    else:
+                        counts["imported"] += 1
+                progress.advance(len(batch))
+        progress.close()
+    rejects.sort(key=lambda line: line.number)
+    if args.rejects:
+        _write_rejects(args.rejects, rejects)
+    for line in rejects[:20]:
+        print(f"line {line.number}: {line.field}: {line.problem}", file=err)
+    if len(rejects) > 20:
+        print(f"... and {len(rejects) - 20} more rejected lines", file=err)
+    summary = f"imported {counts['imported']}, unchanged {counts['unchanged']}, rejected {len(rejects)}"
+    print(summary + (" (dry run: nothing was written)" if args.dry_run else ""), file=out)
+    return 1 if rejects else 0
+
+
+def _store(args: argparse.Namespace) -> DynamoOrdersStore:
+    from botocore.config import Config
+
+    session = _session()
+    table = args.table or table_from_stack(session.client("cloudformation"), args.stack)
+    config = Config(max_pool_connections=args.workers + 2, retries={"mode": "standard", "max_attempts": 8})
+    return DynamoOrdersStore(session.client("dynamodb", config=config), table)
+
+
+def _write(store: DynamoOrdersStore, line: Line) -> WriteOutcome | str:
+    try:
+        return store.apply(line.change)  # type: ignore[arg-type]
+    except DalError as exc:
+        return f"{exc}; run the import again (it is safe to repeat)"
+
+
+def _write_rejects(path: Path, rejects: list[Line]) -> None:
+    try:
+        with path.open("w", encoding="utf-8") as fh:
+            for line in rejects:
+                entry = {
+                    "line": line.number,
+                    "order_id": line.order_id,
+                    "field": line.field,
+                    "problem": line.problem,
+                }
+                fh.write(json.dumps({**entry, "input": line.raw}, ensure_ascii=False) + "\n")
+    except OSError as exc:
+        raise ImportUsageError(f"--rejects: cannot write {path}: {exc.strerror}") from None
+
+
+__all__ = ["ORDER_RECORD_FIELDS", "ImportUsageError", "add_arguments", "run_import", "table_from_stack"]

@@ -1,0 +1,241 @@
+"""`nudge report` and `nudge calls`: read the ledger (Query and batched gets, never Scan), print.
+
+The figures come from the pure ``nudge.domain.report.build_report``; this module only finds the
+tables, reads the records and prints them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TextIO
+
+from nudge.domain.config import Config
+from nudge.domain.privacy import mask_phone
+from nudge.domain.report import build_report, recovered_orders, roi
+
+__all__ = ["add_report_parser", "run_report", "table_names"]
+
+
+def add_report_parser(sub: Any) -> None:
+    """The `report` subcommand (called from ``nudge_cli.cli.build_parser``)."""
+    report = sub.add_parser(
+        "report", help="what the reminders cost and recovered, by day, window and reminder"
+    )
+    add_table_arguments(report)
+    report.add_argument("--days", type=int, default=7, help="days back from --to (default 7)")
+    report.add_argument("--to", type=date.fromisoformat, help="last day, YYYY-MM-DD (default: today)")
+    report.add_argument(
+        "--config", type=Path, help="the shop's config (time zone, outcomes.price_per_segment)"
+    )
+    report.add_argument("--json", action="store_true", help="print one JSON object")
+    report.add_argument("--orders", action="store_true", help="list the recovered orders (phones masked)")
+
+
+def add_table_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stack", help="the deployed stack's name (its outputs name the tables)")
+    parser.add_argument("--ledger-table", help="the reminder ledger table (instead of --stack)")
+    parser.add_argument("--orders-table", help="the orders table (instead of --stack)")
+
+
+def table_names(args: argparse.Namespace, usage_error: type[Exception]) -> tuple[str, str]:
+    """(ledger table, orders table) from --stack or from both table options."""
+    if args.stack and (args.ledger_table or args.orders_table):
+        raise usage_error("--stack: give either --stack or --ledger-table with --orders-table")
+    if args.stack:
+        import boto3
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            stacks = boto3.client("cloudformation").describe_stacks(StackName=args.stack)["Stacks"]
+        except (BotoCoreError, ClientError) as exc:
+            raise usage_error(f"--stack: cannot read stack {args.stack}: {exc}") from None
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+        try:
+            return outputs["LedgerTableName"], outputs["OrdersTableName"]
+        except KeyError as exc:
+            raise usage_error(f"--stack: stack {args.stack} has no output {exc.args[0]}") from None
+    if not (args.ledger_table and args.orders_table):
+        raise usage_error("--ledger-table: give --stack, or both --ledger-table and --orders-table")
+    return args.ledger_table, args.orders_table
+
+
+def run_report(args: argparse.Namespace, out: TextIO) -> int:
+    import boto3
+    from nudge_cli.cli import UsageError, _config
+
+    from nudge.adapters.outcomes import DynamoOutcomeStore
+
+    if not 1 <= args.days <= 400:
+        raise UsageError("--days: must be between 1 and 400")
+    config = _config(args.config)
+    ledger_table, orders_table = table_names(args, UsageError)
+    zone = config.shop.zone
+    last = args.to or datetime.now(UTC).astimezone(zone).date()
+    first = last - timedelta(days=args.days - 1)
+    client = boto3.client("dynamodb")
+    report, listed = read_report(
+        DynamoOutcomeStore(client, ledger_table), client, orders_table, config, first, last, args.orders
+    )
+    currency = config.outcomes.currency or config.shop.currency
+    if args.json:
+        data = dict(report)
+        if args.orders:
+            data["orders"] = listed
+        json.dump(data, out, ensure_ascii=False, indent=2)
+        out.write("\n")
+    else:
+        print_report(report, config, currency, out, listed if args.orders else None)
+    return 0
+
+
+def read_report(
+    store: Any, client: Any, orders_table: str, config: Config, first: date, last: date, with_orders: bool
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Read the ledger and build the report (and the recovered orders, when asked for)."""
+    zone = config.shop.zone
+    records = store.report_records(first, last, max_age_hours=config.rules.max_age_hours)
+    currency = config.outcomes.currency or config.shop.currency
+    report = build_report(
+        sms=records.sms,
+        outcomes=records.outcomes,
+        held_out=records.held_out,
+        first_day=first,
+        last_day=last,
+        zone=zone,
+        price_per_segment=config.outcomes.price_per_segment,
+        currency=currency,
+    )
+    listed = []
+    if with_orders:
+        recovered = recovered_orders(records.outcomes, records.sms, first_day=first, last_day=last, zone=zone)
+        now = _orders_now(client, orders_table, [o.order_id for o in recovered])
+        listed = [
+            {
+                "order_id": o.order_id,
+                "attempt": o.attempt,
+                "window": o.window,
+                "sms_at": o.sms_at.astimezone(zone).isoformat() if o.sms_at else None,
+                "paid_at": o.paid_at.astimezone(zone).isoformat(),
+                "minutes_to_pay": o.minutes_to_pay,
+                "amount": format(o.amount, "f"),
+                "currency": o.currency,
+                "phone": mask_phone(records.phones.get(o.order_id, "")),
+                "status_now": now.get(o.order_id, {}).get("status"),
+            }
+            for o in recovered
+        ]
+    return report, listed
+
+
+def _orders_now(client: Any, table: str, order_ids: list[str]) -> dict[str, dict[str, Any]]:
+    from nudge.adapters.dynamodb import _batch_get
+
+    items = _batch_get(client, table, order_ids, projection="order_id, #s", names={"#s": "status"})
+    return {i["order_id"]: i for i in items}
+
+
+def _pct(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate * 100:.1f}%"
+
+
+def _recovered(values: dict[str, str]) -> str:
+    return ", ".join(f"{amount} {cur}" for cur, amount in values.items()) or "0"
+
+
+def print_report(
+    report: dict[str, Any], config: Config, currency: str, out: TextIO, listed: list[dict] | None = None
+) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = Console(file=out, width=140, soft_wrap=False, highlight=False)
+    console.print(f"Nudge report {report['from']} to {report['to']} ({config.shop.timezone})")
+    cost = Decimal(report["cost"])
+    per_order = f"{cost / report['paid']:.2f} {currency}" if report["paid"] and cost else "-"
+    ratio = roi(report, currency)
+    console.print(
+        f"  reminded {report['reminded']} orders with {report['sms']} SMS ({report['segments']} segments), "
+        f"estimated cost {report['cost']} {currency}"
+    )
+    console.print(
+        f"  paid after a reminder: {report['paid']} ({_pct(report['paid_rate'])}), recovered "
+        f"{_recovered(report['recovered'])}; median {report['median_minutes_to_pay'] or '-'} min from SMS to payment"
+    )
+    console.print(
+        f"  ROI (recovered {currency} per {currency} of SMS): {ratio if ratio is not None else '-'}; cost per recovered order {per_order}"
+    )
+    h = report["holdout"]
+    if h is None:
+        console.print("  holdout: none (rules.holdout_percent is 0, or no order was held out in these days)")
+    else:
+        lift = "not enough data (under 100 orders in a group)"
+        if h["lift"] is not None:
+            lo, hi = h["ci95"]
+            lift = f"{h['lift'] * 100:+.1f} points (95% CI {lo * 100:+.1f} to {hi * 100:+.1f})"
+        console.print(
+            f"  holdout: {h['orders']} orders held out, {h['paid']} paid ({_pct(h['paid_rate'])}); "
+            f"lift of the reminders: {lift}"
+        )
+    for key, title in (("by_day", "day"), ("by_window", "window"), ("by_attempt", "attempt")):
+        if not report[key]:
+            continue
+        table = Table(title=f"by {title}", title_justify="left")
+        for col in (
+            title,
+            "reminded",
+            "sms",
+            "segments",
+            "cost",
+            "paid",
+            "rate",
+            "recovered",
+            "median min",
+            "ROI",
+        ):
+            table.add_column(col, justify="left" if col == title else "right")
+        for row in report[key]:
+            table.add_row(
+                str(row[title]),
+                str(row["reminded"]),
+                str(row["sms"]),
+                str(row["segments"]),
+                row["cost"],
+                str(row["paid"]),
+                _pct(row["paid_rate"]),
+                _recovered(row["recovered"]),
+                str(row["median_minutes_to_pay"] or "-"),
+                str(row["roi"] if row["roi"] is not None else "-"),
+            )
+        console.print(table)
+    if listed is not None:
+        table = Table(title="recovered orders", title_justify="left")
+        for col in (
+            "order",
+            "reminder",
+            "window",
+            "SMS at",
+            "paid at",
+            "min",
+            "amount",
+            "phone",
+            "status now",
+        ):
+            table.add_column(col)
+        for o in listed:
+            table.add_row(
+                escape(o["order_id"]),
+                str(o["attempt"]),
+                o["window"],
+                (o["sms_at"] or "")[:16],
+                o["paid_at"][:16],
+                str(o["minutes_to_pay"]),
+                f"{o['amount']} {o['currency']}",
+                o["phone"],
+                escape(str(o["status_now"] or "?")),
+            )
+        console.print(table)

@@ -9,15 +9,13 @@ from __future__ import annotations
 import json
 from collections import Counter
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import TextIO
 from zoneinfo import ZoneInfo
-
-from nudge_cli.local import EVENTS, FakeClock, LocalPipeline, function_url_event
 
 from nudge.domain.orders import read_history_jsonl
 from nudge.domain.privacy import mask_phone
 from nudge.domain.webhooks import sign_standard
+from nudge_cli.local import EVENTS, FakeClock, LocalPipeline, function_url_event, storable_records
 
 SHOP_ZONE = ZoneInfo("Asia/Shanghai")  # template.yaml's default ShopTimezone
 DEFAULT_AT = datetime(2026, 11, 23, 9, 50, tzinfo=SHOP_ZONE)
@@ -32,23 +30,6 @@ def _decisions_table(summary: dict, out: TextIO) -> None:
 
 # The sample orders that arrive as signed Standard Webhooks deliveries, as a connected shop sends them.
 WEBHOOK_ORDERS = ("o-1001", "o-1002", "o-1004")
-
-
-def _sample_records(path: Path) -> tuple[list[dict], int]:
-    """The sample file's JSON objects with an order_id (others could not be stored), and how many
-    lines were refused."""
-    records, refused = [], 0
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            refused += bool(line.strip())
-            continue
-        if isinstance(record, dict) and isinstance(record.get("order_id"), str):
-            records.append(record)
-        else:
-            refused += 1
-    return records, refused
 
 
 def _orders_arrive_by_webhook(p: LocalPipeline, records: list[dict], at: datetime, out: TextIO) -> None:
@@ -94,7 +75,7 @@ def run_demo(out: TextIO, *, at: datetime | None = None) -> int:
             f"  stack from template.yaml: tables {r.orders_table}, {r.ledger_table}; queue {r.send_queue_url.rsplit('/', 1)[-1]}",
             file=out,
         )
-        records, refused = _sample_records(orders_file)
+        records, refused = storable_records(orders_file)
         by_webhook = [r for r in records if r["order_id"] in WEBHOOK_ORDERS]
         _orders_arrive_by_webhook(p, by_webhook, at, out)
         loaded = p.load_orders([r for r in records if r["order_id"] not in WEBHOOK_ORDERS])
@@ -190,10 +171,10 @@ DEMO_PRICE = "0.045"  # CNY per SMS segment, about what a China SMS costs
 def _outcomes_step(p: LocalPipeline, at: datetime, out: TextIO) -> None:
     """5) Some buyers pay; the orders table's stream is played to the outcomes function; report."""
     import boto3
-    from nudge_cli.report import print_report, read_report
 
     from nudge.adapters.outcomes import DynamoOutcomeStore
     from nudge.domain.config import load_config
+    from nudge_cli.report import print_report, read_report
 
     print(
         "\n5) Buyers pay (the shop's orders table is updated); its stream feeds the outcomes function",

@@ -170,6 +170,23 @@ def matches_filter(record: Mapping[str, Any], pattern: Mapping[str, Any]) -> boo
     return True
 
 
+def storable_records(path: Path) -> tuple[list[dict[str, Any]], int]:
+    """The JSON objects with an order_id in a JSON Lines file, and how many lines were refused:
+    any other line cannot be stored in DynamoDB (a shop's import would refuse it too)."""
+    good, refused = [], 0
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            refused += bool(line.strip())
+            continue
+        if isinstance(record, dict) and isinstance(record.get("order_id"), str):
+            good.append(record)
+        else:
+            refused += 1
+    return good, refused
+
+
 FUNCTION_URL_HOST = "abcdefghijklmnopqrstuvwxyz012345.lambda-url.us-east-1.on.aws"
 
 
@@ -261,10 +278,10 @@ class LocalPipeline:
     def __enter__(self) -> LocalPipeline:
         import boto3
         from moto import mock_aws
-        from nudge_cli.moto_env import provision
 
         from nudge import bootstrap
         from nudge.settings import load_settings
+        from nudge_cli.moto_env import provision
 
         base = {
             "AWS_DEFAULT_REGION": REGION,
@@ -365,19 +382,8 @@ class LocalPipeline:
         return count
 
     def load_orders_file(self, path: Path) -> tuple[int, int]:
-        """Load a JSON Lines file; lines that are not JSON objects with an order_id cannot be
-        stored in DynamoDB and are counted as refused (a shop's import would refuse them too)."""
-        good, refused = [], 0
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                refused += bool(line.strip())
-                continue
-            if isinstance(record, dict) and isinstance(record.get("order_id"), str):
-                good.append(record)
-            else:
-                refused += 1
+        """Load a JSON Lines file (see ``storable_records``): (loaded, refused)."""
+        good, refused = storable_records(path)
         return self.load_orders(good), refused
 
     def set_order_status(self, order_id: str, status: str) -> None:

@@ -16,6 +16,7 @@ from nudge.adapters.orders_store import (
     DELIVERY_TTL,
     HASH_ATTR,
     KEEP_ON_REWRITE,
+    ORDER_TTL,
     VERSION_ATTR,
     OrderChange,
     WriteOutcome,
@@ -58,6 +59,7 @@ class FakeOrdersStore:
                 item.update(copy.deepcopy(change.attributes))
                 item[VERSION_ATTR] = change.version
                 item[HASH_ATTR] = change.digest
+                item["expires_at"] = int((datetime.fromisoformat(change.version) + ORDER_TTL).timestamp())
                 self.items[change.order_id] = item
                 if delivery is not None:
                     self.deliveries[delivery] = now + DELIVERY_TTL  # type: ignore[operator]

@@ -117,6 +117,8 @@ def test_a_new_order_is_written_and_reads_back_as_a_valid_order(env):
     assert item["status"] == "unpaid" and Decimal(str(item["amount"])) == Decimal("199.00")
     assert item["source_updated_at"] == "2026-11-23T01:00:00.000+00:00"
     assert parse_order(item).order_id == "o-1"
+    # Personal data expires: 90 days after the state stored (DynamoDB TTL on the orders table).
+    assert int(item["expires_at"]) == int((T0 + timedelta(days=90)).timestamp())
 
 
 def test_the_same_change_twice_changes_nothing(env):

@@ -7,6 +7,7 @@ kept beside the order record::
     source_updated_at  S  UTC ISO (ms) of the state stored: the platform's updated time, else the
                           delivery's time (fixed width, so strings compare like instants)
     source_hash        S  digest of the change: an equal time with the same content is "unchanged"
+    expires_at         N  TTL: ORDER_TTL (90 days) after that state, epoch seconds
 
 Webhook deliveries are also deduplicated: the order's write and a marker item
 ``ingest#<route>#<key>`` in the idempotency table (TTL ``expiration``, longer than any sender's
@@ -105,6 +106,9 @@ def order_change(record: Mapping[str, Any], *, full: bool, version: datetime) ->
     )
 
 
+ORDER_TTL = timedelta(days=90)  # after the order's last change: long past any reminder or report
+
+
 def delivery_key(route: str, key: str) -> str:
     return f"ingest#{route}#{key}"
 
@@ -126,6 +130,11 @@ def _write_request(table: str, change: OrderChange) -> dict[str, Any]:
         names[f"#a{i}"] = name
         values[f":a{i}"] = _av(value)
         sets.append(f"#a{i} = :a{i}")
+    # Orders hold phones and names: the table Nudge creates deletes each one ORDER_TTL after the
+    # state it stores (DynamoDB TTL on expires_at), so it holds nothing for ever.
+    names["#x"] = "expires_at"
+    values[":x"] = {"N": str(int((datetime.fromisoformat(change.version) + ORDER_TTL).timestamp()))}
+    sets.append("#x = :x")
     expression = "SET " + ", ".join(sets)
     if change.full:
         gone = [f for f in ORDER_RECORD_FIELDS if f not in change.attributes and f not in KEEP_ON_REWRITE]

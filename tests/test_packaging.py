@@ -153,7 +153,9 @@ def test_the_calendar_knows_china_for_these_years_and_warns_after():
 
 
 # Paths that exist only beside this repository, in the workspace it was written in.
-OUTSIDE = [r"\.\./shared/", r"shared/seeds", r"shared/DESIGN\.md"]
+# Spelled in pieces so that this file does not match its own patterns.
+_BRIEFS = "shared"
+OUTSIDE = [rf"\.\./{_BRIEFS}/", rf"{_BRIEFS}/seeds", rf"{_BRIEFS}/DESIGN\.md"]
 
 
 def test_no_tracked_file_refers_outside_the_repository():

@@ -363,17 +363,22 @@ def test_tables_and_indexes(template, translated):
 
 def test_alarms(translated):
     alarms = of_type(translated, "AWS::CloudWatch::Alarm")
-    assert len(alarms) == 9
+    assert len(alarms) == 10
     # The custom-metric alarms watch metrics the handlers really emit (Powertools, namespace Nudge).
     custom = {
         a["Properties"]["MetricName"] for a in alarms.values() if a["Properties"].get("Namespace") == "Nudge"
     }
-    assert custom == {"DailyLimitSkipped", "SendUnconfirmed", "InvalidOrders"}
+    assert custom == {"DailyLimitSkipped", "SendUnconfirmed", "InvalidOrders", "Send_rejected"}
     handlers = "".join(
         (ROOT / "functions" / f / "app.py").read_text(encoding="utf-8") for f in ("plan", "send", "audit")
     )
+    from nudge.services.sending import SendOutcome
+
     for metric in custom:
-        assert f'name="{metric}"' in handlers, metric
+        if metric.startswith("Send_"):  # the send handler's name=f"Send_{outcome}", one per SendOutcome
+            assert 'name=f"Send_{outcome}"' in handlers and metric.removeprefix("Send_") in set(SendOutcome)
+        else:
+            assert f'name="{metric}"' in handlers, metric
     for lid, alarm in alarms.items():
         props = alarm["Properties"]
         assert props["TreatMissingData"] == "notBreaching", lid

@@ -64,9 +64,8 @@ def _count_calls(client: Any, counter: Counter) -> None:
 
 
 def bench_webhooks(n: int) -> dict[str, Any]:
-    from nudge_cli.local import FakeClock, LocalPipeline
-
     from nudge.domain.webhooks import sign_standard
+    from nudge_cli.local import FakeClock, LocalPipeline
 
     rng = random.Random(SEED)
     clock = FakeClock(START)
@@ -174,6 +173,7 @@ def _function_url_event(body: bytes, headers: dict[str, str]) -> dict[str, Any]:
 def bench_import(n: int) -> dict[str, Any]:
     import boto3
     from moto import mock_aws
+
     from nudge_cli.cli import main as nudge
     from nudge_cli.local import TEMPLATE
     from nudge_cli.moto_env import provision

@@ -113,6 +113,7 @@ def counting(client: Any) -> Counter:
 
 def bench_stream(paid: int) -> dict[str, Any]:
     import boto3
+
     from nudge_cli.local import FakeClock, LocalPipeline
 
     rng = random.Random(SEED)
@@ -157,10 +158,10 @@ def bench_stream(paid: int) -> dict[str, Any]:
 def bench_report(items: int) -> dict[str, Any]:
     import boto3
     from moto import mock_aws
-    from nudge_cli.moto_env import provision
 
     from nudge.adapters.outcomes import DynamoOutcomeStore
     from nudge.domain.report import build_report
+    from nudge_cli.moto_env import provision
 
     rng = random.Random(SEED)
     root = Path(__file__).resolve().parents[1]

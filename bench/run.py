@@ -176,10 +176,10 @@ def worker_nudge(n: int, send_sample: int | None) -> dict[str, Any]:
 def worker_naive(n: int) -> dict[str, Any]:
     """The same orders, the obvious way, in a fresh stack (runs in its own process)."""
     import boto3
-    from nudge_cli.local import FakeClock, LocalPipeline
 
     from bench.naive import run_naive
     from nudge.settings import config_from_env
+    from nudge_cli.local import FakeClock, LocalPipeline
 
     counter, _, records, candidates = _setup(n)
     out: dict[str, Any] = {"design": "naive", "orders": n, "candidates": candidates}

@@ -9,11 +9,11 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from nudge_cli.cli import main
-from nudge_cli.local import FakeClock, LocalPipeline
 
 from nudge.adapters.orders_scan import scan_order_items
 from nudge.services.audit import audit_orders, check_order_item, safe_problem
+from nudge_cli.cli import main
+from nudge_cli.local import FakeClock, LocalPipeline
 
 SH = ZoneInfo("Asia/Shanghai")
 AT = datetime(2026, 11, 23, 9, 50, tzinfo=SH)

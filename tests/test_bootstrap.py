@@ -11,11 +11,11 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from nudge_cli.local import LambdaContextStub, schedule_event
 
 from nudge import bootstrap
 from nudge.domain.config import ConfigError
 from nudge.settings import Settings, load_settings
+from nudge_cli.local import LambdaContextStub, schedule_event
 
 ROOT = Path(__file__).resolve().parents[1]
 HANDLERS = ["plan", "send", "audit"]
@@ -144,6 +144,7 @@ def test_a_handler_builds_its_app_from_the_environment_on_first_invocation(monke
     """What Lambda does: nothing handed in, the app built from os.environ and a default session."""
     import boto3
     import moto
+
     from nudge_cli.local import TEMPLATE, _load_handler
     from nudge_cli.moto_env import provision
 

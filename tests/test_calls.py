@@ -10,14 +10,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from fakes import FakeOrderRepository, FakeReminderLedger, FakeSendQueue
-from nudge_cli.cli import main
-from nudge_cli.local import FakeClock, LocalPipeline
 
 from nudge.domain.config import load_config
 from nudge.domain.models import Order
 from nudge.domain.restdays import RestDayCalendar
 from nudge.services.calls import DIGEST_MAX_LINES, build_digest, call_entries
 from nudge.services.planning import WindowRun, plan_window
+from nudge_cli.cli import main
+from nudge_cli.local import FakeClock, LocalPipeline
 
 SH = ZoneInfo("Asia/Shanghai")
 AT = datetime(2026, 11, 23, 9, 50, tzinfo=SH)

@@ -7,6 +7,7 @@ import io
 import json
 
 import pytest
+
 from nudge_cli.cli import main
 
 AT = "2026-11-23T10:00:00+08:00"

@@ -23,8 +23,6 @@ from botocore.stub import Stubber
 from hypothesis import given
 from hypothesis import strategies as st
 from moto import mock_aws
-from nudge_cli.local import moto_sent_sms
-from nudge_cli.moto_env import StackResources, provision
 
 from nudge.adapters.dynamodb import (
     ClaimNotHeldError,
@@ -48,6 +46,8 @@ from nudge.services.ports import (
     SendRequest,
     TransientSendError,
 )
+from nudge_cli.local import moto_sent_sms
+from nudge_cli.moto_env import StackResources, provision
 from tests.fakes import FakeOrderRepository, FakeReminderLedger, FakeSmsGateway
 
 REGION = "us-east-1"

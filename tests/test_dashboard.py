@@ -9,10 +9,10 @@ import re
 from pathlib import Path
 
 import pytest
-from nudge_cli.moto_env import load_template
 
 from nudge.domain.models import Reason
 from nudge.services.sending import SendOutcome
+from nudge_cli.moto_env import load_template
 
 ROOT = Path(__file__).resolve().parents[1]
 HANDLERS = "".join(

@@ -11,13 +11,13 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from nudge_cli.cli import main
 
 from nudge.adapters.dynamodb import item_from_ddb
 from nudge.domain.config import load_config
 from nudge.domain.models import InvalidOrder, Order
 from nudge.domain.orders import parse_order
 from nudge.domain.rules import plan_reminders
+from nudge_cli.cli import main
 
 AT = "2026-11-23T10:00:00+08:00"
 GOOD = {

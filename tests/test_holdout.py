@@ -183,6 +183,7 @@ def test_dry_run_marks_nothing():
 
 def test_nudge_plan_shows_holdout(tmp_path):
     from fakes import order_record
+
     from nudge_cli.cli import main
 
     batch = orders(100)

@@ -12,11 +12,11 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
+
+from nudge.adapters.orders_store import DynamoOrdersStore, order_change
 from nudge_cli.cli import main
 from nudge_cli.importer import ImportUsageError, table_from_stack
 from nudge_cli.moto_env import provision
-
-from nudge.adapters.orders_store import DynamoOrdersStore, order_change
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "template.yaml"
 

@@ -17,8 +17,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from botocore.exceptions import ClientError
-from nudge_cli.local import FakeClock, LocalPipeline
 
+from nudge_cli.local import FakeClock, LocalPipeline
 from tests import webhook_events as we
 
 pytestmark = pytest.mark.aws

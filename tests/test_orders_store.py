@@ -16,7 +16,6 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
-from nudge_cli.moto_env import provision
 
 from nudge.adapters.common import DalError
 from nudge.adapters.dynamodb import item_from_ddb
@@ -29,6 +28,7 @@ from nudge.adapters.orders_store import (
     order_change,
 )
 from nudge.domain.orders import parse_order
+from nudge_cli.moto_env import provision
 from tests.fakes_ingest import FakeOrdersStore
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "template.yaml"

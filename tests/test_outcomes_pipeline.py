@@ -12,10 +12,10 @@ from zoneinfo import ZoneInfo
 
 import boto3
 import pytest
-from nudge_cli.local import FakeClock, LambdaContextStub, LocalPipeline, matches_filter, stream_record
-from nudge_cli.moto_env import load_template
 
 from nudge.adapters.outcomes import DynamoOutcomeStore
+from nudge_cli.local import FakeClock, LambdaContextStub, LocalPipeline, matches_filter, stream_record
+from nudge_cli.moto_env import load_template
 
 pytestmark = pytest.mark.aws
 

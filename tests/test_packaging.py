@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 from conftest import config
-from nudge_cli.cli import main
-from nudge_cli.moto_env import evaluate, load_template
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
 from nudge.domain.restdays import RestDayCalendar
+from nudge_cli.cli import main
+from nudge_cli.moto_env import evaluate, load_template
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = load_template(ROOT / "template.yaml")

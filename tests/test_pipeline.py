@@ -13,11 +13,11 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from nudge_cli.local import FakeClock, LambdaContextStub, LocalPipeline, sqs_event
 
 from nudge.adapters.sqs import SqsSendQueue
 from nudge.domain.orders import read_history_jsonl
 from nudge.services.ports import SendRequest, TransientSendError
+from nudge_cli.local import FakeClock, LambdaContextStub, LocalPipeline, sqs_event
 
 pytestmark = pytest.mark.aws
 

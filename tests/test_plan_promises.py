@@ -11,10 +11,10 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from nudge_cli.local import FakeClock, LambdaContextStub, LocalPipeline
 
 from nudge.domain.config import load_config
 from nudge.services.planning import WindowRun, run_key
+from nudge_cli.local import FakeClock, LambdaContextStub, LocalPipeline
 
 pytestmark = pytest.mark.aws
 

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+
 from nudge_cli.cli import main
 from nudge_cli.local import FakeClock, LocalPipeline
 

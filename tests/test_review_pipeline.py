@@ -7,9 +7,9 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from nudge_cli.local import FakeClock, LocalPipeline
 
 from nudge.domain.config import ConfigError
+from nudge_cli.local import FakeClock, LocalPipeline
 
 pytestmark = pytest.mark.aws
 

@@ -8,13 +8,13 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from nudge_cli.local import FakeClock
 
 from nudge.domain.config import load_config
 from nudge.domain.restdays import RestDayCalendar
 from nudge.services.planning import WindowRun, plan_window
 from nudge.services.ports import SendRequest
 from nudge.services.sending import Pacer, Sender, SendOutcome, TooEarlyError
+from nudge_cli.local import FakeClock
 from tests.fakes import FakeOrderRepository, FakeReminderLedger, FakeSendQueue, FakeSmsGateway
 
 SH = ZoneInfo("Asia/Shanghai")

@@ -18,13 +18,13 @@ from zoneinfo import ZoneInfo
 import boto3
 import pytest
 from botocore.exceptions import ClientError, ReadTimeoutError
-from nudge_cli.local import FakeClock, LambdaContextStub, LocalPipeline, sqs_event
-from nudge_cli.moto_env import load_template
 
 from nudge.adapters.sns import SNS_CLIENT_CONFIG
 from nudge.adapters.sqs import SqsSendQueue
 from nudge.services.ports import CLAIM_IN_FLIGHT_LIMIT, SendRequest
 from nudge.services.sending import MIN_TIME_TO_SEND
+from nudge_cli.local import FakeClock, LambdaContextStub, LocalPipeline, sqs_event
+from nudge_cli.moto_env import load_template
 from tests.test_dal import TEMPLATE, atomic_moto  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.aws

@@ -7,7 +7,6 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from nudge_cli.local import FakeClock
 
 from nudge.domain.config import load_config
 from nudge.domain.restdays import RestDayCalendar
@@ -21,6 +20,7 @@ from nudge.services.sending import (
     TooLittleTimeError,
     UnconfirmedSendError,
 )
+from nudge_cli.local import FakeClock
 from tests.fakes import FakeOrderRepository, FakeReminderLedger, FakeSendQueue, FakeSmsGateway
 
 SH = ZoneInfo("Asia/Shanghai")

@@ -10,6 +10,7 @@ from typing import Any
 
 import boto3
 import pytest
+
 from nudge_cli.moto_env import evaluate, load_template, provision
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -46,10 +46,10 @@ def add_calls_parser(sub: Any) -> None:
 
 def run_calls(args: argparse.Namespace, out: TextIO) -> int:
     import boto3
-    from nudge_cli.cli import UsageError, _config
-    from nudge_cli.report import table_names
 
     from nudge.adapters.staff import DynamoCallLog, NotOnCallListError
+    from nudge_cli.cli import UsageError, _config
+    from nudge_cli.report import table_names
 
     for name in ("stack", "ledger_table", "orders_table", "config"):
         if not hasattr(args, name):

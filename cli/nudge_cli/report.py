@@ -65,9 +65,9 @@ def table_names(args: argparse.Namespace, usage_error: type[Exception]) -> tuple
 
 def run_report(args: argparse.Namespace, out: TextIO) -> int:
     import boto3
-    from nudge_cli.cli import UsageError, _config
 
     from nudge.adapters.outcomes import DynamoOutcomeStore
+    from nudge_cli.cli import UsageError, _config
 
     if not 1 <= args.days <= 400:
         raise UsageError("--days: must be between 1 and 400")

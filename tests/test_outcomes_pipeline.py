@@ -175,3 +175,28 @@ def test_the_demo_ends_with_a_report_of_recovered_orders():
     assert "o-1001" in listed and "o-1002" in listed and "o-1024" in listed
     assert "o-1017" not in listed and "o-1018" not in listed  # paid before its SMS; never texted
     assert "+86138****8001" in listed and "+8613800138001" not in text
+
+
+def test_recovered_revenue_is_graphed_in_the_shop_currency_only(monkeypatch):
+    """The dashboard sums RecoveredRevenue: yuan plus dollars would be a number that means nothing."""
+    recorded: list[tuple[str, float]] = []
+    with LocalPipeline(clock=FakeClock(AT), env=QUIET) as p:
+        real = p.outcomes_module.metrics.add_metric
+
+        def add_metric(name: str, **kwargs: Any) -> None:
+            recorded.append((name, kwargs["value"]))
+            real(name=name, **kwargs)
+
+        monkeypatch.setattr(p.outcomes_module.metrics, "add_metric", add_metric)
+        p.load_orders([order("o-cny", 1), order("o-usd", 2, currency="USD", amount="19.90")])
+        p.fire_window(MORNING, AT)
+        p.drain_queue()
+        assert len(p.sent_sms()) == 2
+        stats = p.play_stream(
+            [p.pay_order("o-cny", AT + timedelta(minutes=30)), p.pay_order("o-usd", AT + timedelta(minutes=40))]
+        )
+        assert stats["failed"] == 0
+    assert ("RecoveredRevenue", 128.0) in recorded  # the shop's currency (CNY, the default)
+    assert [v for n, v in recorded if n == "RecoveredRevenue"] == [128.0]
+    assert [n for n, _ in recorded].count("RecoveredOrders") == 2
+    assert ("RecoveredOtherCurrencyOrders", 1) in recorded

@@ -58,8 +58,12 @@ def record_payment(record: DynamoDBRecord, batch: OutcomeBatch, app: bootstrap.O
     result, outcome = batch.record(payment, app.clock())
     if result is OutcomeResult.RECOVERED and outcome is not None:
         metrics.add_metric(name="RecoveredOrders", unit=MetricUnit.Count, value=1)
-        # In the order's currency: a one-currency shop reads it as revenue (`nudge report` splits).
-        metrics.add_metric(name="RecoveredRevenue", unit=MetricUnit.NoUnit, value=float(outcome.amount))
+        if outcome.currency == app.settings.config.shop.currency:
+            metrics.add_metric(name="RecoveredRevenue", unit=MetricUnit.NoUnit, value=float(outcome.amount))
+        else:
+            # A sum of yuan and dollars means nothing: the revenue graph is in the shop's currency,
+            # the others are counted here and `nudge report` gives their amounts per currency.
+            metrics.add_metric(name="RecoveredOtherCurrencyOrders", unit=MetricUnit.Count, value=1)
     elif result is OutcomeResult.HOLDOUT_PAID:
         metrics.add_metric(name="HoldoutPaidOrders", unit=MetricUnit.Count, value=1)
     logger.info(

@@ -193,7 +193,10 @@ def test_recovered_revenue_is_graphed_in_the_shop_currency_only(monkeypatch):
         p.drain_queue()
         assert len(p.sent_sms()) == 2
         stats = p.play_stream(
-            [p.pay_order("o-cny", AT + timedelta(minutes=30)), p.pay_order("o-usd", AT + timedelta(minutes=40))]
+            [
+                p.pay_order("o-cny", AT + timedelta(minutes=30)),
+                p.pay_order("o-usd", AT + timedelta(minutes=40)),
+            ]
         )
         assert stats["failed"] == 0
     assert ("RecoveredRevenue", 128.0) in recorded  # the shop's currency (CNY, the default)

@@ -5,12 +5,16 @@ from __future__ import annotations
 import io
 import json
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
+import boto3
 import pytest
+from botocore.stub import Stubber
 
 from nudge_cli.cli import main
 from nudge_cli.local import FakeClock, LocalPipeline
+from nudge_cli.stack import StackError, stack_config
 
 pytestmark = pytest.mark.aws
 
@@ -72,3 +76,79 @@ def test_report_usage_errors(capsys):
     assert "--orders-table" in capsys.readouterr().err
     assert main(["report", "--stack", "s", "--ledger-table", "x", "--orders-table", "y"]) == 2
     assert main(["report", "--ledger-table", "x", "--orders-table", "y", "--days", "0"]) == 2
+
+
+def stubbed_stack(
+    stack: str, env: dict[str, str], outputs: dict[str, str] | None = None
+) -> tuple[Any, Any, list[Stubber]]:
+    """A CloudFormation and a Lambda client answering as a deployed Nudge stack (shapes checked
+    against the real API models by botocore's Stubber): its outputs first when given, then the
+    plan function's environment."""
+    cfn = boto3.client("cloudformation", region_name="us-east-1")
+    lam = boto3.client("lambda", region_name="us-east-1")
+    stubs = [Stubber(cfn), Stubber(lam)]
+    if outputs is not None:
+        listed = [{"OutputKey": k, "OutputValue": v} for k, v in outputs.items()]
+        described = {
+            "StackName": stack,
+            "CreationTime": AT,
+            "StackStatus": "CREATE_COMPLETE",
+            "Outputs": listed,
+        }
+        stubs[0].add_response("describe_stacks", {"Stacks": [described]}, {"StackName": stack})
+    stubs[0].add_response(
+        "describe_stack_resource",
+        {
+            "StackResourceDetail": {
+                "StackName": stack,
+                "LogicalResourceId": "PlanFunction",
+                "PhysicalResourceId": f"{stack}-PlanFunction-AbC123",
+                "ResourceType": "AWS::Lambda::Function",
+                "LastUpdatedTimestamp": datetime(2026, 11, 1),
+                "ResourceStatus": "CREATE_COMPLETE",
+            }
+        },
+        {"StackName": stack, "LogicalResourceId": "PlanFunction"},
+    )
+    stubs[1].add_response(
+        "get_function_configuration",
+        {"FunctionName": f"{stack}-PlanFunction-AbC123", "Environment": {"Variables": env}},
+        {"FunctionName": f"{stack}-PlanFunction-AbC123"},
+    )
+    for stub in stubs:
+        stub.activate()
+    return cfn, lam, stubs
+
+
+def test_report_with_stack_uses_the_deployed_config(monkeypatch):
+    """--stack without --config reads ExtraConfigJson and the parameters the functions run with."""
+    with LocalPipeline(clock=FakeClock(AT), env=QUIET) as p:
+        p.load_orders([order(i) for i in range(1, 3)])
+        p.fire_window("09:50-10:40@11:00", AT)
+        p.drain_queue()
+        env = {
+            **p.resources.function_envs["PlanFunction"],
+            "EXTRA_CONFIG_JSON": json.dumps({"outcomes": {"price_per_segment": "0.07"}}),
+        }
+        tables = {"LedgerTableName": p.resources.ledger_table, "OrdersTableName": p.resources.orders_table}
+        cfn, lam, stubs = stubbed_stack("nudge", env, tables)
+        real = boto3.client
+        clients = {"cloudformation": cfn, "lambda": lam}
+        monkeypatch.setattr(boto3, "client", lambda name, **kw: clients.get(name) or real(name, **kw))
+        out = io.StringIO()
+        assert main(["report", "--stack", "nudge", "--to", "2026-11-23", "--json"], out) == 0
+        r = json.loads(out.getvalue())
+        for stub in stubs:
+            stub.assert_no_pending_responses()
+    assert r["reminded"] == 2 and r["segments"] >= 2 and r["cost"] == format(0.07 * r["segments"], ".2f")
+
+
+def test_a_stack_whose_config_cannot_be_read_is_one_clear_line():
+    cfn, lam, _ = stubbed_stack("nudge", {"EXTRA_CONFIG_JSON": '{"outcomes": {"price_per_segment": -1}}'})
+    with pytest.raises(StackError, match=r"^--stack nudge: its config: outcomes.price_per_segment: "):
+        stack_config(cfn, lam, "nudge")
+    cfn = boto3.client("cloudformation", region_name="us-east-1")
+    with Stubber(cfn) as stub:
+        stub.add_client_error("describe_stack_resource", "ValidationError", "Stack 'gone' does not exist")
+        with pytest.raises(StackError, match="cannot read its config: Stack 'gone' does not exist"):
+            stack_config(cfn, lam, "gone")

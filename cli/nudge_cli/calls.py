@@ -48,14 +48,14 @@ def run_calls(args: argparse.Namespace, out: TextIO) -> int:
     import boto3
 
     from nudge.adapters.staff import DynamoCallLog, NotOnCallListError
-    from nudge_cli.cli import UsageError, _config
-    from nudge_cli.report import table_names
+    from nudge_cli.cli import UsageError
+    from nudge_cli.report import shop_config, table_names
 
     for name in ("stack", "ledger_table", "orders_table", "config"):
         if not hasattr(args, name):
             setattr(args, name, None)
-    config = _config(args.config)
     ledger_table, orders_table = table_names(args, UsageError)
+    config = shop_config(args, UsageError)
     client = boto3.client("dynamodb")
     log = DynamoCallLog(client, ledger_table)
     now = datetime.now(UTC)

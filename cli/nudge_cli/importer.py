@@ -150,18 +150,12 @@ def _session() -> Any:
 
 
 def table_from_stack(cloudformation: Any, stack: str) -> str:
-    from botocore.exceptions import ClientError
+    from nudge_cli.stack import StackError, stack_output
 
     try:
-        stacks = cloudformation.describe_stacks(StackName=stack)["Stacks"]
-    except ClientError as exc:
-        raise ImportUsageError(
-            f"--stack {stack}: {exc.response.get('Error', {}).get('Message', exc)}"
-        ) from None
-    for output in (stacks[0].get("Outputs") or []) if stacks else []:
-        if output.get("OutputKey") == "OrdersTableName":
-            return output["OutputValue"]
-    raise ImportUsageError(f"--stack {stack}: no OrdersTableName output (is it a Nudge stack?)")
+        return stack_output(cloudformation, stack, "OrdersTableName")[0]
+    except StackError as exc:
+        raise ImportUsageError(str(exc)) from None
 
 
 # ------------------------------------------------------------------------------------------ running

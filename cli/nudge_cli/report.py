@@ -17,7 +17,7 @@ from nudge.domain.config import Config
 from nudge.domain.privacy import mask_phone
 from nudge.domain.report import build_report, recovered_orders, roi
 
-__all__ = ["add_report_parser", "run_report", "table_names"]
+__all__ = ["add_report_parser", "run_report", "shop_config", "table_names"]
 
 
 def add_report_parser(sub: Any) -> None:
@@ -29,7 +29,9 @@ def add_report_parser(sub: Any) -> None:
     report.add_argument("--days", type=int, default=7, help="days back from --to (default 7)")
     report.add_argument("--to", type=date.fromisoformat, help="last day, YYYY-MM-DD (default: today)")
     report.add_argument(
-        "--config", type=Path, help="the shop's config (time zone, outcomes.price_per_segment)"
+        "--config",
+        type=Path,
+        help="the shop's config (time zone, outcomes.price_per_segment); default: the --stack's own",
     )
     report.add_argument("--json", action="store_true", help="print one JSON object")
     report.add_argument("--orders", action="store_true", help="list the recovered orders (phones masked)")
@@ -47,32 +49,47 @@ def table_names(args: argparse.Namespace, usage_error: type[Exception]) -> tuple
         raise usage_error("--stack: give either --stack or --ledger-table with --orders-table")
     if args.stack:
         import boto3
-        from botocore.exceptions import BotoCoreError, ClientError
+
+        from nudge_cli.stack import StackError, stack_output
 
         try:
-            stacks = boto3.client("cloudformation").describe_stacks(StackName=args.stack)["Stacks"]
-        except (BotoCoreError, ClientError) as exc:
-            raise usage_error(f"--stack: cannot read stack {args.stack}: {exc}") from None
-        outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
-        try:
-            return outputs["LedgerTableName"], outputs["OrdersTableName"]
-        except KeyError as exc:
-            raise usage_error(f"--stack: stack {args.stack} has no output {exc.args[0]}") from None
+            ledger, orders = stack_output(
+                boto3.client("cloudformation"), args.stack, "LedgerTableName", "OrdersTableName"
+            )
+        except StackError as exc:
+            raise usage_error(str(exc)) from None
+        return ledger, orders
     if not (args.ledger_table and args.orders_table):
         raise usage_error("--ledger-table: give --stack, or both --ledger-table and --orders-table")
     return args.ledger_table, args.orders_table
+
+
+def shop_config(args: argparse.Namespace, usage_error: type[Exception]) -> Config:
+    """--config FILE; else, with --stack, the config the deployed functions run; else the defaults."""
+    from nudge_cli.cli import _config
+
+    if args.config or not args.stack:
+        return _config(args.config)
+    import boto3
+
+    from nudge_cli.stack import StackError, stack_config
+
+    try:
+        return stack_config(boto3.client("cloudformation"), boto3.client("lambda"), args.stack)
+    except StackError as exc:
+        raise usage_error(str(exc)) from None
 
 
 def run_report(args: argparse.Namespace, out: TextIO) -> int:
     import boto3
 
     from nudge.adapters.outcomes import DynamoOutcomeStore
-    from nudge_cli.cli import UsageError, _config
+    from nudge_cli.cli import UsageError
 
     if not 1 <= args.days <= 400:
         raise UsageError("--days: must be between 1 and 400")
-    config = _config(args.config)
     ledger_table, orders_table = table_names(args, UsageError)
+    config = shop_config(args, UsageError)
     zone = config.shop.zone
     last = args.to or datetime.now(UTC).astimezone(zone).date()
     first = last - timedelta(days=args.days - 1)

@@ -39,7 +39,9 @@ def at(text: str) -> datetime:
     ],
 )
 def test_national_and_e164_numbers_normalise_to_the_same_e164(raw, region):
-    assert phone_info(raw, region) == PhoneInfo(e164=CN_MOBILE, valid=True, zones=("Asia/Shanghai",))
+    assert phone_info(raw, region) == PhoneInfo(
+        e164=CN_MOBILE, valid=True, zones=("Asia/Shanghai",), takes_sms=True
+    )
 
 
 @pytest.mark.parametrize(
@@ -157,3 +159,25 @@ def test_buyer_hours_come_from_the_config(hours, instant, within, expected_end):
 def test_buyer_hours_refuse_missing_zones_and_naive_instants(call, zones, instant):
     with pytest.raises(ValueError):
         call(zones, instant, HOURS)
+
+
+@pytest.mark.parametrize(
+    ("raw", "region", "takes_sms"),
+    [
+        (CN_MOBILE, "CN", True),
+        ("+861065529988", "CN", False),  # a Beijing landline
+        ("010 6552 9988", "CN", False),  # the same, national
+        ("+442079460000", "CN", False),  # a London landline
+        ("+447911123456", "CN", True),  # a UK mobile
+        (NEW_YORK_NUMBER, "US", True),  # North America: fixed line or mobile, cannot tell: textable
+        (US_TOLL_FREE, "US", False),
+    ],
+)
+def test_valid_numbers_that_cannot_take_sms_are_told_apart(raw, region, takes_sms):
+    info = phone_info(raw, region)
+    assert info.valid and info.e164  # still valid: an opt-out list matches it by E.164
+    assert info.takes_sms is takes_sms
+
+
+def test_an_invalid_number_takes_no_sms():
+    assert phone_info("12345", "CN").takes_sms is False

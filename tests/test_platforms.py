@@ -274,3 +274,19 @@ def test_standard_record_breaking_the_contract_is_named_by_the_shared_validator(
     body = load("standard-order-created.json")
     body["data"]["amount"] = "-3"
     assert parse_order(map_standard(body).record).field == "amount"
+
+
+def test_shopify_passes_over_a_landline_for_a_mobile_further_down():
+    payload = copy.deepcopy(load("shopify-orders-create.json"))
+    payload["phone"] = None
+    payload["customer"]["phone"] = None
+    payload["billing_address"] = payload["billing_address"] | {"phone": "010 6552 9988", "country_code": "CN"}
+    payload["shipping_address"] = payload["shipping_address"] | {
+        "phone": "138 0013 8000",
+        "country_code": "CN",
+    }
+    assert map_shopify("orders/create", payload).record["phone"] == "+8613800138000"
+    payload["shipping_address"]["phone"] = (
+        None  # only the landline: kept, the planner says why it is not texted
+    )
+    assert map_shopify("orders/create", payload).record["phone"] == "+861065529988"

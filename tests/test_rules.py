@@ -595,3 +595,14 @@ def test_a_huge_amount_with_calls_turned_off_is_still_decided():
     decisions, _ = decide([_other(1, amount=Decimal(10) ** 12), _other(2)], config=config)
     assert decisions["o-1"].action is Action.SEND and "1000000000000.00" in decisions["o-1"].message
     assert decisions["o-2"].action is Action.SEND
+
+
+def test_a_landline_is_not_texted_and_says_why():
+    """SNS bills an SMS to a landline and the carrier drops it: the shop pays for nothing."""
+    decisions, _ = decide([order(phone="+861065529988")])
+    d = decisions["o-t"]
+    assert (d.action, d.reason) == (Action.SKIP, Reason.INVALID_PHONE)
+    assert d.detail == "phone: a landline or other number that cannot take SMS"
+    # the do-not-contact list still comes first, matched by the number's E.164 form
+    decisions, _ = decide([order(phone="010 6552 9988")], opted_out=["+861065529988"])
+    assert decisions["o-t"].reason is Reason.OPTED_OUT

@@ -29,9 +29,24 @@ class PhoneInfo:
     e164: str | None  # "+8613800138000"; None when the number is not valid
     valid: bool
     zones: tuple[str, ...]  # IANA zones the number may be in; empty when unknown
+    takes_sms: bool = False  # valid, and of a kind that can receive a text (not a landline)
 
 
 _INVALID = PhoneInfo(e164=None, valid=False, zones=())
+# Valid numbers that cannot receive an SMS: SNS bills the publish and the carrier drops it. A
+# Chinese or British landline is one; North American numbers are FIXED_LINE_OR_MOBILE (their
+# plan does not tell the two apart) and stay textable, as do VoIP, personal and unknown-kind numbers.
+_NO_SMS = frozenset(
+    {
+        phonenumbers.PhoneNumberType.FIXED_LINE,
+        phonenumbers.PhoneNumberType.TOLL_FREE,
+        phonenumbers.PhoneNumberType.PREMIUM_RATE,
+        phonenumbers.PhoneNumberType.SHARED_COST,
+        phonenumbers.PhoneNumberType.PAGER,
+        phonenumbers.PhoneNumberType.UAN,
+        phonenumbers.PhoneNumberType.VOICEMAIL,
+    }
+)
 _LETTER = re.compile(r"[^\W\d_]")  # any letter, in any script
 
 
@@ -52,7 +67,12 @@ def phone_info(raw: str, default_region: str) -> PhoneInfo:
     if not phonenumbers.is_valid_number(number):
         return _INVALID
     zones = tuple(zone for zone in time_zones_for_number(number) if zone != UNKNOWN_ZONE)
-    return PhoneInfo(e164=phonenumbers.format_number(number, PhoneNumberFormat.E164), valid=True, zones=zones)
+    return PhoneInfo(
+        e164=phonenumbers.format_number(number, PhoneNumberFormat.E164),
+        valid=True,
+        zones=zones,
+        takes_sms=phonenumbers.number_type(number) not in _NO_SMS,
+    )
 
 
 @lru_cache(maxsize=4096)

@@ -258,6 +258,11 @@ def _draft(
                     oid, Reason.INVALID_PHONE, f"phone: not a valid number for region {region}"
                 )
                 continue
+            if not phone.takes_sms:  # checked after the opt-out list, which matches it by E.164
+                decisions[i] = _skip(
+                    oid, Reason.INVALID_PHONE, "phone: a landline or other number that cannot take SMS"
+                )
+                continue
             if rules.paid_same_day_skips and (order.buyer_id, day) in paid_days:
                 decisions[i] = _skip(oid, Reason.BUYER_PAID_SAME_DAY)
                 continue

@@ -98,19 +98,25 @@ def aware(value: Any, name: str, *, utc_if_naive: bool = False) -> datetime | No
 def first_phone(candidates: list[tuple[Any, Any]]) -> str | None:
     """The first non-empty phone of (phone, ISO country) pairs, in E.164 when it reads with that country.
 
-    A number the country cannot make valid is kept as written: the planner decides ``invalid_phone``.
+    A number known to be a landline (valid, but no SMS) is passed over for a later one that takes
+    SMS: buyers often give a home number on the billing address and a mobile for the courier.
+    With none better it is kept, and so is a number the country cannot make valid: the planner
+    decides ``invalid_phone`` for both.
     """
+    fallback = None
     for raw, country in candidates:
         phone = text(raw)
         if phone is None:
             continue
         region = (text(country) or "").upper()
-        if not phone.startswith("+") and len(region) == 2:
-            info = phone_info(phone, region)
-            if info.valid and info.e164:
-                return info.e164
-        return phone
-    return None
+        national = not phone.startswith("+")
+        info = phone_info(phone, region if len(region) == 2 else "ZZ")  # "+..." ignores the region
+        chosen = info.e164 if (info.valid and info.e164 and national) else phone
+        if info.valid and not info.takes_sms:
+            fallback = fallback or chosen
+            continue
+        return chosen
+    return fallback
 
 
 def compact_record(record: Mapping[str, Any]) -> dict[str, Any]:

@@ -22,7 +22,7 @@ help:
 	@echo "make demo   - run the whole pipeline locally on moto with sample orders"
 	@echo "make test   - lint, type check, check template.yaml and run the test suite"
 	@echo "make test-unit - the pure-core tests only (no moto), in seconds"
-	@echo "make bench  - cold start of the built handlers, then one sending window at 1k, 10k and 100k orders"
+	@echo "make bench  - cold starts, one sending window at 1k, 10k and 100k orders, orders in (10k webhooks, 10k and 100k-line imports), outcomes: about an hour"
 	@echo "make build  - sam build (needs python3.12 on PATH)"
 	@echo "make coldstart - sam build, then the import time of each built handler and the layer size"
 	@echo "make lock   - re-lock the layer (layers/nudge/requirements.lock, with hashes)"
@@ -77,8 +77,11 @@ test: lint typecheck check-template pytest
 demo: install
 	$(BIN)/nudge demo
 
+# The whole bench takes about an hour (the 100k-line import on moto); a quicker pass:
+#   make bench BENCH_ARGS="--imports 10000,20000"
+BENCH_ARGS ?=
 bench: build
-	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 # Import time of each built handler as Lambda loads it, and the layer's size (bench/coldstart.py).
 coldstart: build

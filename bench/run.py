@@ -536,6 +536,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument("--no-outcomes", action="store_true", help="skip the outcomes bench (bench.outcomes)")
     parser.add_argument("--no-ingest", action="store_true", help="skip the orders-in bench (bench.ingest)")
+    parser.add_argument(
+        "--imports",
+        default=None,
+        help="import sizes for bench.ingest (default 10000,100000: about an hour on moto; 10000,20000 is quick)",
+    )
     args = parser.parse_args(argv)
     sizes = tuple(int(s) for s in args.sizes.split(","))
     started = time.perf_counter()
@@ -606,7 +611,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bench import ingest
 
         print()
-        ingest.main([])
+        ingest.main(["--imports", args.imports] if args.imports else [])
     if not args.no_outcomes:  # outcomes: the stream path and `nudge report` (bench/outcomes.py)
         from bench import outcomes
 

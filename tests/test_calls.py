@@ -8,7 +8,9 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+import boto3
 import pytest
+from botocore.stub import Stubber
 from fakes import FakeOrderRepository, FakeReminderLedger, FakeSendQueue
 
 from nudge.domain.config import load_config
@@ -136,3 +138,19 @@ def test_calls_through_the_pipeline_and_the_cli(monkeypatch):
         again = p.fire_window("15:00-16:50@17:00", AT.replace(hour=15, minute=0))
         assert again["by_reason"] == {"call_requested": 1} and len(p.staff_digests()) == 1
         assert main(["calls", "done", "nope", "--by", "Wang", "--note", "x", *tables], io.StringIO()) == 2
+        # Staff who may read the stack and the ledger, not Lambda, can still record a call with
+        # --stack: `done` needs no config (the Lambda stub has no answers: any call would fail).
+        cfn, lam = boto3.client("cloudformation"), boto3.client("lambda")
+        outputs = [
+            {"OutputKey": "LedgerTableName", "OutputValue": p.resources.ledger_table},
+            {"OutputKey": "OrdersTableName", "OutputValue": p.resources.orders_table},
+        ]
+        stack = {"StackName": "s", "CreationTime": AT, "StackStatus": "CREATE_COMPLETE", "Outputs": outputs}
+        real = boto3.client
+        clients = {"cloudformation": cfn, "lambda": lam}
+        monkeypatch.setattr(boto3, "client", lambda name, **kw: clients.get(name) or real(name, **kw))
+        with Stubber(cfn) as cfn_stub, Stubber(lam):
+            cfn_stub.add_response("describe_stacks", {"Stacks": [stack]}, {"StackName": "s"})
+            out = io.StringIO()
+            assert main(["calls", "done", "A1", "--by", "Li", "--note", "paid", "--stack", "s"], out) == 0
+        assert "call 2 recorded" in out.getvalue()

@@ -60,7 +60,7 @@ def test_national_and_e164_numbers_normalise_to_the_same_e164(raw, region):
     ],
 )
 def test_unparseable_or_invalid_numbers_are_invalid(raw, region):
-    assert phone_info(raw, region) == PhoneInfo(e164=None, valid=False, zones=())
+    assert phone_info(raw, region) == PhoneInfo(e164=None, valid=False, zones=(), takes_sms=False)
 
 
 @pytest.mark.parametrize(("raw", "zones"), [(NEW_YORK_NUMBER, ("America/New_York",)), (INMARSAT, ())])
@@ -83,11 +83,19 @@ def test_phone_info_is_parsed_once_per_raw_and_region(raw, region):
         (phone_info(CN_MOBILE, "CN"), "America/New_York", ("Asia/Shanghai",)),
         # No zone in the metadata: judged by the shop's clock.
         (phone_info(INMARSAT, "CN"), "Asia/Shanghai", ("Asia/Shanghai",)),
-        (PhoneInfo(e164="+870773123456", valid=True, zones=()), "Europe/London", ("Europe/London",)),
-        # A zone this Python's tz database does not know counts as unknown.
-        (PhoneInfo(e164="+1", valid=True, zones=("Mars/Olympus_Mons",)), "Asia/Shanghai", ("Asia/Shanghai",)),
         (
-            PhoneInfo(e164="+1", valid=True, zones=("Mars/Olympus_Mons", "America/Chicago")),
+            PhoneInfo(e164="+870773123456", valid=True, zones=(), takes_sms=True),
+            "Europe/London",
+            ("Europe/London",),
+        ),
+        # A zone this Python's tz database does not know counts as unknown.
+        (
+            PhoneInfo(e164="+1", valid=True, zones=("Mars/Olympus_Mons",), takes_sms=True),
+            "Asia/Shanghai",
+            ("Asia/Shanghai",),
+        ),
+        (
+            PhoneInfo(e164="+1", valid=True, zones=("Mars/Olympus_Mons", "America/Chicago"), takes_sms=True),
             "Asia/Shanghai",
             ("America/Chicago",),
         ),
@@ -171,6 +179,7 @@ def test_buyer_hours_refuse_missing_zones_and_naive_instants(call, zones, instan
         ("+447911123456", "CN", True),  # a UK mobile
         (NEW_YORK_NUMBER, "US", True),  # North America: fixed line or mobile, cannot tell: textable
         (US_TOLL_FREE, "US", False),
+        ("+541123456789", "AR", True),  # an Argentine mobile written without its "9": typed a landline
     ],
 )
 def test_valid_numbers_that_cannot_take_sms_are_told_apart(raw, region, takes_sms):
@@ -181,3 +190,4 @@ def test_valid_numbers_that_cannot_take_sms_are_told_apart(raw, region, takes_sm
 
 def test_an_invalid_number_takes_no_sms():
     assert phone_info("12345", "CN").takes_sms is False
+    assert phone_info("+8613800138000", "CN").takes_sms is True

@@ -144,7 +144,8 @@ def test_report_with_stack_uses_the_deployed_config(monkeypatch):
 
 
 def test_a_stack_whose_config_cannot_be_read_is_one_clear_line():
-    cfn, lam, _ = stubbed_stack("nudge", {"EXTRA_CONFIG_JSON": '{"outcomes": {"price_per_segment": -1}}'})
+    env = {"LEDGER_TABLE": "l", "EXTRA_CONFIG_JSON": '{"outcomes": {"price_per_segment": -1}}'}
+    cfn, lam, _ = stubbed_stack("nudge", env)
     with pytest.raises(StackError, match=r"^--stack nudge: its config: outcomes.price_per_segment: "):
         stack_config(cfn, lam, "nudge")
     cfn = boto3.client("cloudformation", region_name="us-east-1")
@@ -152,3 +153,26 @@ def test_a_stack_whose_config_cannot_be_read_is_one_clear_line():
         stub.add_client_error("describe_stack_resource", "ValidationError", "Stack 'gone' does not exist")
         with pytest.raises(StackError, match="cannot read its config: Stack 'gone' does not exist"):
             stack_config(cfn, lam, "gone")
+
+
+@pytest.mark.parametrize(
+    ("environment", "message"),
+    [
+        (
+            {"Error": {"ErrorCode": "KMSAccessDeniedException", "Message": "no decrypt"}},
+            "cannot be read: no decrypt",
+        ),
+        ({"Variables": {"SHOP_NAME": "Tea"}}, "has no Nudge environment"),
+    ],
+)
+def test_a_stack_function_without_a_readable_nudge_environment_is_refused(environment, message):
+    cfn, _, _ = stubbed_stack("nudge", {})
+    lam = boto3.client("lambda", region_name="us-east-1")
+    with Stubber(lam) as stub:
+        stub.add_response(
+            "get_function_configuration",
+            {"FunctionName": "nudge-PlanFunction-AbC123", "Environment": environment},
+            {"FunctionName": "nudge-PlanFunction-AbC123"},
+        )
+        with pytest.raises(StackError, match=message):
+            stack_config(cfn, lam, "nudge")

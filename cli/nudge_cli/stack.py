@@ -12,7 +12,7 @@ from typing import Any
 
 from nudge.domain.config import Config
 
-__all__ = ["StackError", "stack_config", "stack_outputs"]
+__all__ = ["StackError", "stack_config", "stack_output", "stack_outputs"]
 
 PLAN_FUNCTION = "PlanFunction"  # its logical id in template.yaml: every function gets the same config
 
@@ -63,7 +63,15 @@ def stack_config(cloudformation: Any, lambda_client: Any, stack: str) -> Config:
         raise StackError(
             f"--stack {stack}: cannot read its config: {_message(exc)} (or pass --config)"
         ) from None
-    variables = (env.get("Environment") or {}).get("Variables") or {}
+    environment = env.get("Environment") or {}
+    if environment.get("Error"):  # e.g. its KMS key cannot decrypt the variables
+        problem = environment["Error"].get("Message") or environment["Error"].get("ErrorCode")
+        raise StackError(
+            f"--stack {stack}: its function's environment cannot be read: {problem} (or pass --config)"
+        )
+    variables = environment.get("Variables") or {}
+    if "LEDGER_TABLE" not in variables:  # template.yaml sets it: without it these are not Nudge's settings
+        raise StackError(f"--stack {stack}: {function} has no Nudge environment (or pass --config)")
     try:
         return config_from_env(variables)
     except ConfigError as exc:

@@ -29,10 +29,10 @@ class PhoneInfo:
     e164: str | None  # "+8613800138000"; None when the number is not valid
     valid: bool
     zones: tuple[str, ...]  # IANA zones the number may be in; empty when unknown
-    takes_sms: bool = False  # valid, and of a kind that can receive a text (not a landline)
+    takes_sms: bool  # valid, and of a kind that can receive a text (not a landline)
 
 
-_INVALID = PhoneInfo(e164=None, valid=False, zones=())
+_INVALID = PhoneInfo(e164=None, valid=False, zones=(), takes_sms=False)
 # Valid numbers that cannot receive an SMS: SNS bills the publish and the carrier drops it. A
 # Chinese or British landline is one; North American numbers are FIXED_LINE_OR_MOBILE (their
 # plan does not tell the two apart) and stay textable, as do VoIP, personal and unknown-kind numbers.
@@ -71,8 +71,20 @@ def phone_info(raw: str, default_region: str) -> PhoneInfo:
         e164=phonenumbers.format_number(number, PhoneNumberFormat.E164),
         valid=True,
         zones=zones,
-        takes_sms=phonenumbers.number_type(number) not in _NO_SMS,
+        takes_sms=_takes_sms(number),
     )
+
+
+# Argentine mobiles are often written without their "9" (or "15"), which libphonenumber then
+# types as a landline: judging them would drop real buyers, so Argentina's fixed lines stay textable.
+_FIXED_LINE_LOOKS_LIKE_MOBILE = frozenset({"AR"})
+
+
+def _takes_sms(number: phonenumbers.PhoneNumber) -> bool:
+    kind = phonenumbers.number_type(number)
+    if kind == phonenumbers.PhoneNumberType.FIXED_LINE:
+        return phonenumbers.region_code_for_number(number) in _FIXED_LINE_LOOKS_LIKE_MOBILE
+    return kind not in _NO_SMS
 
 
 @lru_cache(maxsize=4096)

@@ -12,7 +12,7 @@ from typing import Any
 
 from nudge.domain.config import Config
 
-__all__ = ["StackError", "stack_config", "stack_output", "stack_outputs"]
+__all__ = ["StackError", "stack_config", "stack_output"]
 
 PLAN_FUNCTION = "PlanFunction"  # its logical id in template.yaml: every function gets the same config
 
@@ -28,7 +28,8 @@ def _message(exc: Exception) -> str:
     return str(exc)
 
 
-def stack_outputs(cloudformation: Any, stack: str) -> dict[str, str]:
+def stack_output(cloudformation: Any, stack: str, *keys: str) -> tuple[str, ...]:
+    """The values of the stack's outputs ``keys``, in order (StackError if the stack or one is missing)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
@@ -37,11 +38,7 @@ def stack_outputs(cloudformation: Any, stack: str) -> dict[str, str]:
         raise StackError(f"--stack {stack}: {_message(exc)}") from None
     if not stacks:
         raise StackError(f"--stack {stack}: no such stack")
-    return {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs") or []}
-
-
-def stack_output(cloudformation: Any, stack: str, *keys: str) -> tuple[str, ...]:
-    outputs = stack_outputs(cloudformation, stack)
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs") or []}
     missing = [k for k in keys if k not in outputs]
     if missing:
         raise StackError(f"--stack {stack}: no {missing[0]} output (is it a Nudge stack?)")

@@ -82,8 +82,10 @@ _FIXED_LINE_LOOKS_LIKE_MOBILE = frozenset({"AR"})
 
 def _takes_sms(number: phonenumbers.PhoneNumber) -> bool:
     kind = phonenumbers.number_type(number)
-    if kind == phonenumbers.PhoneNumberType.FIXED_LINE:
-        return phonenumbers.region_code_for_number(number) in _FIXED_LINE_LOOKS_LIKE_MOBILE
+    if kind == phonenumbers.PhoneNumberType.FIXED_LINE and (
+        phonenumbers.region_code_for_number(number) in _FIXED_LINE_LOOKS_LIKE_MOBILE
+    ):
+        return True
     return kind not in _NO_SMS
 
 

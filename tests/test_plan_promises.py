@@ -169,3 +169,44 @@ def test_an_event_from_the_future_does_not_stand_in_for_the_real_run():
         real = p.fire_window(MORNING, AT)  # Monday 09:50 itself
         p.drain_queue()
         assert early["enqueued"] == 0 and real["enqueued"] == 5 and len(p.sent_sms()) == 5
+
+
+# ------------------------------------------------------------------ one run judges one window
+
+AFTERNOON = "15:00-16:50@17:00"
+MONDAY_AFTERNOON = datetime(2026, 11, 23, 15, 0, tzinfo=SH)
+TUESDAY_MORNING = datetime(2026, 11, 24, 9, 57, tzinfo=SH)
+MONDAY_LATE_AFTERNOON = datetime(2026, 11, 23, 16, 12, tzinfo=SH)
+
+
+@pytest.mark.parametrize(
+    ("window", "scheduled", "started", "orders_created"),
+    [
+        # events/schedule-window2.json (Monday 15:00) invoked at 09:57 the next workday, inside
+        # window 1: it must not plan window 1 with window 2's not_before (every SMS would wait
+        # for 15:00, find its 10:40 deadline passed, and retry into the DLQ).
+        (AFTERNOON, MONDAY_AFTERNOON, TUESDAY_MORNING, TUESDAY_MORNING),
+        # Monday's window-1 event run at 16:12, inside window 2: it must not send window 2's SMS
+        # under the label 09:50-10:40.
+        (MORNING, AT, MONDAY_LATE_AFTERNOON, MONDAY_LATE_AFTERNOON),
+    ],
+)
+def test_a_run_judged_inside_another_window_is_outside_its_own(window, scheduled, started, orders_created):
+    with pipeline() as p:
+        p.load_orders([order(i, orders_created - timedelta(hours=3, minutes=i)) for i in range(1, 6)])
+        summary = p.fire_window(window, scheduled, started_at=started)
+        delivered = p.drain_queue()
+        assert summary["run_skipped"] == "outside_window" and summary["enqueued"] == 0
+        assert delivered["messages"] == 0 and p.sent_sms() == []
+        assert p.queue_depth(p.resources.send_dlq_url) == 0
+        assert all(p.ledger_item(f"o-{i}") is None for i in range(1, 6))
+
+
+def test_the_window_fired_for_is_the_window_planned_and_labelled():
+    """The other window's own event, at its own time, plans it: the refusal above costs no SMS."""
+    with pipeline() as p:
+        p.load_orders([order(i, MONDAY_AFTERNOON - timedelta(hours=3, minutes=i)) for i in range(1, 6)])
+        summary = p.fire_window(AFTERNOON, MONDAY_AFTERNOON)
+        p.drain_queue()
+        assert summary["window"] == "15:00-16:50" and summary["enqueued"] == 5 and len(p.sent_sms()) == 5
+        assert {p.ledger_item(f"o-{i}")["window_1"] for i in range(1, 6)} == {"15:00-16:50"}

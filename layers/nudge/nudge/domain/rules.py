@@ -62,9 +62,19 @@ def normalized_phones(raw_numbers: Iterable[str], default_region: str) -> frozen
 
 
 def run_level_skip(
-    now: datetime, *, config: Config, calendar: RestDayCalendar, paused: bool
+    now: datetime,
+    *,
+    config: Config,
+    calendar: RestDayCalendar,
+    paused: bool,
+    window: Window | None = None,
 ) -> Reason | None:
-    """Why a run at ``now`` sends nothing at all (paused, rest day, outside every window), if so.
+    """Why a run at ``now`` sends nothing at all (paused, rest day, outside the window), if so.
+
+    ``window``: the one window this run was fired for. A run judges that window only, so ``now``
+    must be inside it: a window-2 event judged at 09:57 is outside its window, never a window-1
+    run with window-2 deadlines. Without one (an offline ``nudge plan --at``), ``now`` may be in
+    any configured window.
 
     The service asks this first, so a skipped run reads no orders and costs nothing.
     """
@@ -73,9 +83,18 @@ def run_level_skip(
         return Reason.PAUSED
     if calendar.is_rest_day(local_now.date()):
         return Reason.REST_DAY
-    if config.window_at(local_now.time()) is None:
+    if judged_window(local_now, config, window) is None:
         return Reason.OUTSIDE_WINDOW
     return None
+
+
+def judged_window(now: datetime, config: Config, window: Window | None) -> Window | None:
+    """The window a run at ``now`` judges: the one it was fired for if ``now`` is inside it,
+    else (no window named) whichever configured window holds ``now``; None when outside."""
+    local = now.astimezone(config.shop.zone).time()
+    if window is not None:
+        return window if window.contains(local) else None
+    return config.window_at(local)
 
 
 @contextmanager
@@ -148,8 +167,11 @@ def draft_plan(
     recent: Sequence[SentReminder] = (),
     opted_out: Iterable[str] = (),
     paused: bool = False,
+    window: Window | None = None,
 ) -> PlanDraft:
-    """Every rule from ``invalid_order`` through ``too_new``, in precedence order."""
+    """Every rule from ``invalid_order`` through ``too_new``, in precedence order.
+
+    ``window``: the window the run was fired for (see ``run_level_skip``)."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     with _cyclic_gc_paused():
@@ -161,6 +183,7 @@ def draft_plan(
             recent,
             opted_out,
             paused,
+            window,
         )
 
 
@@ -172,12 +195,13 @@ def _draft(
     recent: Sequence[SentReminder],
     opted_out: Iterable[str],
     paused: bool,
+    fired_for: Window | None,
 ) -> PlanDraft:
     rules = config.rules
     zone = config.shop.zone
     region = config.shop.default_region
-    window = config.window_at(now.astimezone(zone).time())
-    run_skipped = run_level_skip(now, config=config, calendar=calendar, paused=paused)
+    window = judged_window(now, config, fired_for)
+    run_skipped = run_level_skip(now, config=config, calendar=calendar, paused=paused, window=fired_for)
     decisions: list[Decision | None] = [None] * len(records)
 
     # Pass 1: contract checks, and what the same-day rules need to know about each buyer's day.

@@ -147,7 +147,10 @@ def plan_window(
         ahead = int((run.scheduled_at - started_at).total_seconds())
         early = [f"scheduled_time is {ahead} s after the real start: judged at the real start"]
 
-    skipped = run_level_skip(now, config=config, calendar=calendar, paused=paused)
+    # The rules judge the event's window and nothing else: a run judged outside it (fired late,
+    # replayed by hand into another window) is skipped whole as outside_window, so its rules,
+    # deadlines, SQS delay and ledger label can never come from two different windows.
+    skipped = run_level_skip(now, config=config, calendar=calendar, paused=paused, window=window)
     if skipped is not None:
         # Nothing can be sent: read nothing, so a paused shop or a holiday costs no reads.
         summary.run_skipped = skipped.value
@@ -174,6 +177,7 @@ def plan_window(
         recent=recent,
         opted_out=ledger.opted_out_phones(),
         paused=paused,
+        window=window,
     )
     # Only the orders the early rules left undecided need their ledger state read.
     states = ledger.states(draft.needs_ledger)

@@ -33,6 +33,7 @@ UNIT_FILES = frozenset(
         "test_restdays.py",
         "test_rules.py",
         "test_services.py",
+        "test_variants.py",
     }
 )
 AWS_FILES = frozenset(

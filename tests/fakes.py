@@ -232,6 +232,8 @@ class FakeReminderLedger:
             item[f"sent_at_{request.attempt}"] = utc_iso(sent_at)
             item[f"window_{request.attempt}"] = request.window
             item[f"segments_{request.attempt}"] = request.segments
+            if request.variant is not None:
+                item[f"variant_{request.attempt}"] = request.variant
 
     def record_skip(self, request: SendRequest, reason: str, at: datetime) -> None:
         with self._lock:

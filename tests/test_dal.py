@@ -534,6 +534,20 @@ def test_record_sent_needs_the_claim(ledger_env: LedgerEnv) -> None:
     assert ledger_env.item("o1")["message_id_1"] == "m1"
 
 
+def test_record_sent_keeps_the_variant_per_attempt_only_when_there_is_one(ledger_env: LedgerEnv) -> None:
+    from dataclasses import replace
+
+    led = ledger_env.ledger
+    led.claim(request(), "t1", 500, NOW)
+    led.record_sent(request(), "t1", "m1", NOW)  # no messages.variants: no attribute at all
+    assert not [k for k in ledger_env.item("o1") if k.startswith("variant")]
+    second = replace(request(attempt=2), variant="urgent")
+    led.claim(second, "t2", 500, NOW)
+    led.record_sent(second, "t2", "m2", NOW)
+    item = ledger_env.item("o1")
+    assert item["variant_2"] == "urgent" and "variant_1" not in item and item["message_id_2"] == "m2"
+
+
 def test_one_sms_costs_exactly_two_ledger_writes(ddb: Any) -> None:
     led = DynamoReminderLedger(ddb, LEDGER, DAY_INDEX)
     calls = CallCounter(ddb, "dynamodb")

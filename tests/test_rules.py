@@ -504,7 +504,7 @@ def test_each_kind_of_decision_has_exactly_its_fields_and_the_documented_json():
         cls: {f.name for f in dataclasses.fields(cls)} for cls in (SendDecision, CallDecision, SkipDecision)
     }
     assert names[SendDecision] == {
-        "order_id", "attempt", "message", "segments", "buyer_id", "phone_e164", "not_after"
+        "order_id", "attempt", "message", "segments", "buyer_id", "phone_e164", "not_after", "variant"
     }  # fmt: skip
     assert names[CallDecision] == {"order_id", "attempt", "buyer_id", "phone_e164"}
     assert names[SkipDecision] == {"order_id", "reason", "detail"}
@@ -512,7 +512,7 @@ def test_each_kind_of_decision_has_exactly_its_fields_and_the_documented_json():
     assert (send.action, send.reason, call.action, call.reason) == (
         Action.SEND, None, Action.CALL, Reason.LARGE_ORDER
     )  # fmt: skip
-    shape = ["order_id", "action", "reason", "attempt", "message", "segments"]
+    shape = ["order_id", "action", "reason", "attempt", "message", "segments", "variant"]
     for d in (send, call, skip):
         assert list(d.to_json()) == shape
     assert invalid.to_json() == {
@@ -522,6 +522,7 @@ def test_each_kind_of_decision_has_exactly_its_fields_and_the_documented_json():
         "attempt": None,
         "message": None,
         "segments": None,
+        "variant": None,
         "detail": "amount: must be >= 0",
     }
     assert call.to_json()["attempt"] == 1 and call.to_json()["message"] is None

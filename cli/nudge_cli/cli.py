@@ -231,10 +231,13 @@ def print_plan(plan: Plan, out: TextIO) -> None:
     skipped = f"; run skipped: {plan.run_skipped}" if plan.run_skipped else ""
     console.print(f"Plan at {plan.at.isoformat()} ({where}{skipped})", highlight=False)
     table = Table(show_lines=False)
-    for col in ("order", "action", "reason", "#", "seg", "message"):
+    rows = [d.to_json() for d in plan.decisions]  # the same fields as --json, whatever the kind
+    # The variant column only with messages.variants: without them the table is as it always was.
+    variants = any(row["variant"] for row in rows)
+    columns = ("order", "action", "reason", "#", "seg") + (("variant",) if variants else ()) + ("message",)
+    for col in columns:
         table.add_column(col, overflow="fold")
-    for d in plan.decisions:
-        row = d.to_json()  # the same fields as --json, whichever kind of decision this is
+    for row in rows:
         reason = row["reason"] or ""
         if row.get("detail"):
             reason = f"{reason} ({row['detail']})"
@@ -244,6 +247,7 @@ def print_plan(plan: Plan, out: TextIO) -> None:
             cell(reason),
             cell(row["attempt"] or ""),
             cell(row["segments"] or ""),
+            *((cell(row["variant"] or ""),) if variants else ()),
             cell(row["message"] or ""),
         )
     console.print(table)

@@ -21,6 +21,7 @@ listing the numbers SNS reported opted out, and two contact items per buyer (by 
     sent_day          S   shop-local YYYY-MM-DD    } sends by day, sparse (unsent orders are absent)
     message_id_<n>    S   SNS message id of attempt n
     sent_at_<n>, window_<n>, segments_<n>   S, S, N   attempt n's SMS, for the outcomes report
+    variant_<n>       S   the text variant attempt n was sent with (only with messages.variants)
     held_out_at       S   first time the order was held out (holdout group), UTC ISO } the
     held_out_day      S   shop-local YYYY-MM-DD of that                              } holdout index
     held_out_last_at, held_out_window   S   the latest hold-out decision and its window
@@ -699,21 +700,27 @@ class DynamoReminderLedger:
         raise DalError(f"release {request.dedupe_key}: slots still refused after {len(slots) + 1} rounds")
 
     def record_sent(self, request: SendRequest, token: str, message_id: str, sent_at: datetime) -> None:
+        names = {
+            "#mid": f"message_id_{request.attempt}",
+            # per attempt, for the outcomes report (the fields above keep only the last)
+            "#sat": f"sent_at_{request.attempt}",
+            "#win": f"window_{request.attempt}",
+            "#seg": f"segments_{request.attempt}",
+        }
+        variant: dict[str, Any] = {}
+        if request.variant is not None:  # only with messages.variants: the text's variant
+            names["#var"] = f"variant_{request.attempt}"
+            variant[":v"] = _s(request.variant)
         try:
             self._client.update_item(
                 TableName=self._table,
                 Key={"order_id": _s(request.order_id)},
                 UpdateExpression="SET reminders_sent = :a, last_sent_at = :at, sent_day = :d, #mid = :m,"
-                " expires_at = :exp, #sat = :at, #win = :w, #seg = :g",
+                " expires_at = :exp, #sat = :at, #win = :w, #seg = :g" + (", #var = :v" if variant else ""),
                 ConditionExpression=_HELD,
-                ExpressionAttributeNames={
-                    "#mid": f"message_id_{request.attempt}",
-                    # per attempt, for the outcomes report (the fields above keep only the last)
-                    "#sat": f"sent_at_{request.attempt}",
-                    "#win": f"window_{request.attempt}",
-                    "#seg": f"segments_{request.attempt}",
-                },
+                ExpressionAttributeNames=names,
                 ExpressionAttributeValues={
+                    **variant,
                     ":w": _s(request.window),
                     ":g": _n(request.segments),
                     ":a": _n(request.attempt),

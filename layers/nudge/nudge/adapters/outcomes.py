@@ -60,6 +60,7 @@ def touches_from_item(item: Mapping[str, Any]) -> OrderTouches:
                 sent_at=datetime.fromisoformat(at),
                 window=str(item.get(f"window_{attempt}", "")),
                 segments=int(item.get(f"segments_{attempt}", 1)),
+                variant=item.get(f"variant_{attempt}"),
             )
         )
     holdout = None
@@ -90,6 +91,8 @@ def outcome_to_map(outcome: Outcome, recorded_at: datetime) -> dict[str, Any]:
         m["attempt"] = {"N": str(outcome.attempt)}
     if outcome.sms_at is not None:
         m["sms_at"] = {"S": utc_iso(outcome.sms_at)}
+    if outcome.variant is not None:
+        m["variant"] = {"S": outcome.variant}
     return {"M": m}
 
 
@@ -106,6 +109,7 @@ def outcome_from_map(order_id: str, m: Mapping[str, Any]) -> Outcome:
         currency=str(m.get("currency", "")),
         window=str(m.get("window", "")),
         attribution_hours=int(m.get("attribution_hours", 0)),
+        variant=str(m["variant"]) if m.get("variant") is not None else None,
     )
 
 
@@ -167,7 +171,7 @@ class DynamoOutcomeStore:
             return {}
         # The per-attempt fields of the first MAX_ATTEMPTS reminders (the rules default to 2).
         fields = [_TOUCH_FIELDS, "#o"] + [
-            f"sent_at_{a}, window_{a}, segments_{a}" for a in range(1, MAX_ATTEMPTS + 1)
+            f"sent_at_{a}, window_{a}, segments_{a}, variant_{a}" for a in range(1, MAX_ATTEMPTS + 1)
         ]
         items = _batch_get(
             self._client,

@@ -304,6 +304,26 @@ class RulesConfig(_Strict):
         return v
 
 
+MAX_VARIANTS = 10  # per reminder: more arms than this would take a small shop years to compare
+_VARIANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,31}")
+
+
+class Variant(_Strict):
+    """One text a reminder can be tried with (``messages.variants``)."""
+
+    name: str  # shown by `nudge plan`, kept on the ledger and the outcome: short and plain
+    template: str
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, v: str) -> str:
+        if not _VARIANT_NAME.fullmatch(v):
+            raise ValueError(
+                f"{v[:40]!r} is not a variant name: 1 to 32 of A-Z a-z 0-9 _ . -, starting with a letter or digit"
+            )
+        return v
+
+
 class MessagesConfig(_Strict):
     max_segments: int = Field(2, ge=1, le=10)
     opt_out_line: str | None = None  # e.g. "拒收请回复R"; appended after the text
@@ -312,6 +332,9 @@ class MessagesConfig(_Strict):
     link_hosts: tuple[str, ...] = ()
     # Optional per-locale overrides of the default templates: {"en": {"1": "...", "2": "..."}}
     templates: dict[str, dict[str, str]] = Field(default_factory=dict)
+    # Optional experiment: per reminder ("1", "2"), the texts to try, in the shop's locale. Each
+    # order gets one arm from its id (nudge.domain.variants); none configured: the text above.
+    variants: dict[str, tuple[Variant, ...]] = Field(default_factory=dict)
 
     @field_validator("opt_out_line")
     @classmethod
@@ -359,6 +382,22 @@ class MessagesConfig(_Strict):
         from nudge.domain.messages import check_templates  # messages imports this module
 
         check_templates(v)
+        return v
+
+    @field_validator("variants", mode="before")
+    @classmethod
+    def _attempt_keys(cls, v: Any) -> Any:
+        # YAML reads `1:` as an integer; an empty list (or null) means no variants for that reminder.
+        if isinstance(v, dict):
+            return {str(k): d for k, d in v.items() if d not in (None, [], ())}
+        return v
+
+    @field_validator("variants")
+    @classmethod
+    def _checked_variants(cls, v: dict[str, tuple[Variant, ...]]) -> dict[str, tuple[Variant, ...]]:
+        from nudge.domain.messages import check_variants  # messages imports this module
+
+        check_variants(v)
         return v
 
 

@@ -40,7 +40,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 from urllib.parse import urlsplit
 
-from nudge.domain.config import MessagesConfig, ShopConfig, Window
+from nudge.domain.config import MAX_VARIANTS, MessagesConfig, ShopConfig, Variant, Window
 from nudge.domain.models import Order
 
 __all__ = [
@@ -51,9 +51,11 @@ __all__ = [
     "check_fixed_text_fits",
     "check_template",
     "check_templates",
+    "check_variants",
     "count_segments",
     "format_amount",
     "render_reminder",
+    "variant_key",
 ]
 
 # --------------------------------------------------------------------------------------------
@@ -189,6 +191,60 @@ def check_templates(templates: Mapping[str, Mapping[str, str]]) -> None:
                 check_template(text)
             except ValueError as exc:
                 raise ValueError(f"{locale}.{attempt}: {exc}") from None
+
+
+def variant_key(attempt: int | str, index: int, name: str) -> str:
+    """How a refusal names a variant: ``1[0] (name "caring")`` (position counted from 0)."""
+    return f'{attempt}[{index}] (name "{name}")'
+
+
+def check_variants(variants: Mapping[str, Sequence[Variant]]) -> None:
+    """Check ``messages.variants`` as a whole: reminders "1"/"2", 2 to ``MAX_VARIANTS`` variants
+    with distinct names, each template as valid as a ``messages.templates`` one, and, when both
+    reminders have variants, the same names in the same order (a variant is one arm of the test:
+    an order in arm k gets text k of each reminder).
+
+    Raises ConfigError whose key is relative to ``messages.variants``, e.g.
+    ``1[1] (name "urgent")``; the segment cap is checked with the whole config
+    (``check_fixed_text_fits``).
+    """
+    from nudge.domain.config import ConfigError
+
+    for attempt, listed in variants.items():
+        if attempt not in ("1", "2"):
+            raise ConfigError(attempt, "unknown reminder; expected 1 or 2")
+        if len(listed) < 2:
+            raise ConfigError(
+                attempt,
+                "one variant compares nothing: list two or more, or set the text in messages.templates",
+            )
+        if len(listed) > MAX_VARIANTS:
+            raise ConfigError(attempt, f"at most {MAX_VARIANTS} variants, got {len(listed)}")
+        seen: set[str] = set()
+        for index, variant in enumerate(listed):
+            key = variant_key(attempt, index, variant.name)
+            if variant.name in seen:
+                raise ConfigError(key, "a second variant with this name; names must differ")
+            seen.add(variant.name)
+            try:
+                check_template(variant.template)
+            except ValueError as exc:
+                raise ConfigError(key, str(exc)) from None
+    first, second = variants.get("1"), variants.get("2")
+    if first and second:
+        if len(first) != len(second):
+            raise ConfigError(
+                "2",
+                f"has {len(second)} variants, reminder 1 has {len(first)}: "
+                "give both reminders the same names in the same order",
+            )
+        for index, (one, two) in enumerate(zip(first, second, strict=True)):
+            if one.name != two.name:
+                raise ConfigError(
+                    variant_key(2, index, two.name),
+                    f'must be named "{one.name}" like 1[{index}]: an order keeps its variant '
+                    "(its position) for both reminders",
+                )
 
 
 @lru_cache(maxsize=64)
@@ -502,13 +558,29 @@ def check_fixed_text_fits(shop: ShopConfig, messages: MessagesConfig) -> None:
     )
     window = Window(start=time(0, 0), end=time(23, 58), ship_by=time(23, 59))
     for attempt in (1, 2):
-        sms = render_reminder(worst, attempt, shop=shop, messages=messages, window=window, now=now)
-        if sms.segments > messages.max_segments:
+        # The reminder's own text, or each of its variants: every text an order can get.
+        variants: Sequence[Variant | None] = messages.variants.get(str(attempt)) or (None,)
+        for index, variant in enumerate(variants):
+            sms = render_reminder(
+                worst,
+                attempt,
+                shop=shop,
+                messages=messages,
+                window=window,
+                now=now,
+                variant=None if variant is None else index,
+            )
+            if sms.segments <= messages.max_segments:
+                continue
+            key, text = "messages.max_segments", "the template"
+            if variant is not None:
+                key = f"messages.variants.{variant_key(attempt, index, variant.name)}"
+                text = "this variant's template"
             raise ConfigError(
-                "messages.max_segments",
+                key,
                 f"reminder {attempt} needs {sms.segments} segments without any order field "
                 f"(longest amount and closing time), over {messages.max_segments}: shorten shop.name, "
-                "messages.opt_out_line or the template, or raise max_segments",
+                f"messages.opt_out_line or {text}, or raise max_segments",
             )
 
 
@@ -534,8 +606,12 @@ def render_reminder(
     messages: MessagesConfig,
     window: Window | None,
     now: datetime,
+    variant: int | None = None,
 ) -> RenderedSms:
     """The SMS for reminder ``attempt`` (1 or 2) of ``order``, within ``messages.max_segments``.
+
+    ``variant``: the order's position in ``messages.variants`` (``nudge.domain.variants``); the
+    text is that variant's when the reminder has variants, else the reminder's own text.
 
     Over the cap, the item title is cut (ending "…", or "..." while the text is GSM-7 since "…"
     would force UCS-2 and cost more than it saves), then dropped; then the buyer name is dropped
@@ -549,8 +625,7 @@ def render_reminder(
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     locale = shop.locale
-    template = messages.templates.get(locale, {}).get(str(attempt)) or DEFAULT_TEMPLATES[locale][attempt]
-    parts = _compile(template)
+    parts = _compile(_template(messages, locale, attempt, variant))
 
     shop_name = shop.name.replace("【", "").replace("】", "").strip()
     signature = f"【{shop_name}】" if locale == "zh-CN" else f"{shop_name}: "
@@ -582,6 +657,15 @@ def render_reminder(
         return RenderedSms(body, encoding, segments)
 
     return _fit(build, values, messages.max_segments)
+
+
+def _template(messages: MessagesConfig, locale: str, attempt: int, variant: int | None) -> str:
+    listed = messages.variants.get(str(attempt))
+    if variant is not None and listed:
+        if not 0 <= variant < len(listed):
+            raise ValueError(f"variant must be 0..{len(listed) - 1} for reminder {attempt}, got {variant!r}")
+        return listed[variant].template
+    return messages.templates.get(locale, {}).get(str(attempt)) or DEFAULT_TEMPLATES[locale][attempt]
 
 
 def _fit(

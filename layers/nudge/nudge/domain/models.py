@@ -136,6 +136,8 @@ class SendDecision:
     # The last instant this SMS may go out: the window's end, the buyer's night, the order's
     # closing time or its expiry, whichever comes first.
     not_after: datetime
+    # The order's variant (``messages.variants``, nudge.domain.variants); None without variants.
+    variant: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The shape docs/RULES.md fixes for `nudge plan --json`."""
@@ -146,6 +148,7 @@ class SendDecision:
             "attempt": self.attempt,
             "message": self.message,
             "segments": self.segments,
+            "variant": self.variant,
         }
 
 
@@ -168,6 +171,7 @@ class CallDecision:
             "attempt": self.attempt,
             "message": None,
             "segments": None,
+            "variant": None,
         }
 
 
@@ -189,6 +193,7 @@ class SkipDecision:
             "attempt": None,
             "message": None,
             "segments": None,
+            "variant": None,
         }
         if self.detail:
             out["detail"] = self.detail

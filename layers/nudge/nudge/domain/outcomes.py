@@ -56,6 +56,7 @@ class SmsSent:
     sent_at: datetime
     window: str  # "09:50-10:40"; "" when the ledger entry predates per-attempt details
     segments: int
+    variant: str | None = None  # the text's variant (messages.variants); None without variants
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +93,7 @@ class Outcome:
     currency: str
     window: str
     attribution_hours: int
+    variant: str | None = None  # the credited reminder's text variant (None: held out, or no variants)
 
 
 def attribute_payment(
@@ -122,6 +124,7 @@ def attribute_payment(
             currency=payment.currency,
             window=last.window,
             attribution_hours=attribution_hours,
+            variant=last.variant,
         )
     if holdout is None or holdout.first_at > paid_at:
         return None  # never texted, never held out (or paid before it would have been texted)

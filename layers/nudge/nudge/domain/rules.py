@@ -30,6 +30,7 @@ from nudge.domain.models import (
 from nudge.domain.outcomes import in_holdout
 from nudge.domain.phones import PhoneInfo, buyer_hours_end, buyer_zones, phone_info, within_buyer_hours
 from nudge.domain.restdays import RestDayCalendar, window_bounds
+from nudge.domain.variants import assign_variant
 
 _NO_STATE = ReminderState(order_id="")
 
@@ -441,8 +442,16 @@ def _urgency(order: Order, max_age: timedelta) -> tuple[datetime, Decimal, str]:
 def _send(
     f: _Finalist, config: Config, window: Window | None, now: datetime, not_after: datetime
 ) -> SendDecision:
+    # Only the words depend on the variant: who is texted and when was decided without it.
+    arm = assign_variant(f.order.order_id, config.messages)
     sms = render_reminder(
-        f.order, f.attempt, shop=config.shop, messages=config.messages, window=window, now=now
+        f.order,
+        f.attempt,
+        shop=config.shop,
+        messages=config.messages,
+        window=window,
+        now=now,
+        variant=arm.position if arm else None,
     )
     return SendDecision(
         order_id=f.order.order_id,
@@ -452,4 +461,5 @@ def _send(
         buyer_id=f.order.buyer_id,
         phone_e164=f.e164,
         not_after=not_after,
+        variant=arm.name if arm else None,
     )

@@ -200,6 +200,7 @@ def plan_window(
             window=window.name,
             planned_at=now,
             not_before=window_opens,
+            variant=d.variant,
         )
         for d in plan.decisions
         if isinstance(d, SendDecision)

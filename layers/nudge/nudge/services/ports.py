@@ -31,6 +31,7 @@ class SendRequest:
     # Not before the window opens (a plan invoked within its clock-skew allowance before the
     # scheduled time still plans): the queue holds the message back, the sender re-checks.
     not_before: datetime | None = None
+    variant: str | None = None  # the order's variant of the text (messages.variants), if any
 
     def to_json(self) -> dict:
         out = asdict(self)
@@ -54,6 +55,8 @@ class SendRequest:
             window=str(data["window"]),
             planned_at=datetime.fromisoformat(data["planned_at"]),
             not_before=datetime.fromisoformat(data["not_before"]) if data.get("not_before") else None,
+            # Absent from a message queued before variants existed.
+            variant=str(data["variant"]) if data.get("variant") is not None else None,
         )
 
     @property

@@ -47,6 +47,10 @@ def sms(*, name: str | None = None, title: str | None = None, locale: str = "zh-
         ("name", "1.2.3.4/pay", "1.2.3.4"),
         ("title", "192.168.1.1/login", "192.168.1.1"),
         ("title", "登录 8.8.8.8 核实", "8.8.8.8"),
+        # A dotted quad inside a longer dotted run of digits (found by the property test).
+        ("title", "0000.0.0.0", "000.0.0.0"),
+        ("title", "版本.1.2.3.4", "1.2.3.4"),
+        ("title", "1.2.3.4.5/pay", "2.3.4.5"),
     ],
 )
 def test_review_ip_literal_link_in_an_order_field_reaches_the_sms(field, value, link):

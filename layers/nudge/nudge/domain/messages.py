@@ -412,7 +412,9 @@ _ASCII_DOMAIN = re.compile(
 _UNICODE_DOMAIN = re.compile(r"[^\W_]+(?:" + _DOT + r"[^\W_]+)*" + _DOT + r"[^\W\d_]{2,}(?:[/:?#]\S*)?")
 # A bare IPv4 address is a link too (phones' link detection opens 1.2.3.4/pay); so is one with
 # ideographic dots. A four-part version number in a title ("1.2.3.4") goes with it: safety first.
-_IPV4 = re.compile(r"(?<![\d.\u3002])\d{1,3}(?:" + _DOT + r"\d{1,3}){3}(?![\d])(?:[/:?#][!-~]*)?")
+# The whole dotted run of digits goes, whatever its parts' lengths, so no dotted quad is left
+# inside it ("0000.0.0.0" holds 000.0.0.0, ".1.2.3.4" holds 1.2.3.4).
+_IPV4 = re.compile(r"(?<!\d)\d+(?:" + _DOT + r"\d+){3,}(?!\d)(?:[/:?#][!-~]*)?")
 _EMAIL = re.compile(r"\S+@\S+")
 _DIGIT_RUN = re.compile(r"\d(?:[\s\-.()/]*\d){4,}")  # 5+ digits, even written "138-0013-8000"
 _EDGE_JUNK = " .\u3002-_/:"

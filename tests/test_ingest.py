@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import hashlib
 import io
 import json
 import logging
@@ -196,7 +197,8 @@ def test_a_route_whose_secret_is_not_set_answers_401():
 
 
 def test_a_signed_order_is_stored_and_the_same_delivery_twice_is_one_write(stack):
-    event = we.standard_event(we.compact(created()), at=AT, secret=stack.secret, webhook_id="msg_1")
+    body = we.compact(created())
+    event = we.standard_event(body, at=AT, secret=stack.secret, webhook_id="msg_1")
     writes = []
     client = stack.p.ingest_app.store._client if hasattr(stack.p, "ingest_app") else None
     assert client is None  # loaded on the first request
@@ -208,7 +210,8 @@ def test_a_signed_order_is_stored_and_the_same_delivery_twice_is_one_write(stack
     assert writes == [400]  # the duplicate's transaction was cancelled: nothing written
     item = stack.orders()["web-1"]
     assert item["status"] == "unpaid" and item["phone"] == "+8613800138000"
-    assert stack.markers() == ["ingest#nudge#msg_1"]
+    # The delivery is its signed id and the digest of its signed body (DECISIONS 48).
+    assert stack.markers() == ["ingest#nudge#msg_1#" + hashlib.sha256(body).hexdigest()[:32]]
 
 
 def test_base64_bodies_are_decoded_before_the_signature_check(stack):
@@ -234,22 +237,22 @@ def test_an_old_update_after_paid_is_still_paid(stack):
 def test_shopify_events_from_the_docs_reordered_end_paid(stack):
     paid_event = we.load("function-url-shopify-orders-paid.json")
     create_event = we.load("function-url-shopify-orders-create.json")
-    assert stack.send(paid_event) == (200, {"result": "accepted", "order_id": "5921873412345"})
-    assert stack.send(create_event) == (200, {"result": "unchanged", "order_id": "5921873412345"})
-    item = stack.orders()["5921873412345"]
+    assert stack.send(paid_event) == (200, {"result": "accepted", "order_id": "shopify:5921873412345"})
+    assert stack.send(create_event) == (200, {"result": "unchanged", "order_id": "shopify:5921873412345"})
+    item = stack.orders()["shopify:5921873412345"]
     assert item["status"] == "paid" and item["phone"] == "+16135550142" and item["created_at"]
     cancelled = we.load("function-url-shopify-orders-cancelled.json")
     assert stack.send(cancelled)[0] == 200
-    assert stack.orders()["5921873499999"]["status"] == "closed"
+    assert stack.orders()["shopify:5921873499999"]["status"] == "closed"
 
 
 def test_woocommerce_ping_created_and_updated(stack):
     assert stack.send(we.load("function-url-woocommerce-ping.json")) == (200, {"result": "ping"})
     assert stack.send(we.load("function-url-woocommerce-order-updated.json"))[1]["result"] == "accepted"
     assert stack.send(we.load("function-url-woocommerce-order-created.json"))[1]["result"] == "unchanged"
-    item = stack.orders()["4217"]
+    item = stack.orders()["woocommerce:4217"]
     assert item["status"] == "paid" and item["created_at"] == "2025-03-11T01:02:45+00:00"
-    # WooCommerce has no stable delivery id: order + modified time is the delivery's identity.
+    # WooCommerce has no stable delivery id: the same signed body again is the same delivery.
     assert stack.send(we.load("function-url-woocommerce-order-updated.json"))[1]["result"] == "duplicate"
 
 
@@ -262,7 +265,10 @@ def test_an_order_without_a_phone_is_acknowledged_not_stored(stack):
     payload = we.load("woocommerce-order-created.json")
     payload["billing"]["phone"] = ""
     status, body = stack.send(we.woocommerce_event(payload, "order.created", at=AT))
-    assert (status, body) == (200, {"result": "ignored", "order_id": "4217", "reason": "no_phone"})
+    assert (status, body) == (
+        200,
+        {"result": "ignored", "order_id": "woocommerce:4217", "reason": "no_phone"},
+    )
     assert stack.orders() == {}
 
 

@@ -218,7 +218,7 @@ def test_lines_that_are_hostile_to_the_table_are_rejected_not_fatal(aws, tmp_pat
 
 def test_an_imported_platform_backlog_is_the_order_its_webhooks_update(tmp_path):
     """A Shopify shop imports its backlog with the platform's prefix; the Shopify payment webhook
-    then pays that same order. A bare id stays the shop's own order (DECISIONS 47)."""
+    then pays that same order. A bare id stays the shop's own order (DECISIONS: order ids by source)."""
     from nudge_cli.local import FakeClock, LocalPipeline
     from tests import webhook_events as we
 

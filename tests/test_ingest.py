@@ -211,7 +211,7 @@ def test_a_signed_order_is_stored_and_the_same_delivery_twice_is_one_write(stack
     assert writes == [400]  # the duplicate's transaction was cancelled: nothing written
     item = stack.orders()["web-1"]
     assert item["status"] == "unpaid" and item["phone"] == "+8613800138000"
-    # The delivery is its signed id and the digest of its signed body (DECISIONS 48).
+    # A delivery is its signed id and its signed body's digest (DECISIONS: deliveries are what they carry).
     assert stack.markers() == ["ingest#nudge#msg_1#" + hashlib.sha256(body).hexdigest()[:32]]
 
 
@@ -577,7 +577,7 @@ def test_an_unsigned_triggered_at_header_never_decides_the_order_of_writes(stack
     assert stack.send(replay) == (200, {"result": "accepted", "order_id": order_id})
     assert stack.send(payment) == (200, {"result": "accepted", "order_id": order_id})
     assert stack.orders()[order_id]["status"] == "paid"
-    # Without a signed updated time, the order's created time is its version (DECISIONS 48).
+    # Without a signed updated time, the created time is the version (DECISIONS: only signed data).
     assert stack.orders()[order_id]["source_updated_at"] < "2026"
 
 

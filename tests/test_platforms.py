@@ -36,7 +36,7 @@ def test_shopify_orders_create():
     event = map_shopify("orders/create", load("shopify-orders-create.json"))
     assert isinstance(event, OrderEvent) and event.full
     assert event.record == {
-        "order_id": "shopify:5921873412345",  # platform ids are kept apart by source (DECISIONS 47)
+        "order_id": "shopify:5921873412345",  # kept apart by source (DECISIONS: order ids by source)
         "buyer_id": "7390116528370",
         "phone": "+16135550142",
         "status": "unpaid",
@@ -91,7 +91,7 @@ def test_shopify_cancelled_at_wins_over_a_paid_status():
 
 
 def test_shopify_unknown_financial_status_is_acknowledged_naming_the_field():
-    # Not refused: Shopify removes a webhook whose deliveries keep failing (DECISIONS 49).
+    # Not refused: Shopify removes a webhook whose deliveries keep failing (DECISIONS: unknown status).
     payload = load("shopify-orders-create.json") | {"financial_status": "mystery"}
     assert map_shopify("orders/updated", payload) == Ignored(
         "unknown_status",
@@ -199,7 +199,7 @@ def test_woocommerce_guest_cod_and_national_phone():
 
 
 def test_woocommerce_refusals_name_the_field():
-    # A status of the shop's own (a plugin's) is acknowledged, not refused (DECISIONS 49).
+    # A status of the shop's own (a plugin's) is acknowledged, not refused (DECISIONS: unknown status).
     custom = map_woocommerce(
         "order.updated", load("woocommerce-order-created.json") | {"status": "wc-custom"}
     )

@@ -697,3 +697,27 @@ def test_a_woocommerce_secret_holding_html_entities_is_read_as_wordpress_signs_w
     stack.p.set_webhook_secret("woocommerce", signing)
     update = we.woocommerce_event(_woo(status="processing"), "order.updated", at=AT, secret=signing)
     assert stack.send(update)[1]["result"] == "accepted"
+
+
+def test_the_migration_in_the_docs_moves_open_platform_orders_to_their_new_ids(stack):
+    """CONNECT.md's upgrade snippet: open orders stored under bare Shopify ids move to shopify:<id>,
+    whose payment webhook then pays them; the old ids are closed (never reminded)."""
+    import re
+    from pathlib import Path
+
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "CONNECT.md").read_text(encoding="utf-8")
+    code = re.search(r"### Upgrading.*?```python\n(.*?)```", docs, re.S).group(1)
+    table = stack.p.dynamodb.Table(stack.p.resources.orders_table)
+    old = {k: v for k, v in order("5921873412345").items() if v is not None}
+    table.put_item(Item=old)
+    table.put_item(Item={**old, "order_id": "5921873499999", "status": "paid"})
+    exec(code.replace("<OrdersTableName>", stack.p.resources.orders_table), {})
+    exec(code.replace("<OrdersTableName>", stack.p.resources.orders_table), {})  # twice: harmless
+    orders = stack.orders()
+    assert {k: v["status"] for k, v in orders.items()} == {
+        "5921873412345": "closed",
+        "shopify:5921873412345": "unpaid",
+        "5921873499999": "paid",
+    }
+    assert stack.send(we.load("function-url-shopify-orders-paid.json"))[1]["result"] == "accepted"
+    assert stack.orders()["shopify:5921873412345"]["status"] == "paid"

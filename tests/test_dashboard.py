@@ -16,7 +16,8 @@ from nudge_cli.moto_env import load_template
 
 ROOT = Path(__file__).resolve().parents[1]
 HANDLERS = "".join(
-    (ROOT / "functions" / f / "app.py").read_text(encoding="utf-8") for f in ("plan", "send", "outcomes")
+    (ROOT / "functions" / f / "app.py").read_text(encoding="utf-8")
+    for f in ("plan", "send", "outcomes", "ingest")
 )
 AWS_METRICS = {
     "AWS/Lambda": {"Errors", "Throttles", "IteratorAge", "Invocations"},

@@ -187,3 +187,54 @@ def test_stack_resolves_the_orders_table_from_its_outputs():
         stub.add_client_error("describe_stacks", "ValidationError", "Stack with id gone does not exist")
         with pytest.raises(ImportUsageError, match="--stack gone: Stack with id gone does not exist"):
             table_from_stack(cfn, "gone")
+
+
+def test_lines_that_are_hostile_to_the_table_are_rejected_not_fatal(aws, tmp_path):
+    """The import reads and bounds lines with the webhooks' code: a number too long to read, a
+    time near year 9999 and an id over DynamoDB's key limit are rejected lines, never a crash."""
+    source = jsonl(
+        tmp_path / "o.jsonl",
+        [
+            row("o-1"),
+            row("o-2", updated_at="9999-12-31T23:59:59-05:00"),
+            row("x" * 3000),
+            row("o-4", item_title="t" * 500_000),
+        ],
+        bad_lines={1: '{"order_id": "o-9", "amount": ' + "9" * 5000 + "}"},
+    )
+    rejects = tmp_path / "rejects.jsonl"
+    code, out, _ = run("import", str(source), "--table", aws.orders_table, "--rejects", str(rejects))
+    assert (code, out) == (1, "imported 1, unchanged 0, rejected 4")
+    rejected = [json.loads(line) for line in rejects.read_text(encoding="utf-8").splitlines()]
+    assert [(r["line"], r["field"]) for r in rejected] == [
+        (2, "record"),
+        (3, "updated_at"),
+        (4, "order_id"),
+        (5, "item_title"),
+    ]
+    assert "digit" in rejected[0]["problem"] and "year 9999" in rejected[1]["problem"]
+    assert set(items(aws.orders_table)) == {"o-1"}
+
+
+def test_an_imported_platform_backlog_is_the_order_its_webhooks_update(tmp_path):
+    """A Shopify shop imports its backlog with the platform's prefix; the Shopify payment webhook
+    then pays that same order. A bare id stays the shop's own order (DECISIONS: order ids by source)."""
+    from nudge_cli.local import FakeClock, LocalPipeline
+    from tests import webhook_events as we
+
+    with LocalPipeline(clock=FakeClock(datetime(2025, 3, 12, 20, 40, 12, tzinfo=UTC))) as p:
+        p.set_webhook_secret("shopify", we.SHOPIFY_SECRET)
+        backlog = [
+            row("shopify:5921873412345", created_at="2025-03-10T10:15:02-04:00"),
+            row("5921873412345", created_at="2025-03-10T10:15:02-04:00"),
+        ]
+        source = jsonl(tmp_path / "backlog.jsonl", backlog)
+        assert run("import", str(source), "--table", p.resources.orders_table)[:2] == (
+            0,
+            "imported 2, unchanged 0, rejected 0",
+        )
+        answer = p.ingest(we.load("function-url-shopify-orders-paid.json"))
+        assert json.loads(answer["body"]) == {"result": "accepted", "order_id": "shopify:5921873412345"}
+        stored = items(p.resources.orders_table)
+        assert stored["shopify:5921873412345"]["status"] == "paid"
+        assert stored["5921873412345"]["status"] == "unpaid"

@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import base64
 import copy
+import hashlib
 import io
 import json
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from botocore.exceptions import ClientError
 
+from nudge.domain.webhooks import sign_standard
 from nudge_cli.local import FakeClock, LocalPipeline
 from tests import webhook_events as we
 
@@ -196,7 +198,8 @@ def test_a_route_whose_secret_is_not_set_answers_401():
 
 
 def test_a_signed_order_is_stored_and_the_same_delivery_twice_is_one_write(stack):
-    event = we.standard_event(we.compact(created()), at=AT, secret=stack.secret, webhook_id="msg_1")
+    body = we.compact(created())
+    event = we.standard_event(body, at=AT, secret=stack.secret, webhook_id="msg_1")
     writes = []
     client = stack.p.ingest_app.store._client if hasattr(stack.p, "ingest_app") else None
     assert client is None  # loaded on the first request
@@ -208,7 +211,8 @@ def test_a_signed_order_is_stored_and_the_same_delivery_twice_is_one_write(stack
     assert writes == [400]  # the duplicate's transaction was cancelled: nothing written
     item = stack.orders()["web-1"]
     assert item["status"] == "unpaid" and item["phone"] == "+8613800138000"
-    assert stack.markers() == ["ingest#nudge#msg_1"]
+    # A delivery is its signed id and its signed body's digest (DECISIONS: deliveries are what they carry).
+    assert stack.markers() == ["ingest#nudge#msg_1#" + hashlib.sha256(body).hexdigest()[:32]]
 
 
 def test_base64_bodies_are_decoded_before_the_signature_check(stack):
@@ -234,22 +238,22 @@ def test_an_old_update_after_paid_is_still_paid(stack):
 def test_shopify_events_from_the_docs_reordered_end_paid(stack):
     paid_event = we.load("function-url-shopify-orders-paid.json")
     create_event = we.load("function-url-shopify-orders-create.json")
-    assert stack.send(paid_event) == (200, {"result": "accepted", "order_id": "5921873412345"})
-    assert stack.send(create_event) == (200, {"result": "unchanged", "order_id": "5921873412345"})
-    item = stack.orders()["5921873412345"]
+    assert stack.send(paid_event) == (200, {"result": "accepted", "order_id": "shopify:5921873412345"})
+    assert stack.send(create_event) == (200, {"result": "unchanged", "order_id": "shopify:5921873412345"})
+    item = stack.orders()["shopify:5921873412345"]
     assert item["status"] == "paid" and item["phone"] == "+16135550142" and item["created_at"]
     cancelled = we.load("function-url-shopify-orders-cancelled.json")
     assert stack.send(cancelled)[0] == 200
-    assert stack.orders()["5921873499999"]["status"] == "closed"
+    assert stack.orders()["shopify:5921873499999"]["status"] == "closed"
 
 
 def test_woocommerce_ping_created_and_updated(stack):
     assert stack.send(we.load("function-url-woocommerce-ping.json")) == (200, {"result": "ping"})
     assert stack.send(we.load("function-url-woocommerce-order-updated.json"))[1]["result"] == "accepted"
     assert stack.send(we.load("function-url-woocommerce-order-created.json"))[1]["result"] == "unchanged"
-    item = stack.orders()["4217"]
+    item = stack.orders()["woocommerce:4217"]
     assert item["status"] == "paid" and item["created_at"] == "2025-03-11T01:02:45+00:00"
-    # WooCommerce has no stable delivery id: order + modified time is the delivery's identity.
+    # WooCommerce has no stable delivery id: the same signed body again is the same delivery.
     assert stack.send(we.load("function-url-woocommerce-order-updated.json"))[1]["result"] == "duplicate"
 
 
@@ -262,7 +266,10 @@ def test_an_order_without_a_phone_is_acknowledged_not_stored(stack):
     payload = we.load("woocommerce-order-created.json")
     payload["billing"]["phone"] = ""
     status, body = stack.send(we.woocommerce_event(payload, "order.created", at=AT))
-    assert (status, body) == (200, {"result": "ignored", "order_id": "4217", "reason": "no_phone"})
+    assert (status, body) == (
+        200,
+        {"result": "ignored", "order_id": "woocommerce:4217", "reason": "no_phone"},
+    )
     assert stack.orders() == {}
 
 
@@ -448,3 +455,269 @@ def test_forged_replayed_and_stale_requests_write_nothing_and_text_nobody(pipeli
     assert pipeline.p.fire_window(MORNING, WINDOW_AT)["enqueued"] == 0
     pipeline.p.drain_queue()
     assert pipeline.p.sent_sms() == []
+
+
+# ------------------------------------------------------------- hostile requests: 4xx, never 5xx
+
+
+def _standard_with_timestamp(s: Stack, timestamp: str) -> dict[str, Any]:
+    """A Standard Webhooks request correctly signed over a webhook-timestamp of any text."""
+    body = we.compact(created())
+    event = we.standard_event(body, at=AT, secret=s.secret, webhook_id="msg_ts")
+    event["headers"]["webhook-timestamp"] = timestamp
+    event["headers"]["webhook-signature"] = sign_standard(
+        s.secret, "msg_ts", timestamp, body
+    )  # any text, as sent
+    return event
+
+
+# Arabic-Indic digits spelling the current time: int() reads them, the Standard Webhooks spec does not.
+NOW_IN_ARABIC_INDIC = str(int(AT.timestamp())).translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))
+
+
+@pytest.mark.parametrize("timestamp", ["253402300800", "999999999999", "²³", NOW_IN_ARABIC_INDIC])
+def test_a_webhook_timestamp_past_year_9999_or_not_ascii_digits_is_401(stack, timestamp):
+    status, body = stack.send(_standard_with_timestamp(stack, timestamp))
+    assert (status, body["result"]) == (401, "unauthorized")
+    assert stack.orders() == {} and stack.markers() == []
+
+
+def _signed(s: Stack, route: str, body: bytes, topic: str = "") -> dict[str, Any]:
+    if route == "nudge":
+        return we.standard_event(body, at=AT, secret=s.secret)
+    if route == "shopify":
+        return we.shopify_event(body, topic or "orders/create", at=AT)
+    return we.woocommerce_event(body, topic or "order.created", at=AT)
+
+
+@pytest.mark.parametrize("route", ["nudge", "shopify", "woocommerce"])
+def test_a_signed_body_with_an_integer_too_long_to_read_is_400_on_every_route(stack, route):
+    body = b'{"type":"order.created","id":' + b"7" * 5000 + b"}"  # over Python's 4300-digit limit
+    status, answer = stack.send(_signed(stack, route, body))
+    assert (status, answer["result"], answer["field"]) == (400, "invalid", "body")
+    assert "Traceback" not in json.dumps(answer)
+    assert stack.orders() == {} and stack.markers() == []
+
+
+def _shopify(**change: Any) -> dict[str, Any]:
+    return we.load("shopify-orders-create.json") | change
+
+
+def _woo(**change: Any) -> dict[str, Any]:
+    return we.load("woocommerce-order-created.json") | change
+
+
+@pytest.mark.parametrize(
+    ("route", "payload", "field"),
+    [
+        (
+            "nudge",
+            created(at=datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone(-timedelta(hours=5)))),
+            "timestamp",
+        ),
+        ("nudge", created(at=datetime(9999, 12, 30, tzinfo=UTC)), "timestamp"),  # +90 days TTL overflows
+        (
+            "nudge",
+            {**paid(), "data": {"order_id": "web-1", "paid_at": "9999-12-31T23:59:59-05:00"}},
+            "data.paid_at",
+        ),
+        ("shopify", _shopify(updated_at="9999-12-31T23:59:59-05:00"), "updated_at"),
+        ("woocommerce", _woo(date_modified_gmt="9999-12-30T00:00:00"), "date_modified_gmt"),
+    ],
+)
+def test_an_event_time_near_year_9999_is_400_naming_the_field(stack, route, payload, field):
+    body = we.compact(payload, php=route == "woocommerce")
+    status, answer = stack.send(_signed(stack, route, body))
+    assert (status, answer["result"], answer["field"]) == (400, "invalid", field)
+    assert "year 9999" in answer["error"]
+    assert stack.orders() == {} and stack.markers() == []
+
+
+@pytest.mark.parametrize(
+    ("route", "payload", "field"),
+    [
+        ("nudge", created("x" * 3000), "data.order_id"),  # over DynamoDB's 2048-byte key limit
+        ("nudge", paid("訂" * 700), "data.order_id"),  # 2100 bytes in UTF-8
+        ("shopify", _shopify(id=int("9" * 2100)), "id"),
+        ("woocommerce", _woo(id="1" * 2100), "id"),
+        ("nudge", created(item_title="x" * 500_000), "item_title"),  # over the 400 KB item limit
+        ("nudge", created(buyer_name="名" * 150_000), "buyer_name"),
+        ("nudge", created(buyer_flags=[f"flag-{i:06d}" for i in range(40_000)]), "buyer_flags"),
+        ("nudge", created(amount="1." + "1" * 40), "amount"),  # over DynamoDB's 38 digits
+        ("shopify", _shopify(line_items=[{"title": "t" * 600_000}]), "item_title"),
+        ("woocommerce", _woo(payment_url="https://shop.example.com/" + "p" * 600_000), "pay_url"),
+    ],
+)
+def test_values_dynamodb_cannot_store_are_400_naming_the_field(stack, route, payload, field):
+    body = we.compact(payload, php=route == "woocommerce")
+    assert len(body) < 1024 * 1024  # under the body limit: it is the item that would be too large
+    status, answer = stack.send(_signed(stack, route, body))
+    assert (status, answer["result"], answer["field"]) == (400, "invalid", field), answer
+    assert stack.orders() == {} and stack.markers() == []
+
+
+# ------------------------------------------------------------ only signed data orders the writes
+
+
+@pytest.mark.parametrize("route", ["shopify", "woocommerce"])
+def test_an_unsigned_triggered_at_header_never_decides_the_order_of_writes(stack, route):
+    """A replayer sets X-Shopify-Triggered-At to 2199 on a signed body without its updated time:
+    the later genuine payment must still win."""
+    if route == "shopify":
+        first = {k: v for k, v in _shopify().items() if k != "updated_at"}
+        replay = we.shopify_event(first, "orders/create", at=AT)
+        payment = we.load("function-url-shopify-orders-paid.json")
+        order_id = "shopify:5921873412345"
+    else:
+        first = {k: v for k, v in _woo().items() if k != "date_modified_gmt"}
+        replay = we.woocommerce_event(first, "order.created", at=AT)
+        payment = we.load("function-url-woocommerce-order-updated.json")
+        order_id = "woocommerce:4217"
+    replay["headers"]["x-shopify-triggered-at"] = "2199-12-31T00:00:00.000Z"
+    assert stack.send(replay) == (200, {"result": "accepted", "order_id": order_id})
+    assert stack.send(payment) == (200, {"result": "accepted", "order_id": order_id})
+    assert stack.orders()[order_id]["status"] == "paid"
+    # Without a signed updated time, the created time is the version (DECISIONS: only signed data).
+    assert stack.orders()[order_id]["source_updated_at"] < "2026"
+
+
+# ------------------------------------------------------------------- no payment taken for a duplicate
+
+
+def _woo_state(status: str, *, at: datetime, **change: Any) -> dict[str, Any]:
+    created_gmt = (at - timedelta(seconds=2)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    modified_gmt = at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    paid = {"date_paid_gmt": modified_gmt} if status == "processing" else {}
+    return _woo(status=status, date_created_gmt=created_gmt, date_modified_gmt=modified_gmt, **paid, **change)
+
+
+def test_woocommerce_on_hold_then_processing_in_the_same_second_ends_paid_and_is_not_reminded(pipeline):
+    at = pipeline.p.clock.now()
+    on_hold = we.woocommerce_event(_woo_state("on-hold", at=at), "order.created", at=at)
+    processing = we.woocommerce_event(_woo_state("processing", at=at), "order.updated", at=at)
+    assert pipeline.send(on_hold) == (200, {"result": "accepted", "order_id": "woocommerce:4217"})
+    assert pipeline.send(processing) == (200, {"result": "accepted", "order_id": "woocommerce:4217"})
+    assert pipeline.send(processing) == (200, {"result": "duplicate", "order_id": "woocommerce:4217"})
+    assert pipeline.orders()["woocommerce:4217"]["status"] == "paid"
+    summary = pipeline.p.fire_window(MORNING, WINDOW_AT)
+    (decision,) = [d for d in summary["decisions"] if d["order_id"] == "woocommerce:4217"]
+    assert (decision["action"], decision["reason"]) == ("skip", "not_unpaid")
+    pipeline.p.drain_queue()
+    assert pipeline.p.sent_sms() == []
+
+
+def test_the_same_woocommerce_state_unpaid_in_the_same_second_would_be_reminded(pipeline):
+    """The control for the test above: the order on hold alone is texted in that window."""
+    at = pipeline.p.clock.now()
+    pipeline.send(we.woocommerce_event(_woo_state("on-hold", at=at), "order.created", at=at))
+    assert pipeline.p.fire_window(MORNING, WINDOW_AT)["enqueued"] == 1
+
+
+def test_a_delivery_id_reused_with_other_signed_content_is_not_a_duplicate(stack):
+    """Shopify's event id is not signed: a replayed body under the id of a payment's delivery must
+    not make the payment a duplicate. A Standard sender reusing a webhook-id is handled the same."""
+    created_event = we.load("function-url-shopify-orders-create.json")
+    paid_event = we.load("function-url-shopify-orders-paid.json")
+    for name in ("x-shopify-event-id", "x-shopify-webhook-id"):
+        created_event["headers"][name] = paid_event["headers"][name]
+    created_event["headers"]["x-shopify-topic"] = "orders/paid"
+    assert stack.send(created_event)[1]["result"] == "accepted"
+    assert stack.send(paid_event) == (200, {"result": "accepted", "order_id": "shopify:5921873412345"})
+    assert stack.send(paid_event)[1]["result"] == "duplicate"  # its own retry still is one
+    assert stack.orders()["shopify:5921873412345"]["status"] == "paid"
+
+    assert stack.standard(created("web-7"), webhook_id="msg_same")[1]["result"] == "accepted"
+    assert stack.standard(paid("web-7", at=AT + timedelta(seconds=1)), webhook_id="msg_same") == (
+        200,
+        {"result": "accepted", "order_id": "web-7"},
+    )
+    assert stack.orders()["web-7"]["status"] == "paid"
+
+
+# ------------------------------------------------------------------ sources never merge their ids
+
+
+def test_woocommerce_order_1001_and_a_shops_own_order_1001_are_two_orders(stack):
+    assert stack.standard(created("1001")) == (200, {"result": "accepted", "order_id": "1001"})
+    woo = we.woocommerce_event(_woo(id=1001, status="processing"), "order.updated", at=AT)
+    assert stack.send(woo) == (200, {"result": "accepted", "order_id": "woocommerce:1001"})
+    shop = we.shopify_event(_shopify(id=1001, financial_status="paid"), "orders/paid", at=AT)
+    assert stack.send(shop) == (200, {"result": "accepted", "order_id": "shopify:1001"})
+    orders = stack.orders()
+    assert {k: v["status"] for k, v in orders.items()} == {
+        "1001": "unpaid",  # the shop's own order is not paid by another source's order 1001
+        "woocommerce:1001": "paid",
+        "shopify:1001": "paid",
+    }
+    assert orders["1001"]["phone"] == "+8613800138000" and orders["shopify:1001"]["phone"] == "+16135550142"
+
+
+# ------------------------------------------------------- a platform never disables the webhook
+
+
+@pytest.mark.parametrize(
+    ("event", "field"),
+    [
+        (
+            lambda: we.shopify_event(_shopify(financial_status="on_hold_custom"), "orders/updated", at=AT),
+            "financial_status",
+        ),
+        (lambda: we.woocommerce_event(_woo(status="awaiting-shipment"), "order.updated", at=AT), "status"),
+    ],
+)
+def test_an_unknown_platform_status_is_200_ignored_counted_and_logged(stack, logs, event, field):
+    stack.standard(paid("warm-up"))  # loads the function, so its metrics can be watched
+    counted: list[str] = []
+    module = stack.p.ingest_module
+    original = module.metrics.add_metric
+    module.metrics.add_metric = lambda name, **kw: (counted.append(name), original(name=name, **kw))[1]
+    try:
+        logs.clear()
+        status, body = stack.send(event())
+    finally:
+        module.metrics.add_metric = original
+    assert status == 200 and body["result"] == "ignored" and body["reason"] == "unknown_status"
+    assert body["field"] == field and body["order_id"].endswith(
+        ":5921873412345" if field != "status" else ":4217"
+    )
+    assert "Webhook_ignored_unknown_status" in counted and "Webhook_ignored" in counted
+    (line,) = [line for line in logs.lines() if line.get("message") == "webhook"]
+    assert (line["answer"], line["reason"], line["field"]) == ("ignored", "unknown_status", field)
+    assert not any(p in logs.text() for p in PII)
+    assert set(stack.orders()) == {"warm-up"}
+
+
+def test_a_woocommerce_secret_holding_html_entities_is_read_as_wordpress_signs_with_it(stack):
+    # WordPress keeps "&" as "&#038;" (or "&amp;") and signs with wp_specialchars_decode(secret).
+    stored, signing = "wc_s3cret&#038;more&amp;&#60;", "wc_s3cret&more&<"
+    stack.p.set_webhook_secret("woocommerce", stored)
+    event = we.woocommerce_event(_woo(), "order.created", at=AT, secret=signing)
+    assert stack.send(event) == (200, {"result": "accepted", "order_id": "woocommerce:4217"})
+    # The secret pasted as the admin page shows it (already decoded) works as well.
+    stack.p.set_webhook_secret("woocommerce", signing)
+    update = we.woocommerce_event(_woo(status="processing"), "order.updated", at=AT, secret=signing)
+    assert stack.send(update)[1]["result"] == "accepted"
+
+
+def test_the_migration_in_the_docs_moves_open_platform_orders_to_their_new_ids(stack):
+    """CONNECT.md's upgrade snippet: open orders stored under bare Shopify ids move to shopify:<id>,
+    whose payment webhook then pays them; the old ids are closed (never reminded)."""
+    import re
+    from pathlib import Path
+
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "CONNECT.md").read_text(encoding="utf-8")
+    code = re.search(r"### Upgrading.*?```python\n(.*?)```", docs, re.S).group(1)
+    table = stack.p.dynamodb.Table(stack.p.resources.orders_table)
+    old = {k: v for k, v in order("5921873412345").items() if v is not None}
+    table.put_item(Item=old)
+    table.put_item(Item={**old, "order_id": "5921873499999", "status": "paid"})
+    exec(code.replace("<OrdersTableName>", stack.p.resources.orders_table), {})
+    exec(code.replace("<OrdersTableName>", stack.p.resources.orders_table), {})  # twice: harmless
+    orders = stack.orders()
+    assert {k: v["status"] for k, v in orders.items()} == {
+        "5921873412345": "closed",
+        "shopify:5921873412345": "unpaid",
+        "5921873499999": "paid",
+    }
+    assert stack.send(we.load("function-url-shopify-orders-paid.json"))[1]["result"] == "accepted"
+    assert stack.orders()["shopify:5921873412345"]["status"] == "paid"

@@ -176,3 +176,38 @@ def test_history_may_hold_a_line_separator_inside_a_string_and_start_with_a_bom(
 def test_history_json_nested_too_deeply_is_a_history_error():
     with pytest.raises(HistoryError, match="history line 1: record: JSON nested too deeply"):
         read_history_jsonl(["[" * 100_000 + "]" * 100_000])
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "problem"),
+    [
+        ({"order_id": "x" * 1025}, "order_id", "longer than 1024 bytes"),
+        ({"order_id": "訂" * 342}, "order_id", "longer than 1024 bytes"),  # 1026 bytes in UTF-8
+        ({"buyer_id": "b" * 1025}, "buyer_id", "longer than 1024 bytes"),
+        ({"phone": "1" * 257}, "phone", "longer than 256 bytes"),
+        ({"item_title": "t" * 4097}, "item_title", "longer than 4096 bytes"),
+        ({"buyer_name": "名" * 1366}, "buyer_name", "longer than 4096 bytes"),
+        ({"pay_url": "https://x/" + "p" * 5000}, "pay_url", "longer than 4096 bytes"),
+        ({"buyer_flags": [f"f{i}" for i in range(65)]}, "buyer_flags", "more than 64 flags"),
+        ({"buyer_flags": ["f" * 257]}, "buyer_flags", "longer than 256 bytes"),
+        ({"amount": "1.0000000000001"}, "amount", "more than 12 digits after the point"),
+        ({"amount": "1E-200"}, "amount", "more than 12 digits after the point"),
+    ],
+)
+def test_values_the_orders_table_cannot_hold_are_named(change, field, problem):
+    """Every record that parses can be stored: keys under DynamoDB's 2048 bytes, items far under
+    400 KB, numbers within its 38 digits."""
+    result = parse_order({**GOOD, **change})
+    assert isinstance(result, InvalidOrder) and result.field == field and problem in result.problem
+
+
+def test_values_at_the_bounds_still_parse():
+    at_bounds = {
+        "order_id": "x" * 1024,
+        "buyer_id": "訂" * 341,
+        "item_title": "t" * 4096,
+        "buyer_flags": [f"{i:0256d}" for i in range(64)],
+        "amount": "1000000000000.000000000000",
+    }
+    assert isinstance(parse_order({**GOOD, **at_bounds}), Order)
+    assert isinstance(parse_order({**GOOD, "amount": "0.000000000001"}), Order)

@@ -36,7 +36,7 @@ def test_shopify_orders_create():
     event = map_shopify("orders/create", load("shopify-orders-create.json"))
     assert isinstance(event, OrderEvent) and event.full
     assert event.record == {
-        "order_id": "5921873412345",
+        "order_id": "shopify:5921873412345",  # kept apart by source (DECISIONS: order ids by source)
         "buyer_id": "7390116528370",
         "phone": "+16135550142",
         "status": "unpaid",
@@ -90,11 +90,14 @@ def test_shopify_cancelled_at_wins_over_a_paid_status():
     assert map_shopify("orders/updated", payload).record["status"] == "closed"
 
 
-def test_shopify_unknown_financial_status_names_the_field():
+def test_shopify_unknown_financial_status_is_acknowledged_naming_the_field():
+    # Not refused: Shopify removes a webhook whose deliveries keep failing (DECISIONS: unknown status).
     payload = load("shopify-orders-create.json") | {"financial_status": "mystery"}
-    with pytest.raises(MappingError) as exc:
-        map_shopify("orders/updated", payload)
-    assert exc.value.field == "financial_status"
+    assert map_shopify("orders/updated", payload) == Ignored(
+        "unknown_status",
+        {"order_id": "shopify:5921873412345", "field": "financial_status", "problem": "unknown 'mystery'"},
+    )
+    assert map_shopify("orders/updated", payload | {"financial_status": None}).reason == "unknown_status"
 
 
 def test_shopify_phone_falls_back_and_reads_national_numbers_with_the_address_country():
@@ -140,7 +143,7 @@ def test_shopify_body_that_is_not_an_object():
 def test_woocommerce_order_created():
     event = map_woocommerce("order.created", load("woocommerce-order-created.json"))
     assert event.record == {
-        "order_id": "4217",
+        "order_id": "woocommerce:4217",
         "buyer_id": "57",
         "phone": "+8613800138000",
         "status": "unpaid",
@@ -196,9 +199,12 @@ def test_woocommerce_guest_cod_and_national_phone():
 
 
 def test_woocommerce_refusals_name_the_field():
-    with pytest.raises(MappingError) as exc:
-        map_woocommerce("order.updated", load("woocommerce-order-created.json") | {"status": "wc-custom"})
-    assert exc.value.field == "status"
+    # A status of the shop's own (a plugin's) is acknowledged, not refused (DECISIONS: unknown status).
+    custom = map_woocommerce(
+        "order.updated", load("woocommerce-order-created.json") | {"status": "wc-custom"}
+    )
+    assert isinstance(custom, Ignored) and custom.reason == "unknown_status"
+    assert custom.detail["field"] == "status" and custom.detail["order_id"] == "woocommerce:4217"
     with pytest.raises(MappingError) as exc:
         map_woocommerce(
             "order.updated", load("woocommerce-order-created.json") | {"date_modified_gmt": "soon"}
@@ -214,7 +220,7 @@ def test_woocommerce_deleted_and_no_phone_are_acknowledged():
     assert isinstance(map_woocommerce("order.deleted", {"id": 4217}), Ignored)
     payload = copy.deepcopy(load("woocommerce-order-created.json"))
     payload["billing"]["phone"] = ""
-    assert map_woocommerce("order.created", payload) == Ignored("no_phone", {"order_id": "4217"})
+    assert map_woocommerce("order.created", payload) == Ignored("no_phone", {"order_id": "woocommerce:4217"})
 
 
 # ------------------------------------------------------------------------------ Standard Webhooks

@@ -364,14 +364,21 @@ def test_tables_and_indexes(template, translated):
 
 def test_alarms(translated):
     alarms = of_type(translated, "AWS::CloudWatch::Alarm")
-    assert len(alarms) == 10
+    assert len(alarms) == 12
     # The custom-metric alarms watch metrics the handlers really emit (Powertools, namespace Nudge).
     custom = {
         a["Properties"]["MetricName"] for a in alarms.values() if a["Properties"].get("Namespace") == "Nudge"
     }
-    assert custom == {"DailyLimitSkipped", "SendUnconfirmed", "InvalidOrders", "Send_rejected"}
+    assert custom == {
+        "DailyLimitSkipped",
+        "SendUnconfirmed",
+        "InvalidOrders",
+        "Send_rejected",
+        "Webhook_error",
+    }
     handlers = "".join(
-        (ROOT / "functions" / f / "app.py").read_text(encoding="utf-8") for f in ("plan", "send", "audit")
+        (ROOT / "functions" / f / "app.py").read_text(encoding="utf-8")
+        for f in ("plan", "send", "audit", "ingest")
     )
     from nudge.services.sending import SendOutcome
 
@@ -391,7 +398,15 @@ def test_alarms(translated):
     assert cap["Namespace"] == "Nudge" and cap["Dimensions"] == [{"Name": "service", "Value": "nudge"}]
     assert cap["Statistic"] == "Sum"
     watched = {json.dumps(a["Properties"]["Dimensions"][0]["Value"]) for a in alarms.values()}
-    for target in ("SendDLQ", "SchedulerDLQ", "PlanFunction", "SendFunction", "AuditFunction", "OutcomesDLQ"):
+    for target in (
+        "SendDLQ",
+        "SchedulerDLQ",
+        "PlanFunction",
+        "SendFunction",
+        "AuditFunction",
+        "OutcomesDLQ",
+        "IngestFunction",  # the webhooks: a failure there makes a platform retry or disable the webhook
+    ):
         assert any(target in w for w in watched), target
     assert translated["Resources"]["AlarmEmailSubscription"]["Condition"] == "HasAlarmEmail"
 

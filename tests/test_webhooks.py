@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -19,6 +21,7 @@ from nudge.domain.webhooks import (
     verify_shopify,
     verify_standard,
     verify_woocommerce,
+    wp_specialchars_decode,
 )
 
 # The test vector every Standard Webhooks reference library uses (test_sign_function).
@@ -205,6 +208,37 @@ def test_woocommerce_key_is_the_secret_with_html_entities_decoded():
     verify_woocommerce("a&amp;b&lt;&quot;&#039;", header, body)
 
 
+@pytest.mark.parametrize(
+    ("stored", "decoded"),
+    [
+        ("a&#038;b", "a&b"),  # how WordPress stores "&"
+        ("a&#38;b&#0038;c", "a&b&c"),  # zero padding comes off first
+        ("a&#x26;b&#X0026;c", "a&b&c"),
+        ("&#60;&#062;&#034;&#39;&#x27;&#x22;", "<>\"''\""),
+        ("&amp;#038;", "&#038;"),  # one pass, as PHP's strtr(): never decoded twice
+        ("&#65;&copy;&nbsp;", "&#65;&copy;&nbsp;"),  # only the special characters are decoded
+        ("no entities", "no entities"),
+    ],
+)
+def test_wp_specialchars_decode_is_wordpress_s(stored, decoded):
+    assert wp_specialchars_decode(stored) == decoded
+
+
+def test_a_woocommerce_secret_is_tried_decoded_and_as_given():
+    body = b"{}"
+    # Signed with the decoded secret (WooCommerce), stored as WordPress keeps it: accepted.
+    verify_woocommerce("x&#038;y", {"x-wc-webhook-signature": sign_woocommerce("x&y", body)}, body)
+    # Stored "&amp;#038;": WooCommerce signs with "&#038;", which its admin page shows and the
+    # operator pastes; decoded once more it would be "&", so the secret as given is tried too.
+    header = {
+        "x-wc-webhook-signature": base64.b64encode(
+            hmac.new(b"&#038;", body, hashlib.sha256).digest()
+        ).decode()
+    }
+    verify_woocommerce("&#038;", header, body)
+    assert reason(lambda: verify_woocommerce("x&#038;z", header, body)) == "bad_signature"
+
+
 def test_woocommerce_ping_is_recognised_only_unsigned_and_exact():
     assert is_woocommerce_ping({"content-type": "application/x-www-form-urlencoded"}, b"webhook_id=16")
     assert not is_woocommerce_ping({"x-wc-webhook-signature": "x"}, b"webhook_id=16")
@@ -234,3 +268,14 @@ def test_the_python_signing_example_in_the_docs_signs_what_nudge_verifies(monkey
     assert namespace["send"]("https://example.invalid/webhooks/nudge", SECRET, {"type": "order.paid"}) == 200
     now = datetime.fromtimestamp(int(sent["headers"]["Webhook-timestamp"]), tz=UTC)
     verify_standard(SECRET, sent["headers"], sent["body"], now=now)
+
+
+@pytest.mark.parametrize("timestamp", ["253402300800", "999999999999", "²³", "１７", "-1", "1e9", " "])
+def test_a_webhook_timestamp_that_is_not_ascii_unix_seconds_near_now_is_refused(timestamp):
+    headers = {**standard_headers(), "webhook-timestamp": timestamp}
+    headers["webhook-signature"] = sign_standard(SECRET, "msg_1", timestamp, BODY)  # any text, as sent
+    assert reason(lambda: verify_standard(SECRET, headers, BODY, now=NOW)) in (
+        "bad_timestamp",
+        "timestamp_in_future",
+        "missing_headers",
+    )

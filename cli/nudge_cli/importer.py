@@ -6,8 +6,10 @@ conditional write (``DynamoOrdersStore``): an order already stored in a newer st
 closed, is left as it is. So the same file twice changes nothing, and an import never undoes what
 webhooks said since.
 
-Time of a line's state: its ``updated_at`` column when there is one, else the later of
-``created_at`` and ``paid_at``. Conditional writes cannot go through BatchWriteItem, so lines are
+Time of a line's state: its ``updated_at`` column when there is one (held to the orders' years),
+else the later of ``created_at`` and ``paid_at``. Order ids are the shop's own, stored as they are;
+a platform's order is named with its prefix (``shopify:5921873412345``), so a backlog imported
+that way is the same order its webhooks later update. Conditional writes cannot go through BatchWriteItem, so lines are
 written in batches of concurrent UpdateItem calls (``--workers``). A bad line, or one that could
 not be written, goes to the rejects file with its line number; the rest are imported.
 
@@ -32,7 +34,7 @@ from typing import Any, TextIO
 from nudge.adapters.common import DalError
 from nudge.adapters.orders_store import DynamoOrdersStore, OrderChange, WriteOutcome, order_change
 from nudge.domain.models import InvalidOrder
-from nudge.domain.orders import parse_order
+from nudge.domain.orders import JsonProblem, load_json, parse_order, time_problem
 from nudge.domain.platforms import ORDER_RECORD_FIELDS
 
 BATCH = 1000  # lines in flight at once
@@ -74,11 +76,12 @@ def _version(record: dict[str, Any], order: Any) -> datetime:
     if isinstance(raw, str) and raw.strip():
         try:
             at = datetime.fromisoformat(raw.strip())
-            if at.tzinfo is not None:
-                return at
         except ValueError:
-            pass
-        raise ValueError("updated_at: expected ISO-8601 with a UTC offset")
+            raise ValueError("updated_at: expected ISO-8601 with a UTC offset") from None
+        problem = time_problem(at)  # the orders' bound: the UTC conversion and the TTL cannot overflow
+        if problem:
+            raise ValueError(f"updated_at: {problem}")
+        return at
     return max(t for t in (order.created_at, order.paid_at) if t is not None)
 
 
@@ -100,9 +103,9 @@ def read_jsonl(handle: TextIO) -> Iterator[Line]:
         if not raw.strip():
             continue
         try:
-            record = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            yield Line(number, raw, None, "record", f"not valid JSON ({exc.msg} at column {exc.colno})")
+            record = load_json(raw)  # the planner's reader: a number too long to read is a bad line too
+        except JsonProblem as exc:
+            yield Line(number, raw, None, "record", str(exc))
             continue
         yield _line(number, raw, record)
 

@@ -30,8 +30,13 @@ APP = bootstrap.Lazy(bootstrap.ingest_app_from_env)
 def _answer(result: IngestResult) -> Response:
     metrics.add_metric(name=f"Webhook_{result.answer.value}", unit=MetricUnit.Count, value=1)
     extra = {"route": result.route, "answer": result.answer.value, "reason": result.reason}
-    if result.answer is Answer.INVALID:
+    if result.answer is Answer.IGNORED:
+        # Per reason too: a status Nudge does not know (unknown_status) is worth a look at the shop.
+        metrics.add_metric(name=f"Webhook_ignored_{result.reason}", unit=MetricUnit.Count, value=1)
+    if result.answer is Answer.INVALID or (result.answer is Answer.IGNORED and result.field):
         extra["field"] = result.field
+    if result.answer is Answer.IGNORED and result.problem:
+        extra["problem"] = result.problem  # a status value, cut to 40 characters: no personal data
     if result.order_id and result.answer is not Answer.UNAUTHORIZED:
         extra["order_id"] = result.order_id
     level = logger.warning if result.http_status >= 400 else logger.info

@@ -9,7 +9,11 @@ Values are bounded here so that no later arithmetic can fail on them: timestamps
 year 1 does when the expiry is subtracted), amounts are finite, not negative (not even ``-0``) and
 at most ``MAX_AMOUNT`` (larger ones cannot be rounded to cents in Decimal's default precision),
 currencies are three ASCII letters, and no text holds an unpaired surrogate (it cannot be encoded:
-not as UTF-8 for a terminal, nor as UTF-16 for an SMS).
+not as UTF-8 for a terminal, nor as UTF-16 for an SMS). Texts are bounded in UTF-8 bytes
+(``MAX_BYTES``): ids stay far below DynamoDB's 2048-byte key limit (the order id is the key of the
+orders and the ledger tables) and a whole record stays far below its 400 KB item limit, so a record
+that passes here can always be stored. Webhooks and ``nudge import`` check their records with the
+same function (and the same ``time_problem`` and ``load_json``), so one contract bounds them all.
 """
 
 from __future__ import annotations
@@ -25,6 +29,12 @@ from nudge.domain.models import ORDER_STATUSES, PAYMENT_METHODS, InvalidOrder, O
 
 YEARS = range(2000, 2200)  # the years a timestamp may name (see the module doc)
 MAX_AMOUNT = Decimal(10) ** 12
+MAX_DECIMALS = 12  # digits after the point (with MAX_AMOUNT: within DynamoDB's 38-digit numbers)
+# UTF-8 bytes per text field; any other text field (names, titles, links) gets MAX_TEXT_BYTES.
+MAX_BYTES = {"order_id": 1024, "buyer_id": 1024, "phone": 256}
+MAX_TEXT_BYTES = 4096
+MAX_FLAGS = 64  # buyer_flags entries, each at most MAX_FLAG_BYTES
+MAX_FLAG_BYTES = 256
 _CURRENCY = re.compile(r"[A-Za-z]{3}")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 
@@ -33,6 +43,25 @@ class _Bad(Exception):
     def __init__(self, field: str, problem: str):
         self.field = field
         self.problem = problem
+
+
+def text_problem(name: str, value: str) -> str | None:
+    """Why ``value`` cannot be the text of field ``name`` (too long, not valid Unicode), else None."""
+    limit = MAX_BYTES.get(name, MAX_TEXT_BYTES)
+    if len(value) > limit or (not value.isascii() and len(value.encode("utf-8", "surrogatepass")) > limit):
+        return f"longer than {limit} bytes"
+    if not value.isascii() and _SURROGATE.search(value):
+        return "holds an unpaired surrogate (not valid Unicode text)"
+    return None
+
+
+def time_problem(parsed: datetime) -> str | None:
+    """Why a parsed timestamp cannot be an order's time (no offset, a year outside YEARS), else None."""
+    if parsed.tzinfo is None:
+        return "needs a UTC offset"
+    if parsed.year not in YEARS:
+        return f"year {parsed.year} is outside {YEARS.start}-{YEARS.stop - 1}"
+    return None
 
 
 def _required_str(record: Mapping[str, Any], name: str) -> str:
@@ -48,14 +77,15 @@ def _optional_str(record: Mapping[str, Any], name: str) -> str | None:
         return None
     if not isinstance(value, str):
         raise _Bad(name, f"must be a string, got {type(value).__name__}")
-    if not value.isascii() and _SURROGATE.search(value):
-        raise _Bad(name, "holds an unpaired surrogate (not valid Unicode text)")
+    problem = text_problem(name, value)
+    if problem:
+        raise _Bad(name, problem)
     return value
 
 
 def _usable_id(value: Any) -> str | None:
-    """The record's order_id for an InvalidOrder, when it is a clean string."""
-    if isinstance(value, str) and value and (value.isascii() or not _SURROGATE.search(value)):
+    """The record's order_id for an InvalidOrder, when it is a clean string of a usable length."""
+    if isinstance(value, str) and value and text_problem("order_id", value) is None:
         return value
     return None
 
@@ -80,8 +110,9 @@ def _optional_timestamp(record: Mapping[str, Any], name: str) -> datetime | None
     if parsed.tzinfo is None:
         # Without an offset the shop-local day and the wait are guesses; refuse rather than guess.
         raise _Bad(name, f"needs a UTC offset, e.g. {value}+08:00")
-    if parsed.year not in YEARS:
-        raise _Bad(name, f"year {parsed.year} is outside {YEARS.start}-{YEARS.stop - 1}")
+    problem = time_problem(parsed)
+    if problem:
+        raise _Bad(name, problem)
     return parsed
 
 
@@ -101,6 +132,9 @@ def _amount(record: Mapping[str, Any]) -> Decimal:
         raise _Bad("amount", f"must be >= 0, got {_short(amount)}")
     if amount > MAX_AMOUNT:
         raise _Bad("amount", f"must be at most {MAX_AMOUNT:,}, got {_short(amount)}")
+    exponent = amount.normalize().as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -MAX_DECIMALS:
+        raise _Bad("amount", f"more than {MAX_DECIMALS} digits after the point: {_short(amount)}")
     return amount
 
 
@@ -121,6 +155,10 @@ def _flags(record: Mapping[str, Any]) -> frozenset[str]:
         raise _Bad("buyer_flags", "must be a list of strings")
     if not all(isinstance(v, str) for v in value):
         raise _Bad("buyer_flags", "must be a list of strings")
+    if len(value) > MAX_FLAGS:
+        raise _Bad("buyer_flags", f"more than {MAX_FLAGS} flags")
+    if any(len(v.encode("utf-8", "surrogatepass")) > MAX_FLAG_BYTES for v in value):
+        raise _Bad("buyer_flags", f"a flag is longer than {MAX_FLAG_BYTES} bytes")
     return frozenset(value)
 
 
@@ -191,15 +229,28 @@ def read_orders_jsonl(lines: Iterable[str | bytes]) -> Iterator[Order | InvalidO
         yield parse_order(record, line=number)
 
 
-def _json_line(text: str) -> Any:
+class JsonProblem(ValueError):
+    """Text that cannot be read as JSON; the message says why and is safe to show (no input in it)."""
+
+
+def load_json(text: str) -> Any:
+    """``json.loads`` that fails only with JsonProblem: bad syntax, too deep, or an integer over
+    Python's int-from-text digit limit (a ValueError that is not a JSONDecodeError)."""
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise _Bad("record", f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+        raise JsonProblem(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
     except RecursionError:
-        raise _Bad("record", "JSON nested too deeply") from None
+        raise JsonProblem("JSON nested too deeply") from None
     except ValueError as exc:  # e.g. an integer over the int-from-text digit limit
-        raise _Bad("record", f"not usable JSON ({str(exc).splitlines()[0][:80]})") from None
+        raise JsonProblem(f"not usable JSON ({str(exc).splitlines()[0][:80]})") from None
+
+
+def _json_line(text: str) -> Any:
+    try:
+        return load_json(text)
+    except JsonProblem as exc:
+        raise _Bad("record", str(exc)) from None
 
 
 class HistoryError(ValueError):

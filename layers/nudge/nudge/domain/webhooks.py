@@ -8,10 +8,12 @@ is a short code that is safe to log (it never holds the body, a header value or 
 - Standard Webhooks (any shop or tool): headers ``webhook-id``, ``webhook-timestamp`` (unix
   seconds) and ``webhook-signature`` (space-separated ``v1,<base64>`` entries, so a sender can
   rotate its secret), HMAC-SHA256 over ``"{id}.{timestamp}.{body}"`` with the key = the base64
-  part of a ``whsec_...`` secret; the timestamp must be within 5 minutes of now, both ways.
+  part of a ``whsec_...`` secret; the timestamp (1 to 12 ASCII digits) must be within 5 minutes
+  of now, both ways (compared as integers, so no year-10000 timestamp ever becomes a datetime).
 - Shopify: ``X-Shopify-Hmac-Sha256`` = base64 HMAC-SHA256(the app's secret, raw body).
 - WooCommerce: ``X-WC-Webhook-Signature`` = base64 HMAC-SHA256(the webhook's secret, raw body);
-  WooCommerce decodes HTML entities in the secret first (``wp_specialchars_decode``), so do we.
+  WooCommerce signs with ``wp_specialchars_decode(secret, ENT_QUOTES)`` (``&#038;`` and ``&amp;``
+  read as ``&``), so a secret is tried decoded the same way, and as given when that differs.
   Neither platform signs a timestamp: replays are made harmless by the never-backwards write.
 """
 
@@ -31,6 +33,7 @@ SECRET_PREFIX = "whsec_"
 MIN_KEY_BYTES = 16  # the spec asks senders for 24-64 random bytes; refuse keys that are plainly too short
 
 _WC_PING = re.compile(rb"webhook_id=\d+")
+_UNIX_SECONDS = re.compile(r"[0-9]{1,12}")  # ASCII only: str.isdigit() also takes "²³"
 
 
 class SignatureError(Exception):
@@ -106,13 +109,15 @@ def verify_standard(
     signatures = h.get("webhook-signature", "").strip()
     if not (webhook_id and raw_timestamp and signatures):
         raise SignatureError("missing_headers")
-    if not raw_timestamp.isdigit() or len(raw_timestamp) > 12:
+    if not _UNIX_SECONDS.fullmatch(raw_timestamp):
         raise SignatureError("bad_timestamp")
-    sent_at = datetime.fromtimestamp(int(raw_timestamp), tz=UTC)
-    if sent_at < now - tolerance:
+    seconds = int(raw_timestamp)
+    # Compared as numbers: only a time within the tolerance of now is ever turned into a datetime.
+    if seconds < now.timestamp() - tolerance.total_seconds():
         raise SignatureError("timestamp_too_old")
-    if sent_at > now + tolerance:
+    if seconds > now.timestamp() + tolerance.total_seconds():
         raise SignatureError("timestamp_in_future")
+    sent_at = datetime.fromtimestamp(seconds, tz=UTC)
     try:
         key = standard_key(secret)
     except ValueError:
@@ -150,21 +155,58 @@ def verify_shopify(secret: str, headers: Mapping[str, str], body: bytes) -> None
 
 # ------------------------------------------------------------------------------------ WooCommerce
 
-_WP_ENTITIES = (
-    ("&lt;", "<"),
-    ("&gt;", ">"),
-    ("&quot;", '"'),
-    ("&#039;", "'"),
-    ("&#39;", "'"),
-    ("&amp;", "&"),
+# wp_specialchars_decode($text, ENT_QUOTES) as WordPress writes it: zero padding is taken off the
+# numeric entities first, then one strtr() pass (longest match first, never re-scanned).
+_WP_UNPAD = (
+    (re.compile(r"&#0*39;"), "&#039;"),
+    (re.compile(r"&#x0*27;", re.IGNORECASE), "&#x27;"),
+    (re.compile(r"&#0*34;"), "&#034;"),
+    (re.compile(r"&#x0*22;", re.IGNORECASE), "&#x22;"),
+    (re.compile(r"&#0*60;"), "&#060;"),
+    (re.compile(r"&#0*62;"), "&#062;"),
+    (re.compile(r"&#0*38;"), "&#038;"),
+    (re.compile(r"&#x0*26;", re.IGNORECASE), "&#x26;"),
 )
+_WP_TRANSLATION = {
+    "&#039;": "'",
+    "&#x27;": "'",
+    "&quot;": '"',
+    "&#034;": '"',
+    "&#x22;": '"',
+    "&lt;": "<",
+    "&#060;": "<",
+    "&gt;": ">",
+    "&#062;": ">",
+    "&amp;": "&",
+    "&#038;": "&",
+    "&#x26;": "&",
+}
+_WP_ENTITY = re.compile("|".join(re.escape(k) for k in sorted(_WP_TRANSLATION, key=len, reverse=True)))
+
+
+def wp_specialchars_decode(text: str) -> str:
+    """WordPress's ``wp_specialchars_decode($text, ENT_QUOTES)``."""
+    if "&" not in text:
+        return text
+    for pattern, padded in _WP_UNPAD:
+        text = pattern.sub(padded, text)
+    # PHP's strtr() with an array matches the longest key first and never re-reads what it wrote
+    # ("&amp;#038;" becomes "&#038;"); the unpadding above also lower-cased "&#X26;" to "&#x26;".
+    return _WP_ENTITY.sub(lambda m: _WP_TRANSLATION[m.group(0)], text)
 
 
 def woocommerce_key(secret: str) -> bytes:
-    """WooCommerce signs with ``wp_specialchars_decode(secret, ENT_QUOTES)``: the same here."""
-    for entity, char in _WP_ENTITIES:  # &amp; last, so "&amp;lt;" becomes "&lt;" as in PHP
-        secret = secret.replace(entity, char)
-    return secret.encode("utf-8")
+    """The key WooCommerce signs with: the secret as ``wp_specialchars_decode`` reads it."""
+    return wp_specialchars_decode(secret).encode("utf-8")
+
+
+def woocommerce_keys(secret: str) -> list[bytes]:
+    """Keys to try: WooCommerce's decoding of the secret, then the secret as given when it differs
+    (an operator may paste the form the admin page shows, or the stored, entity-encoded one)."""
+    keys = [woocommerce_key(secret)]
+    if secret.encode("utf-8") != keys[0]:
+        keys.append(secret.encode("utf-8"))
+    return keys
 
 
 def sign_woocommerce(secret: str, body: bytes) -> str:
@@ -188,5 +230,9 @@ def verify_woocommerce(secret: str, headers: Mapping[str, str], body: bytes) -> 
         raise SignatureError("missing_headers")
     if not body:
         raise SignatureError("empty_body")
-    if not _same(sign_woocommerce(secret, body), given):
+    matched = False
+    for key in woocommerce_keys(secret):  # every key is checked: the time does not tell which matched
+        if _same(_hmac_b64(key, body), given):
+            matched = True
+    if not matched:
         raise SignatureError("bad_signature")

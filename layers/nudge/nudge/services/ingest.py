@@ -9,18 +9,30 @@ keeps the order contract; only a failure to store (or to read the secret) asks t
 | accepted     | 200  | stored (or it completed an order known only by its status)       |
 | duplicate    | 200  | this delivery was stored before                                   |
 | unchanged    | 200  | older than what is stored, or it would go from paid back to unpaid |
-| ignored      | 200  | genuine, with nothing to store (another topic, no phone)          |
+| ignored      | 200  | genuine, with nothing to store (another topic, no phone, a status   |
+|              |      | Nudge does not know: the platform must not disable the webhook)   |
 | ping         | 200  | WooCommerce's unsigned creation ping                              |
 | unauthorized | 401  | missing, wrong or stale signature, or the route's secret not set  |
-| invalid      | 400  | not JSON, or the record breaks the order contract (names the field) |
+| invalid      | 400  | not JSON (or a number too long to read), or the record breaks the  |
+|              |      | order contract, its bounds included (names the field)             |
 | too_large    | 413  | body over 1 MB                                                    |
 | unavailable  | 503  | the secret or the orders table could not be reached: retry        |
+
+Write order: only signed data decides it. A change's version is the platform's updated time from
+the body (Shopify ``updated_at``, WooCommerce ``date_modified_gmt``, Standard ``timestamp``), else
+the signed ``webhook-timestamp`` (Standard Webhooks), else the order's ``created_at``; never a
+header the signature does not cover, and never the time it arrived.
+
+Deduplication: a delivery is what it carries. Its key is the platform's delivery id where it has a
+stable one (Standard ``webhook-id``, which is signed; Shopify's topic and ``X-Shopify-Event-Id``,
+else ``X-Shopify-Webhook-Id``) joined with a digest of the signed body, and for WooCommerce (whose
+delivery id is a hash of the webhook and the second, not stable and not unique) the topic and the
+digest alone. So no header, signed or not, can make other content count as a duplicate.
 """
 
 from __future__ import annotations
 
-import json
-import re
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,7 +43,7 @@ from nudge.adapters.common import DalError
 from nudge.adapters.orders_store import OrderChange, WriteOutcome, delivery_key, order_change
 from nudge.adapters.secrets import SecretsUnavailable
 from nudge.domain.models import InvalidOrder
-from nudge.domain.orders import parse_order
+from nudge.domain.orders import JsonProblem, load_json, parse_order
 from nudge.domain.platforms import Ignored, MappingError, OrderEvent
 from nudge.domain.platforms.shopify import map_shopify
 from nudge.domain.platforms.standard import map_standard
@@ -99,6 +111,9 @@ class IngestResult:
             out["error"] = "could not store the order now; retry"
         elif self.answer is Answer.IGNORED and self.reason:
             out["reason"] = self.reason
+            if self.field:
+                out["field"] = self.field
+                out["problem"] = self.problem
         return out
 
 
@@ -112,19 +127,6 @@ class OrdersStore(Protocol):
     def apply(
         self, change: OrderChange, *, delivery: str | None = None, now: datetime | None = None
     ) -> WriteOutcome: ...
-
-
-_FRACTION = re.compile(r"(\.\d{6})\d+")  # Shopify sends nanoseconds; datetime keeps microseconds
-
-
-def _header_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        at = datetime.fromisoformat(_FRACTION.sub(r"\1", value.strip()))
-    except ValueError:
-        return None
-    return at if at.tzinfo else None
 
 
 def _verify(
@@ -150,16 +152,33 @@ def _map(route: str, h: Mapping[str, str], payload: Any) -> OrderEvent | Ignored
     return map_shopify(topic, payload) if route == "shopify" else map_woocommerce(topic, payload)
 
 
-def _dedupe_key(route: str, h: Mapping[str, str], event: OrderEvent, change: OrderChange) -> str | None:
+_MAX_ID_CHARS = 200  # a longer delivery id (or one that is not plain text) is kept as its digest
+DIGEST_CHARS = 32
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:DIGEST_CHARS]
+
+
+def _id_part(value: str) -> str:
+    value = value.strip()
+    if value and len(value) <= _MAX_ID_CHARS and value.isascii() and value.isprintable():
+        return value
+    return "sha256:" + _digest(value.encode("utf-8", "surrogatepass"))
+
+
+def dedupe_key(route: str, h: Mapping[str, str], body: bytes) -> str:
+    """What a delivery is (see the module doc): its stable delivery id, if any, and its body's digest."""
+    digest = _digest(body)
     if route == "nudge":
-        return h.get("webhook-id")
+        return f"{_id_part(h.get('webhook-id', ''))}#{digest}"
+    topic_header = "x-shopify-topic" if route == "shopify" else "x-wc-webhook-topic"
+    topic = _id_part(h.get(topic_header, ""))
     if route == "shopify":
         # The event id is shared by the deliveries of one merchant action across topics: with the topic.
-        event_id = h.get("x-shopify-event-id", "").strip()
-        if event_id:
-            return f"{h.get('x-shopify-topic', '').strip()}#{event_id}"
-        return h.get("x-shopify-webhook-id", "").strip() or None
-    return f"{event.order_id}#{change.version}"  # WooCommerce: no stable delivery id; the state's time
+        event_id = h.get("x-shopify-event-id", "").strip() or h.get("x-shopify-webhook-id", "").strip()
+        return f"{topic}#{_id_part(event_id)}#{digest}"
+    return f"{topic}#{digest}"
 
 
 def ingest(
@@ -192,30 +211,42 @@ def ingest(
 
     # Authentic from here on.
     try:
-        payload = json.loads(body.decode("utf-8"))
+        payload = load_json(body.decode("utf-8"))
     except UnicodeDecodeError:
         return IngestResult(Answer.INVALID, route, field="body", problem="not UTF-8")
-    except json.JSONDecodeError as exc:
-        return IngestResult(Answer.INVALID, route, field="body", problem=f"not valid JSON ({exc.msg})")
-    except RecursionError:
-        return IngestResult(Answer.INVALID, route, field="body", problem="JSON nested too deeply")
+    except JsonProblem as exc:  # bad syntax, nested too deeply, or an integer too long to read
+        return IngestResult(Answer.INVALID, route, field="body", problem=str(exc))
     try:
         event = _map(route, h, payload)
     except MappingError as exc:
         return IngestResult(Answer.INVALID, route, field=exc.field, problem=exc.problem)
     if isinstance(event, Ignored):
-        return IngestResult(Answer.IGNORED, route, reason=event.reason, order_id=event.detail.get("order_id"))
+        detail = event.detail
+        return IngestResult(
+            Answer.IGNORED,
+            route,
+            reason=event.reason,
+            field=detail.get("field"),
+            problem=detail.get("problem"),
+            order_id=detail.get("order_id"),
+        )
+    created_at = None
     if event.full:
         checked = parse_order(event.record)
         if isinstance(checked, InvalidOrder):
             return IngestResult(
                 Answer.INVALID, route, field=checked.field, problem=checked.problem, order_id=event.order_id
             )
-    version = event.updated_at or signed_at or _header_time(h.get("x-shopify-triggered-at")) or now
+        created_at = checked.created_at
+    # Only signed data orders the writes (see the module doc). A status-only change comes only by
+    # Standard Webhooks, which always signs its time; a whole record always has created_at.
+    version = event.updated_at or signed_at or created_at
+    if version is None:
+        raise AssertionError("a change without a signed time")
     change = order_change(event.record, full=event.full, version=version)
-    key = _dedupe_key(route, h, event, change)
+    key = delivery_key(route, dedupe_key(route, h, body))
     try:
-        outcome = store.apply(change, delivery=delivery_key(route, key) if key else None, now=now)
+        outcome = store.apply(change, delivery=key, now=now)
     except DalError:
         return IngestResult(Answer.UNAVAILABLE, route, reason="store_failed", order_id=event.order_id)
     answer = {

@@ -5,7 +5,13 @@
 - ``woocommerce``: WooCommerce's ``order.*`` webhooks (the REST v3 order resource).
 
 A mapping only reshapes: the full records it makes are validated by ``nudge.domain.orders.parse_order``
-like every other order, so there is one contract and one validator.
+like every other order, so there is one contract and one validator (with its bounds: the times
+here are held to the same years, the ids to the same length).
+
+Order ids are kept apart by source: a platform's order id is stored as ``<platform>:<id>``
+(``shopify:5921873412345``, ``woocommerce:4217``), while Standard Webhooks and ``nudge import``
+records keep the shop's own id as it is. WooCommerce order 1001 and a shop's own order "1001" are
+two orders; a shop that imports a platform's backlog names those orders with the prefix.
 """
 
 from __future__ import annotations
@@ -15,7 +21,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from nudge.domain.orders import text_problem, time_problem
 from nudge.domain.phones import phone_info
+
+SOURCES = ("shopify", "woocommerce")  # platforms whose order ids are prefixed "<platform>:"
 
 # DESIGN's order record: the only attributes an event may write (anything else in a payload is dropped).
 ORDER_RECORD_FIELDS = (
@@ -59,7 +68,8 @@ class OrderEvent:
 
 @dataclass(frozen=True, slots=True)
 class Ignored:
-    """A genuine delivery with nothing to store (another topic, an order without a phone): answer 2xx."""
+    """A genuine delivery with nothing to store (another topic, an order without a phone, a status
+    Nudge does not know): answer 2xx. ``detail`` may name ``order_id``, ``field`` and ``problem``."""
 
     reason: str
     detail: dict[str, Any] = field(default_factory=dict)
@@ -87,12 +97,35 @@ def aware(value: Any, name: str, *, utc_if_naive: bool = False) -> datetime | No
     try:
         parsed = datetime.fromisoformat(raw)
     except ValueError:
-        raise MappingError(name, f"not an ISO-8601 timestamp: {raw!r}") from None
-    if parsed.tzinfo is None:
-        if not utc_if_naive:
-            raise MappingError(name, "needs a UTC offset")
+        raise MappingError(name, f"not an ISO-8601 timestamp: {raw[:40]!r}") from None
+    if parsed.tzinfo is None and utc_if_naive:
         parsed = parsed.replace(tzinfo=UTC)
+    problem = time_problem(parsed)  # the orders' bound: no UTC conversion or TTL can overflow
+    if problem:
+        raise MappingError(name, problem)
     return parsed
+
+
+def platform_order_id(source: str, value: Any, name: str = "id") -> str:
+    """The stored id of a platform's order: ``<source>:<the platform's id>`` (see the module doc)."""
+    raw = text(value)
+    if raw is None:
+        raise MappingError(name, "missing")
+    order_id = f"{source}:{raw}"
+    problem = text_problem("order_id", order_id)
+    if problem:
+        raise MappingError(name, problem)
+    return order_id
+
+
+def shop_order_id(value: Any, name: str) -> str:
+    """A shop's own order id (Standard Webhooks): a non-empty string within the orders' bound."""
+    if not isinstance(value, str) or not value.strip():
+        raise MappingError(name, "missing" if value in (None, "") else "must be a string")
+    problem = text_problem("order_id", value)
+    if problem:
+        raise MappingError(name, problem)
+    return value
 
 
 def first_phone(candidates: list[tuple[Any, Any]]) -> str | None:

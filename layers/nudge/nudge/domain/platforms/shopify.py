@@ -4,7 +4,9 @@ Status: ``cancelled_at`` set, or ``financial_status`` voided / expired: closed; 
 authorized / partially_paid: unpaid; paid / partially_refunded / refunded: paid. The phone is
 the order's, else the customer's, the billing or the shipping address's (a national number reads
 with that address's country). Shopify does not promise delivery order: ``updated_at`` says which
-state is newer.
+state is newer. The order is stored as ``shopify:<id>``. A ``financial_status`` Nudge does not know
+is acknowledged (``Ignored``, reason ``unknown_status``), never refused: Shopify removes a webhook
+whose deliveries keep failing.
 """
 
 from __future__ import annotations
@@ -14,12 +16,12 @@ from typing import Any
 
 from nudge.domain.platforms import (
     Ignored,
-    MappingError,
     OrderEvent,
     as_object,
     aware,
     compact_record,
     first_phone,
+    platform_order_id,
     text,
 )
 
@@ -40,6 +42,10 @@ def _obj(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
+def _unknown(value: Any) -> str:
+    return f"unknown {str(value)[:40]!r}" if isinstance(value, str) else f"unknown {type(value).__name__}"
+
+
 def _is_cod(order: Mapping[str, Any]) -> bool:
     names = [order.get("gateway"), *(order.get("payment_gateway_names") or [])]
     for name in names:
@@ -53,15 +59,14 @@ def map_shopify(topic: str, payload: Any) -> OrderEvent | Ignored:
     if not topic.startswith("orders/") or topic in IGNORED_TOPICS:
         return Ignored("topic", {"topic": topic})
     order = as_object(payload)
-    order_id = text(order.get("id"))
-    if order_id is None:
-        raise MappingError("id", "missing")
+    order_id = platform_order_id("shopify", order.get("id"))
     if text(order.get("cancelled_at")) is not None:
         status = "closed"
     else:
         financial = order.get("financial_status")
-        if financial not in FINANCIAL_STATUS:
-            raise MappingError("financial_status", f"unknown {financial!r}")
+        if not isinstance(financial, str) or financial not in FINANCIAL_STATUS:
+            detail = {"order_id": order_id, "field": "financial_status", "problem": _unknown(financial)}
+            return Ignored("unknown_status", detail)
         status = FINANCIAL_STATUS[financial]
     customer = _obj(order.get("customer"))
     billing = _obj(order.get("billing_address"))

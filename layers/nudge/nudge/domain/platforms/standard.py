@@ -2,14 +2,23 @@
 
 Body: ``{"type": "order.created" | "order.updated" | "order.paid" | "order.closed", "timestamp": ISO-8601,
 "data": <order record>}``. For ``order.paid`` and ``order.closed`` the data needs only ``order_id``
-(and ``paid_at``); a whole record there is taken whole, with the event's status.
+(and ``paid_at``); a whole record there is taken whole, with the event's status. The shop's own
+order id is kept as it is (platform orders are ``<platform>:<id>``, see ``nudge.domain.platforms``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from nudge.domain.platforms import MappingError, OrderEvent, as_object, aware, compact_record, text
+from nudge.domain.platforms import (
+    MappingError,
+    OrderEvent,
+    as_object,
+    aware,
+    compact_record,
+    shop_order_id,
+    text,
+)
 
 FULL_TYPES = {"order.created": None, "order.updated": None}
 STATUS_TYPES = {"order.paid": "paid", "order.closed": "closed"}
@@ -24,9 +33,7 @@ def map_standard(payload: Any) -> OrderEvent:
         raise MappingError("type", f"expected one of {known}, got {kind!r}")
     updated_at = aware(body.get("timestamp"), "timestamp")
     data = as_object(body.get("data"), "data")
-    order_id = data.get("order_id")
-    if not isinstance(order_id, str) or not order_id.strip():
-        raise MappingError("data.order_id", "missing" if order_id in (None, "") else "must be a string")
+    order_id = shop_order_id(data.get("order_id"), "data.order_id")
     record = compact_record(data)
     if kind in FULL_TYPES:
         return OrderEvent(order_id, record, full=True, updated_at=updated_at, kind=kind)

@@ -3,7 +3,9 @@
 Status: pending / on-hold / checkout-draft: unpaid; processing / completed / refunded: paid;
 cancelled / failed / trash: closed. Times come from the ``*_gmt`` fields (UTC without an offset;
 the others are the site's wall clock, no offset). WooCommerce builds the body when it delivers,
-so ``date_modified_gmt`` is the state's own time.
+so ``date_modified_gmt`` is the state's own time. The order is stored as ``woocommerce:<id>``. A
+status Nudge does not know (shops add their own with plugins) is acknowledged (``Ignored``, reason
+``unknown_status``), never refused: WooCommerce disables a webhook after five failures in a row.
 """
 
 from __future__ import annotations
@@ -13,12 +15,12 @@ from typing import Any
 
 from nudge.domain.platforms import (
     Ignored,
-    MappingError,
     OrderEvent,
     as_object,
     aware,
     compact_record,
     first_phone,
+    platform_order_id,
     text,
 )
 
@@ -49,12 +51,13 @@ def map_woocommerce(topic: str, payload: Any) -> OrderEvent | Ignored:
     if not topic.startswith("order.") or topic in IGNORED_TOPICS:
         return Ignored("topic", {"topic": topic})
     order = as_object(payload)
-    order_id = text(order.get("id"))
-    if order_id is None:
-        raise MappingError("id", "missing")
-    status = STATUS.get(order.get("status"))  # type: ignore[arg-type]
+    order_id = platform_order_id("woocommerce", order.get("id"))
+    raw_status = order.get("status")
+    status = STATUS.get(raw_status) if isinstance(raw_status, str) else None
     if status is None:
-        raise MappingError("status", f"unknown WooCommerce status {order.get('status')!r}")
+        shown = f"{raw_status[:40]!r}" if isinstance(raw_status, str) else type(raw_status).__name__
+        detail = {"order_id": order_id, "field": "status", "problem": f"unknown WooCommerce status {shown}"}
+        return Ignored("unknown_status", detail)
     billing = _obj(order.get("billing"))
     shipping = _obj(order.get("shipping"))
     phone = first_phone(

@@ -19,8 +19,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from nudge.adapters.dynamodb import item_from_ddb, quota_key, utc_iso
+from nudge.adapters.dynamo_io import item_from_ddb
+from nudge.adapters.ledger import quota_key
 from nudge.domain.config import Config
+from nudge.domain.instants import utc_iso
 from nudge.domain.models import Action, InvalidOrder, Order, ReminderState, SentReminder
 from nudge.domain.orders import parse_order
 from nudge.domain.restdays import RestDayCalendar

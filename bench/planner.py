@@ -122,7 +122,7 @@ def client_memory_mb(
 ) -> float:
     """What the plan handler itself holds at its peak, without moto: the orders parsed from
     DynamoDB items (as the Query pages deliver them) and the plan (tracemalloc peak)."""
-    from nudge.adapters.dynamodb import item_from_ddb
+    from nudge.adapters.dynamo_io import item_from_ddb
 
     items = to_ddb_items(records)
     clear_caches()

@@ -15,23 +15,27 @@ from dataclasses import asdict
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from nudge.adapters.dynamodb import (
+from nudge.adapters.ledger import (
     OPTED_OUT_KEY,
     OPTED_OUT_SKIP,
-    PLANNING_STATUSES,
     ClaimNotHeldError,
     contact_keys,
-    held_claim_outcome,
     latest_per_order,
-    order_now,
-    planning_lower_bound,
     reminder_state,
     sent_reminder,
-    utc_iso,
 )
+from nudge.adapters.orders import PLANNING_STATUSES, order_now, planning_lower_bound
 from nudge.adapters.sqs import SQS_BATCH_LIMIT, SqsSendQueue
+from nudge.domain.instants import utc_iso
 from nudge.domain.models import InvalidOrder, Order, ReminderState, SentReminder
-from nudge.services.ports import ClaimOutcome, OrderNow, PermanentSendError, SendRequest, TransientSendError
+from nudge.services.ports import (
+    ClaimOutcome,
+    OrderNow,
+    PermanentSendError,
+    SendRequest,
+    TransientSendError,
+    claim_failure,
+)
 
 _E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 
@@ -155,7 +159,15 @@ class FakeReminderLedger:
         with self._lock:
             item = self.items.get(request.order_id, {})
             if item.get("claimed_attempt", 0) >= a or item.get("reminders_sent", 0) >= a:
-                return held_claim_outcome(item, a, now)
+                claimed_at = item.get("claimed_at")
+                return claim_failure(
+                    a,
+                    sent=item.get("reminders_sent", 0),
+                    reported_unconfirmed=set(item.get("unconfirmed_attempts", ())),
+                    claimed_attempt=item.get("claimed_attempt", 0),
+                    claimed_at=datetime.fromisoformat(claimed_at) if claimed_at else None,
+                    now=now,
+                )
             cutoff = utc_iso(now - buyer_min_interval) if buyer_min_interval else ""
             for key in slots:
                 if self.items.get(key, {}).get("contacted_at", "") > cutoff:

@@ -1,6 +1,6 @@
 """In-memory twins of the ingest adapters: the orders store and the webhook secrets.
 
-Same semantics as ``nudge.adapters.orders_store.DynamoOrdersStore`` (kept honest by the contract
+Same semantics as ``nudge.adapters.orders.DynamoOrdersStore`` (kept honest by the contract
 tests in ``tests/test_orders_store.py``) and ``nudge.adapters.secrets.SecretsManagerSecrets``.
 """
 
@@ -11,17 +11,10 @@ import threading
 from datetime import datetime
 from typing import Any
 
-from nudge.adapters.common import DalError
-from nudge.adapters.orders_store import (
-    DELIVERY_TTL,
-    HASH_ATTR,
-    KEEP_ON_REWRITE,
-    ORDER_TTL,
-    VERSION_ATTR,
-    OrderChange,
-    WriteOutcome,
-)
+from nudge.adapters.orders import DELIVERY_TTL, HASH_ATTR, KEEP_ON_REWRITE, ORDER_TTL, VERSION_ATTR
+from nudge.domain.order_changes import OrderChange
 from nudge.domain.platforms import ORDER_RECORD_FIELDS
+from nudge.services.ports import DalError, WriteOutcome
 
 
 class FakeOrdersStore:

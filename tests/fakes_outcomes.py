@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date, datetime
 
-from nudge.adapters.dynamodb import item_from_ddb
+from nudge.adapters.dynamo_io import item_from_ddb
 from nudge.adapters.outcomes import ReportRecords, outcome_to_map, report_days, touches_from_item
 from nudge.domain.outcomes import Outcome
-from nudge.services.outcomes import OrderTouches
+from nudge.services.ports import OrderTouches
 from tests.fakes import FakeReminderLedger
 
 

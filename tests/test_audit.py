@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from nudge.adapters.orders_scan import scan_order_items
+from nudge.adapters.orders import scan_order_items
 from nudge.services.audit import audit_orders, check_order_item, safe_problem
 from nudge_cli.cli import main
 from nudge_cli.local import FakeClock, LocalPipeline

@@ -24,23 +24,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from nudge.adapters.dynamodb import (
-    ClaimNotHeldError,
-    DalError,
-    DynamoOrderRepository,
-    DynamoReminderLedger,
-    contact_keys,
-    item_from_ddb,
-    planning_lower_bound,
-    quota_key,
-    utc_iso,
-)
+from nudge.adapters.dynamo_io import item_from_ddb
+from nudge.adapters.ledger import ClaimNotHeldError, DynamoReminderLedger, contact_keys, quota_key
+from nudge.adapters.orders import DynamoOrderRepository, planning_lower_bound
 from nudge.adapters.sns import SnsSmsGateway
 from nudge.adapters.sqs import EnqueueError, SqsSendQueue
+from nudge.domain.instants import utc_iso
 from nudge.domain.models import InvalidOrder, Order, ReminderState, SentReminder
 from nudge.services.ports import (
     CLAIM_IN_FLIGHT_LIMIT,
     ClaimOutcome,
+    DalError,
     OrderNow,
     PermanentSendError,
     SendRequest,

@@ -12,7 +12,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nudge.adapters.dynamodb import item_from_ddb
+from nudge.adapters.dynamo_io import item_from_ddb
 from nudge.domain.config import load_config
 from nudge.domain.models import InvalidOrder, Order
 from nudge.domain.orders import parse_order

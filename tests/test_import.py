@@ -13,7 +13,8 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from nudge.adapters.orders_store import DynamoOrdersStore, order_change
+from nudge.adapters.orders import DynamoOrdersStore
+from nudge.domain.order_changes import order_change
 from nudge_cli.cli import main
 from nudge_cli.importer import ImportUsageError, table_from_stack
 from nudge_cli.moto_env import provision

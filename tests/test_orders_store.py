@@ -1,4 +1,4 @@
-"""Contract tests of the orders store (nudge.adapters.orders_store on moto) and its fake (tests/fakes_ingest.py).
+"""Contract tests of the orders store (nudge.adapters.orders on moto) and its fake (tests/fakes_ingest.py).
 
 Never backwards, one write per delivery, stubs filled by late whole records: both implementations.
 """
@@ -17,17 +17,12 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from nudge.adapters.common import DalError
-from nudge.adapters.dynamodb import item_from_ddb
-from nudge.adapters.orders_store import (
-    DELIVERY_TTL,
-    DynamoOrdersStore,
-    OrderChange,
-    WriteOutcome,
-    delivery_key,
-    order_change,
-)
+from nudge.adapters.dynamo_io import item_from_ddb
+from nudge.adapters.orders import DELIVERY_TTL, DynamoOrdersStore
+from nudge.domain.order_changes import OrderChange, order_change
 from nudge.domain.orders import parse_order
+from nudge.services.ingest import delivery_key
+from nudge.services.ports import DalError, WriteOutcome
 from nudge_cli.moto_env import provision
 from tests.fakes_ingest import FakeOrdersStore
 

@@ -14,7 +14,7 @@ from fakes import FakeReminderLedger
 from fakes_outcomes import FakeOutcomeStore
 from moto import mock_aws
 
-from nudge.adapters.dynamodb import DynamoReminderLedger
+from nudge.adapters.ledger import DynamoReminderLedger
 from nudge.adapters.outcomes import DynamoOutcomeStore
 from nudge.domain.outcomes import HoldoutMark, Payment, SmsSent, attribute_payment
 from nudge.services.outcomes import BadPaymentError, OutcomeRecorder, OutcomeResult, payment_from_change

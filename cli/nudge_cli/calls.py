@@ -84,7 +84,7 @@ def _list(
     orders_table: str,
     now: datetime,
 ) -> int:
-    from nudge.adapters.dynamodb import DynamoOrderRepository
+    from nudge.adapters.orders import DynamoOrderRepository
     from nudge.domain.models import Order
     from nudge.services.calls import call_entries
 

@@ -307,7 +307,7 @@ def run_audit(args: argparse.Namespace, out: TextIO) -> int:
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from nudge.adapters.orders_scan import scan_order_items
+    from nudge.adapters.orders import scan_order_items
     from nudge.services.audit import audit_orders
 
     try:

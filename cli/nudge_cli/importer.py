@@ -31,11 +31,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from nudge.adapters.common import DalError
-from nudge.adapters.orders_store import DynamoOrdersStore, OrderChange, WriteOutcome, order_change
+from nudge.adapters.orders import DynamoOrdersStore
 from nudge.domain.models import InvalidOrder
+from nudge.domain.order_changes import OrderChange, order_change
 from nudge.domain.orders import JsonProblem, load_json, parse_order, time_problem
 from nudge.domain.platforms import ORDER_RECORD_FIELDS
+from nudge.services.ports import DalError, WriteOutcome
 
 BATCH = 1000  # lines in flight at once
 DEFAULT_WORKERS = 16

@@ -149,9 +149,9 @@ def read_report(
 
 
 def _orders_now(client: Any, table: str, order_ids: list[str]) -> dict[str, dict[str, Any]]:
-    from nudge.adapters.dynamodb import _batch_get
+    from nudge.adapters.dynamo_io import batch_get
 
-    items = _batch_get(client, table, order_ids, projection="order_id, #s", names={"#s": "status"})
+    items = batch_get(client, table, order_ids, projection="order_id, #s", names={"#s": "status"})
     return {i["order_id"]: i for i in items}
 
 

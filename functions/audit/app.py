@@ -1,6 +1,6 @@
 """Audit function: once a day, finds the orders the plan can never decide and reports them.
 
-Thin shell: scan the orders table (off the hot path, see ``nudge.adapters.orders_scan``), call
+Thin shell: scan the orders table (off the hot path, see ``nudge.adapters.orders.scan_order_items``), call
 ``audit_orders``, log each problem by order id and field, emit ``InvalidOrders`` and return the
 counts. Its services come from ``nudge.bootstrap``, built on the first invocation.
 """

@@ -27,10 +27,15 @@ from nudge.settings import Settings, load_settings
 
 if TYPE_CHECKING:  # each builder imports what it builds: a handler loads only its own services
     from nudge.domain.restdays import RestDayCalendar
-    from nudge.services.calls import StaffNotifier
-    from nudge.services.ingest import OrdersStore, WebhookSecrets
     from nudge.services.outcomes import OutcomeRecorder
-    from nudge.services.ports import OrderRepository, ReminderLedger, SendQueue
+    from nudge.services.ports import (
+        OrderRepository,
+        OrdersStore,
+        ReminderLedger,
+        SendQueue,
+        StaffNotifier,
+        WebhookSecrets,
+    )
     from nudge.services.sending import Sender
 
 Clock = Callable[[], datetime]
@@ -117,13 +122,13 @@ def pause_switch(settings: Settings) -> Callable[[], bool]:
 
 
 def _order_repository(settings: Settings, dynamodb: Any) -> OrderRepository:
-    from nudge.adapters.dynamodb import DynamoOrderRepository
+    from nudge.adapters.orders import DynamoOrderRepository
 
     return DynamoOrderRepository(dynamodb, settings.orders_table, settings.orders_status_index)
 
 
 def _ledger(settings: Settings, dynamodb: Any) -> ReminderLedger:
-    from nudge.adapters.dynamodb import DynamoReminderLedger
+    from nudge.adapters.ledger import DynamoReminderLedger
 
     return DynamoReminderLedger(
         dynamodb, settings.ledger_table, settings.ledger_day_index, settings.ledger_ttl_days
@@ -209,7 +214,7 @@ class AuditApp:
 
 
 def build_audit_app(settings: Settings, *, clients: ClientFactory) -> AuditApp:
-    from nudge.adapters.orders_scan import scan_order_items
+    from nudge.adapters.orders import scan_order_items
 
     dynamodb = clients("dynamodb")
     return AuditApp(settings=settings, order_items=lambda: scan_order_items(dynamodb, settings.orders_table))
@@ -253,7 +258,7 @@ class IngestApp:
 
 
 def build_ingest_app(settings: Settings, *, clients: ClientFactory, clock: Clock = system_clock) -> IngestApp:
-    from nudge.adapters.orders_store import DynamoOrdersStore
+    from nudge.adapters.orders import DynamoOrdersStore
     from nudge.adapters.secrets import SecretsManagerSecrets
     from nudge.domain.config import ConfigError
 

@@ -21,9 +21,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from nudge.adapters.dynamodb import _batch_get, item_from_ddb, utc_iso
+from nudge.adapters.dynamo_io import batch_get, item_from_ddb
+from nudge.domain.instants import utc_iso
 from nudge.domain.outcomes import HoldoutMark, Outcome, SmsSent
-from nudge.services.outcomes import OrderTouches
+from nudge.services.ports import OrderTouches
 
 __all__ = [
     "HOLDOUT_INDEX",
@@ -173,7 +174,7 @@ class DynamoOutcomeStore:
         fields = [_TOUCH_FIELDS, "#o"] + [
             f"sent_at_{a}, window_{a}, segments_{a}, variant_{a}" for a in range(1, MAX_ATTEMPTS + 1)
         ]
-        items = _batch_get(
+        items = batch_get(
             self._client,
             self._table,
             order_ids,

@@ -17,15 +17,13 @@ from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 from botocore.exceptions import ClientError
 
-__all__ = ["SECRET_MAX_AGE_SECONDS", "SecretsManagerSecrets", "SecretsUnavailable"]
+from nudge.services.ports import SecretsUnavailable
+
+__all__ = ["SECRET_MAX_AGE_SECONDS", "SecretsManagerSecrets"]
 
 SECRET_MAX_AGE_SECONDS = 300  # a pasted or rotated secret is used within 5 minutes
 NOT_SET_MAX_AGE_SECONDS = 60
 _NOT_SET_CODES = {"ResourceNotFoundException"}  # also: a secret created without a value
-
-
-class SecretsUnavailable(RuntimeError):
-    """Secrets Manager could not be read (throttled, denied, down): not the sender's fault."""
 
 
 def _not_set(exc: BaseException) -> bool:

@@ -8,8 +8,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from nudge.adapters.common import DalError, backoff
-from nudge.services.ports import SendRequest
+from nudge.adapters.dynamo_io import backoff
+from nudge.services.ports import DalError, SendRequest
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from nudge.adapters.dynamodb import _batch_get, utc_iso
+from nudge.adapters.dynamo_io import batch_get
+from nudge.domain.instants import utc_iso
 
 __all__ = ["DynamoCallLog", "NotOnCallListError", "SnsStaffNotifier"]
 
@@ -43,7 +44,7 @@ class DynamoCallLog:
 
     def calls(self, order_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """The call fields of these orders' ledger items, for those on the call list."""
-        items = _batch_get(
+        items = batch_get(
             self._client,
             self._table,
             order_ids,

@@ -13,16 +13,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Protocol
 
 from nudge.domain.config import Config
 from nudge.domain.messages import format_amount
 from nudge.domain.models import InvalidOrder, Order
+from nudge.services.ports import StaffNotifier
 
 __all__ = [
     "DIGEST_MAX_LINES",
     "CallEntry",
-    "StaffNotifier",
     "build_digest",
     "call_entries",
     "send_call_digest",
@@ -30,12 +29,6 @@ __all__ = [
 
 DIGEST_MAX_LINES = 200  # an e-mail a person reads; the rest are in `nudge calls`
 _NAME_MAX = 40
-
-
-class StaffNotifier(Protocol):
-    def publish(self, subject: str, body: str) -> str:
-        """Send one message to the staff topic; returns its message id."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,12 +37,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 
-from nudge.adapters.common import DalError
-from nudge.adapters.orders_store import OrderChange, WriteOutcome, delivery_key, order_change
-from nudge.adapters.secrets import SecretsUnavailable
 from nudge.domain.models import InvalidOrder
+from nudge.domain.order_changes import order_change
 from nudge.domain.orders import JsonProblem, load_json, parse_order
 from nudge.domain.platforms import Ignored, MappingError, OrderEvent
 from nudge.domain.platforms.shopify import map_shopify
@@ -56,6 +54,7 @@ from nudge.domain.webhooks import (
     verify_standard,
     verify_woocommerce,
 )
+from nudge.services.ports import DalError, OrdersStore, SecretsUnavailable, WebhookSecrets, WriteOutcome
 
 MAX_BODY_BYTES = 1024 * 1024
 ROUTES = ("nudge", "shopify", "woocommerce")  # POST /webhooks/<route>
@@ -117,18 +116,6 @@ class IngestResult:
         return out
 
 
-class WebhookSecrets(Protocol):
-    def secret(self, route: str) -> str | None:
-        """The route's secret, None while it is not set. Raises SecretsUnavailable."""
-        ...
-
-
-class OrdersStore(Protocol):
-    def apply(
-        self, change: OrderChange, *, delivery: str | None = None, now: datetime | None = None
-    ) -> WriteOutcome: ...
-
-
 def _verify(
     route: str, secret: str, headers: Mapping[str, str], body: bytes, now: datetime
 ) -> datetime | None:
@@ -165,6 +152,11 @@ def _id_part(value: str) -> str:
     if value and len(value) <= _MAX_ID_CHARS and value.isascii() and value.isprintable():
         return value
     return "sha256:" + _digest(value.encode("utf-8", "surrogatepass"))
+
+
+def delivery_key(route: str, key: str) -> str:
+    """The marker the store writes beside a delivery's change (``OrdersStore.apply``)."""
+    return f"ingest#{route}#{key}"
 
 
 def dedupe_key(route: str, h: Mapping[str, str], body: bytes) -> str:

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 
-from nudge.domain.outcomes import HoldoutMark, Outcome, Payment, SmsSent, attribute_payment
+from nudge.domain.outcomes import Outcome, Payment, attribute_payment
+from nudge.services.ports import OrderTouches, OutcomeStore
 
 __all__ = [
     "BadPaymentError",
@@ -29,26 +30,6 @@ __all__ = [
 
 class BadPaymentError(ValueError):
     """A stream record that cannot be read as a payment; retrying will not help."""
-
-
-@dataclass(frozen=True, slots=True)
-class OrderTouches:
-    """What the ledger knows about one order: its SMS, its hold-out mark, whether it has an outcome."""
-
-    sends: tuple[SmsSent, ...] = ()
-    holdout: HoldoutMark | None = None
-    recorded: bool = False
-    phone: str | None = None  # the number the last SMS went to (for the report's masked listing)
-
-
-class OutcomeStore(Protocol):
-    def touches(self, order_ids: Sequence[str]) -> dict[str, OrderTouches]:
-        """Ledger state of these orders (batched reads); orders the ledger never saw are left out."""
-        ...
-
-    def record_outcome(self, outcome: Outcome, at: datetime) -> bool:
-        """Write the order's outcome if it has none yet; False when one was already recorded."""
-        ...
 
 
 class OutcomeResult(StrEnum):

@@ -14,8 +14,8 @@ from nudge.domain.config import Config, Window
 from nudge.domain.models import CallDecision, InvalidOrder, Order, Plan, SendDecision
 from nudge.domain.restdays import RestDayCalendar, wall_clock_instant, window_bounds
 from nudge.domain.rules import draft_plan, finish_plan, run_level_skip
-from nudge.services.calls import StaffNotifier, send_call_digest
-from nudge.services.ports import OrderRepository, ReminderLedger, SendQueue, SendRequest
+from nudge.services.calls import send_call_digest
+from nudge.services.ports import OrderRepository, ReminderLedger, SendQueue, SendRequest, StaffNotifier
 
 DECISIONS_IN_SUMMARY = 500
 

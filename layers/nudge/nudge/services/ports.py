@@ -12,6 +12,8 @@ from enum import StrEnum
 from typing import Protocol
 
 from nudge.domain.models import InvalidOrder, Order, ReminderState, SentReminder
+from nudge.domain.order_changes import OrderChange
+from nudge.domain.outcomes import HoldoutMark, Outcome, SmsSent
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +94,24 @@ class ClaimOutcome(StrEnum):
 CLAIM_IN_FLIGHT_LIMIT = timedelta(minutes=2)
 
 
+def claim_failure(
+    attempt: int,
+    *,
+    sent: int,
+    reported_unconfirmed: set[int],
+    claimed_attempt: int,
+    claimed_at: datetime | None,
+    now: datetime,
+) -> ClaimOutcome:
+    """Why a claim of ``attempt`` failed, from what the ledger holds for the order: the one rule
+    every ledger (DynamoDB, the in-memory fake) answers with."""
+    if sent >= attempt or attempt in reported_unconfirmed:
+        return ClaimOutcome.ALREADY_CLAIMED  # settled: sent, or its unknown outcome reported
+    if claimed_attempt == attempt and claimed_at is not None and claimed_at > now - CLAIM_IN_FLIGHT_LIMIT:
+        return ClaimOutcome.IN_FLIGHT
+    return ClaimOutcome.UNCONFIRMED
+
+
 @dataclass(frozen=True, slots=True)
 class OrderNow:
     """What the sender re-reads of an order just before its SMS: has it been paid, closed, or
@@ -102,6 +122,14 @@ class OrderNow:
     created_at: datetime | None = None
     closes_at: datetime | None = None
     invalid_field: str | None = None
+
+
+class DalError(RuntimeError):
+    """An AWS call could not be completed after bounded retries; nothing is silently lost."""
+
+
+class SecretsUnavailable(RuntimeError):
+    """Secrets Manager could not be read (throttled, denied, down): not the sender's fault."""
 
 
 class TransientSendError(Exception):
@@ -207,4 +235,58 @@ class SmsGateway(Protocol):
 
     def publish(self, phone: str, text: str) -> str:
         """Send one SMS; returns the message id. Raises TransientSendError when throttled."""
+        ...
+
+
+# ------------------------------------------------------------------------------ orders in
+
+
+class WriteOutcome(StrEnum):
+    WRITTEN = "written"  # the order now holds this change
+    FILLED = "filled"  # an older whole record completed an order known only by its status
+    UNCHANGED = "unchanged"  # stale, the same, or it would have gone backwards: nothing changed
+    DUPLICATE = "duplicate"  # this delivery was stored before
+
+
+class WebhookSecrets(Protocol):
+    def secret(self, route: str) -> str | None:
+        """The route's secret, None while it is not set. Raises SecretsUnavailable."""
+        ...
+
+
+class OrdersStore(Protocol):
+    def apply(
+        self, change: OrderChange, *, delivery: str | None = None, now: datetime | None = None
+    ) -> WriteOutcome: ...
+
+
+# ------------------------------------------------------------------------------ outcomes
+
+
+@dataclass(frozen=True, slots=True)
+class OrderTouches:
+    """What the ledger knows about one order: its SMS, its hold-out mark, whether it has an outcome."""
+
+    sends: tuple[SmsSent, ...] = ()
+    holdout: HoldoutMark | None = None
+    recorded: bool = False
+    phone: str | None = None  # the number the last SMS went to (for the report's masked listing)
+
+
+class OutcomeStore(Protocol):
+    def touches(self, order_ids: Sequence[str]) -> dict[str, OrderTouches]:
+        """Ledger state of these orders (batched reads); orders the ledger never saw are left out."""
+        ...
+
+    def record_outcome(self, outcome: Outcome, at: datetime) -> bool:
+        """Write the order's outcome if it has none yet; False when one was already recorded."""
+        ...
+
+
+# ------------------------------------------------------------------------------ staff
+
+
+class StaffNotifier(Protocol):
+    def publish(self, subject: str, body: str) -> str:
+        """Send one message to the staff topic; returns its message id."""
         ...

@@ -1,4 +1,10 @@
-"""Writing orders that arrive by webhook or `nudge import` into the orders table, never backwards.
+"""The orders table in DynamoDB: the planner's and sender's reads (``OrderRepository``), the
+webhook's and `nudge import`'s never-backwards writes (``OrdersStore``), and the audit's Scan.
+
+Reads. The planner Queries the ``status-created_at`` index (never Scan); the sender re-reads the
+orders it is about to text with one strongly consistent BatchGetItem.
+
+Writes.
 
 One conditional write per order (no read-then-write): the condition lets a change in only when it
 is newer than what is stored and never turns ``paid`` / ``closed`` back into ``unpaid``. Attributes
@@ -17,34 +23,127 @@ and a retry after a failure is never mistaken for a duplicate.
 Out of order: a status-only change (``order.paid`` before ``order.created``) makes an order known
 only by its status; it has no ``created_at``, so the planner's index never sees it. The older
 whole record that comes later fills in its missing fields (``if_not_exists``), never its status.
+
+The audit. ``scan_order_items`` reads the whole table, page by page, for the daily audit only:
+the plan function has no ``dynamodb:Scan`` permission (see ``services/audit.py``).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from decimal import Decimal, InvalidOperation
-from enum import StrEnum
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from nudge.adapters.common import DalError, backoff
-from nudge.adapters.dynamodb import utc_iso
+from nudge.adapters.dynamo_io import backoff, batch_get, item_from_ddb, query_all
+from nudge.domain.models import InvalidOrder, Order
+from nudge.domain.order_changes import OrderChange
 from nudge.domain.platforms import ORDER_RECORD_FIELDS
+from nudge.services.ports import DalError, OrderNow, WriteOutcome
 
-__all__ = [
-    "DELIVERY_TTL",
-    "DynamoOrdersStore",
-    "OrderChange",
-    "WriteOutcome",
-    "delivery_key",
-    "order_change",
-]
+# Orders of these statuses are read for planning: unpaid ones are reminded, paid ones feed the
+# "buyer paid another order that same day" rule. Closed orders are never needed.
+PLANNING_STATUSES = ("unpaid", "paid")
+
+# UTC offsets in use range from -12:00 to +14:00. ``created_at`` is stored as the shop wrote it
+# (wall-clock time plus offset), and the index sorts those strings, not instants. The wall clock of
+# an order created at instant t is t + offset >= t - 12 h, so every order created at or after
+# ``since`` has a wall-clock string >= (since in UTC - 12 h). Only negative offsets push a string
+# below its instant; +14:00 pushes it above, which can only let in a few older orders (the port
+# allows that: the rules judge each order's age).
+MAX_NEGATIVE_OFFSET = timedelta(hours=12)
+
+
+def planning_lower_bound(since: datetime) -> str:
+    """The ``created_at >= :lower`` string bound that misses no order created at or after ``since``.
+
+    ``since`` minus the largest negative offset, in UTC, floored to the minute: any ISO-8601
+    string whose wall clock is at or after that instant starts with a 16-character prefix
+    ``YYYY-MM-DDTHH:MM`` that is >= the bound (and a longer string with an equal prefix sorts after
+    it). Assumes the ``T`` separator of ISO 8601 (a space-separated time on the bound's date would
+    sort before it).
+    """
+    if since.tzinfo is None:
+        raise ValueError("since must be timezone-aware")
+    return (since.astimezone(UTC) - MAX_NEGATIVE_OFFSET).strftime("%Y-%m-%dT%H:%M")
+
+
+def _when(value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise ValueError("not a string")
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        raise ValueError("no UTC offset")
+    return parsed
+
+
+def order_now(item: Mapping[str, Any]) -> OrderNow:
+    """An order record as the sender re-reads it (shared with the in-memory fake)."""
+    status = item.get("status") if isinstance(item.get("status"), str) else None
+    try:
+        created_at = _when(item.get("created_at"))
+    except ValueError:
+        return OrderNow(status, invalid_field="created_at")
+    closes_at = None
+    if item.get("closes_at") not in (None, ""):
+        try:
+            closes_at = _when(item["closes_at"])
+        except ValueError:
+            return OrderNow(status, created_at, invalid_field="closes_at")
+    return OrderNow(status, created_at, closes_at)
+
+
+class DynamoOrderRepository:
+    """Orders the shop writes, read through the ``status-created_at`` index (Query, never Scan)."""
+
+    def __init__(
+        self,
+        client: Any,
+        table_name: str,
+        status_index: str = "status-created_at",
+        *,
+        page_size: int | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self._client = client
+        self._table = table_name
+        self._index = status_index
+        self._page_size = page_size  # Limit per Query page; None = DynamoDB's 1 MB pages
+        self._sleep = sleep
+
+    def orders_for_planning(self, since: datetime) -> Iterator[Order | InvalidOrder]:
+        from nudge.domain.orders import parse_order
+
+        lower = planning_lower_bound(since)
+        for status in PLANNING_STATUSES:
+            kwargs: dict[str, Any] = {
+                "TableName": self._table,
+                "IndexName": self._index,
+                "KeyConditionExpression": "#s = :s AND created_at >= :lower",
+                "ExpressionAttributeNames": {"#s": "status"},  # `status` is a reserved word
+                "ExpressionAttributeValues": {":s": {"S": status}, ":lower": {"S": lower}},
+            }
+            if self._page_size:
+                kwargs["Limit"] = self._page_size
+            for item in query_all(self._client, **kwargs):
+                yield parse_order(item_from_ddb(item))
+
+    def current(self, order_ids: Sequence[str]) -> dict[str, OrderNow]:
+        # Strongly consistent: this is the send-time "paid, closed or aged out meanwhile?" check.
+        items = batch_get(
+            self._client,
+            self._table,
+            order_ids,
+            projection="order_id, #s, created_at, closes_at",
+            names={"#s": "status"},
+            consistent=True,
+            sleep=self._sleep,
+        )
+        return {i["order_id"]: order_now(i) for i in items}
+
 
 # Senders retry for up to: Shopify 48 h (4 h for newer subscriptions), Stripe-style senders 3 days.
 DELIVERY_TTL = timedelta(days=7)
@@ -54,63 +153,7 @@ VERSION_ATTR = "source_updated_at"
 HASH_ATTR = "source_hash"
 
 
-class WriteOutcome(StrEnum):
-    WRITTEN = "written"  # the order now holds this change
-    FILLED = "filled"  # an older whole record completed an order known only by its status
-    UNCHANGED = "unchanged"  # stale, the same, or it would have gone backwards: nothing changed
-    DUPLICATE = "duplicate"  # this delivery was stored before
-
-
-@dataclass(frozen=True, slots=True)
-class OrderChange:
-    """One order's new state (whole record, or status only) and the time it is the state of."""
-
-    order_id: str
-    attributes: dict[str, Any]  # order-record fields to set, without order_id
-    full: bool
-    version: str  # UTC ISO, see VERSION_ATTR
-    digest: str
-
-    @property
-    def status(self) -> str:
-        return self.attributes["status"]
-
-
-def _value(name: str, value: Any) -> Any:
-    if name == "amount":
-        try:
-            return Decimal(str(value).strip())
-        except InvalidOperation:  # parse_order has refused such records before they get here
-            raise ValueError(f"amount: not a number: {value!r}") from None
-    if name == "buyer_flags":
-        return sorted(str(v) for v in value)
-    return value.strip() if isinstance(value, str) else value
-
-
-def order_change(record: Mapping[str, Any], *, full: bool, version: datetime) -> OrderChange:
-    """An ``OrderChange`` from a record that passed ``parse_order`` (or a status-only change)."""
-    attrs = {
-        k: _value(k, record[k])
-        for k in ORDER_RECORD_FIELDS
-        if k != "order_id" and record.get(k) not in (None, "", [])
-    }
-    if attrs.get("status") not in ("unpaid", "paid", "closed"):
-        raise ValueError("status: unpaid, paid or closed")
-    canonical = json.dumps([full, attrs], sort_keys=True, default=str, ensure_ascii=False)
-    return OrderChange(
-        order_id=str(record["order_id"]),
-        attributes=attrs,
-        full=full,
-        version=utc_iso(version),
-        digest=hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32],
-    )
-
-
 ORDER_TTL = timedelta(days=90)  # after the order's last change: long past any reminder or report
-
-
-def delivery_key(route: str, key: str) -> str:
-    return f"ingest#{route}#{key}"
 
 
 def _av(value: Any) -> dict[str, Any]:
@@ -209,7 +252,7 @@ class DynamoOrdersStore:
     def apply(
         self, change: OrderChange, *, delivery: str | None = None, now: datetime | None = None
     ) -> WriteOutcome:
-        """Store one change; ``delivery`` (a ``delivery_key``) dedupes webhook deliveries.
+        """Store one change; ``delivery`` (``nudge.services.ingest.delivery_key``) dedupes webhook deliveries.
 
         Raises DalError when the change could not be stored (the caller answers 5xx: retry).
         """
@@ -279,3 +322,36 @@ class DynamoOrdersStore:
             if _code(exc) != "ConditionalCheckFailedException":
                 raise
         return WriteOutcome.UNCHANGED
+
+
+# What the order contract has: the audit validates these and nothing else of a shop's own items.
+ORDER_FIELDS = (
+    "order_id", "buyer_id", "phone", "status", "created_at", "amount", "currency", "channel",
+    "payment_method", "paid_at", "closes_at", "buyer_flags", "buyer_name", "item_title", "pay_url",
+)  # fmt: skip
+
+
+def scan_order_items(
+    client: Any, table_name: str, *, page_size: int | None = None
+) -> Iterator[dict[str, Any]]:
+    """Every item of the orders table, with only the contract's fields (one Scan page at a time).
+
+    Pages are read as they are consumed, so memory holds one page (at most 1 MB), whatever the
+    table's size. boto3's retries cover throttling between pages.
+    """
+    names = {f"#f{i}": name for i, name in enumerate(ORDER_FIELDS)}  # several are reserved words
+    kwargs: dict[str, Any] = {
+        "TableName": table_name,
+        "ProjectionExpression": ", ".join(names),
+        "ExpressionAttributeNames": names,
+    }
+    if page_size:
+        kwargs["Limit"] = page_size
+    while True:
+        resp = client.scan(**kwargs)
+        for raw in resp.get("Items", []):
+            yield item_from_ddb(raw)
+        last = resp.get("LastEvaluatedKey")
+        if not last:
+            return
+        kwargs["ExclusiveStartKey"] = last

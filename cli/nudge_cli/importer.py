@@ -33,9 +33,10 @@ from typing import Any, TextIO
 
 from nudge.adapters.orders import DynamoOrdersStore
 from nudge.domain.models import InvalidOrder
-from nudge.domain.order_changes import OrderChange, order_change
-from nudge.domain.orders import JsonProblem, load_json, parse_order, time_problem
+from nudge.domain.order_changes import OrderChange
+from nudge.domain.orders import JsonProblem, load_json, time_problem
 from nudge.domain.platforms import ORDER_RECORD_FIELDS
+from nudge.services.ingest import prepare_change
 from nudge.services.ports import DalError, WriteOutcome
 
 BATCH = 1000  # lines in flight at once
@@ -72,30 +73,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 # ------------------------------------------------------------------------------------------ reading
 
 
-def _version(record: dict[str, Any], order: Any) -> datetime:
-    raw = record.get("updated_at")
-    if isinstance(raw, str) and raw.strip():
-        try:
-            at = datetime.fromisoformat(raw.strip())
-        except ValueError:
-            raise ValueError("updated_at: expected ISO-8601 with a UTC offset") from None
-        problem = time_problem(at)  # the orders' bound: the UTC conversion and the TTL cannot overflow
-        if problem:
-            raise ValueError(f"updated_at: {problem}")
-        return at
-    return max(t for t in (order.created_at, order.paid_at) if t is not None)
+def _updated_at(record: Any) -> datetime | None:
+    """The record's own ``updated_at`` (optional in an import file), bounded like every time."""
+    raw = record.get("updated_at") if isinstance(record, dict) else None
+    if not (isinstance(raw, str) and raw.strip()):
+        return None
+    try:
+        at = datetime.fromisoformat(raw.strip())
+    except ValueError:
+        raise ValueError("updated_at: expected ISO-8601 with a UTC offset") from None
+    problem = time_problem(at)  # the orders' bound: the UTC conversion and the TTL cannot overflow
+    if problem:
+        raise ValueError(f"updated_at: {problem}")
+    return at
 
 
 def _line(number: int, raw: str, record: Any) -> Line:
-    checked = parse_order(record, line=number)
-    if isinstance(checked, InvalidOrder):
-        return Line(number, raw, None, checked.field, checked.problem, checked.order_id)
     try:
-        change = order_change(record, full=True, version=_version(record, checked))
+        version = _updated_at(record)
     except ValueError as exc:
         field, _, problem = str(exc).partition(": ")
-        return Line(number, raw, None, field, problem, checked.order_id)
-    return Line(number, raw, change, order_id=checked.order_id)
+        order_id = record.get("order_id") if isinstance(record, dict) else None
+        return Line(number, raw, None, field, problem, str(order_id) if order_id else None)
+    change = prepare_change(record, full=True, version=version, line=number)
+    if isinstance(change, InvalidOrder):
+        return Line(number, raw, None, change.field, change.problem, change.order_id)
+    return Line(number, raw, change, order_id=change.order_id)
 
 
 def read_jsonl(handle: TextIO) -> Iterator[Line]:

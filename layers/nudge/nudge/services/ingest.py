@@ -40,7 +40,7 @@ from enum import StrEnum
 from typing import Any
 
 from nudge.domain.models import InvalidOrder
-from nudge.domain.order_changes import order_change
+from nudge.domain.order_changes import OrderChange, order_change
 from nudge.domain.orders import JsonProblem, load_json, parse_order
 from nudge.domain.platforms import Ignored, MappingError, OrderEvent
 from nudge.domain.platforms.shopify import map_shopify
@@ -154,6 +154,32 @@ def _id_part(value: str) -> str:
     return "sha256:" + _digest(value.encode("utf-8", "surrogatepass"))
 
 
+def prepare_change(
+    record: Mapping[str, Any], *, full: bool, version: datetime | None, line: int | None = None
+) -> OrderChange | InvalidOrder:
+    """Parse -> change: the one way an incoming record becomes a write, for webhooks and
+    `nudge import` alike (the store's ``apply`` is the third step).
+
+    A whole record must keep the order contract (``parse_order``, bounds included); a status-only
+    change carries just the status. ``version`` is the signed time of this state; without one, a
+    whole record's own latest time stands for it (``paid_at`` if later than ``created_at``).
+    """
+    if full:
+        checked = parse_order(record, line=line)
+        if isinstance(checked, InvalidOrder):
+            return checked
+        version = version or max(t for t in (checked.created_at, checked.paid_at) if t is not None)
+    if version is None:
+        raise ValueError("a status-only change needs a signed version")
+    try:
+        return order_change(record, full=full, version=version)
+    except ValueError as exc:
+        field, _, problem = str(exc).partition(": ")
+        return InvalidOrder(
+            str(record.get("order_id")) if record.get("order_id") else None, field, problem, line
+        )
+
+
 def delivery_key(route: str, key: str) -> str:
     """The marker the store writes beside a delivery's change (``OrdersStore.apply``)."""
     return f"ingest#{route}#{key}"
@@ -222,20 +248,13 @@ def ingest(
             problem=detail.get("problem"),
             order_id=detail.get("order_id"),
         )
-    created_at = None
-    if event.full:
-        checked = parse_order(event.record)
-        if isinstance(checked, InvalidOrder):
-            return IngestResult(
-                Answer.INVALID, route, field=checked.field, problem=checked.problem, order_id=event.order_id
-            )
-        created_at = checked.created_at
-    # Only signed data orders the writes (see the module doc). A status-only change comes only by
-    # Standard Webhooks, which always signs its time; a whole record always has created_at.
-    version = event.updated_at or signed_at or created_at
-    if version is None:
-        raise AssertionError("a change without a signed time")
-    change = order_change(event.record, full=event.full, version=version)
+    # Only signed data orders the writes (see the module doc): the body's updated time, else the
+    # signed delivery time; a status-only change comes only by Standard Webhooks, which signs it.
+    change = prepare_change(event.record, full=event.full, version=event.updated_at or signed_at)
+    if isinstance(change, InvalidOrder):
+        return IngestResult(
+            Answer.INVALID, route, field=change.field, problem=change.problem, order_id=event.order_id
+        )
     key = delivery_key(route, dedupe_key(route, h, body))
     try:
         outcome = store.apply(change, delivery=key, now=now)

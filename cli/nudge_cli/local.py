@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from types import ModuleType
-from typing import Any, ClassVar
+from typing import Any
 
 # template.yaml, functions/ and events/ ship inside this package (``stack/``: links to the repo's
 # own files in a checkout, copies in a built wheel), so `nudge demo` runs from an installed package.
@@ -490,12 +490,6 @@ class LocalPipeline:
         self._clear_powertools_caches()
 
     # -- orders in by webhook: the ingest function behind its Function URL -----------------------
-    WEBHOOK_SECRETS: ClassVar[dict[str, str]] = {
-        "nudge": "StandardWebhooksSecret",
-        "shopify": "ShopifyWebhookSecret",
-        "woocommerce": "WooCommerceWebhookSecret",
-    }
-
     def ingest(self, event: dict[str, Any]) -> dict[str, Any]:
         """One Function URL request (payload 2.0) to the ingest function; returns its HTTP response."""
         module = getattr(self, "ingest_module", None)
@@ -510,18 +504,23 @@ class LocalPipeline:
         import boto3
         from botocore.exceptions import ClientError
 
-        arn = self.resources.secrets[self.WEBHOOK_SECRETS[route]]
+        from nudge.domain.platforms.registry import PLATFORMS
+
+        platform = PLATFORMS[route]
+        arn = self.resources.secrets[platform.stack_secret]
         try:
             value = boto3.client("secretsmanager", region_name=REGION).get_secret_value(SecretId=arn)
         except ClientError:
             return None
-        return ("whsec_" if route == "nudge" else "") + value["SecretString"]
+        return platform.secret_prefix + value["SecretString"]
 
     def set_webhook_secret(self, route: str, value: str) -> None:
         """What the operator does once: paste the platform's secret into its Secrets Manager secret."""
         import boto3
 
-        arn = self.resources.secrets[self.WEBHOOK_SECRETS[route]]
+        from nudge.domain.platforms.registry import PLATFORMS
+
+        arn = self.resources.secrets[PLATFORMS[route].stack_secret]
         boto3.client("secretsmanager", region_name=REGION).put_secret_value(SecretId=arn, SecretString=value)
         self._clear_powertools_caches()
         if getattr(self, "ingest_app", None) is not None:

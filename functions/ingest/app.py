@@ -17,6 +17,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from nudge import bootstrap
+from nudge.domain.platforms.registry import PLATFORMS
 from nudge.services.ingest import MAX_BODY_BYTES, Answer, IngestResult, ingest
 
 logger = Logger()
@@ -72,32 +73,20 @@ def _handle(route: str) -> Response:
     )
 
 
-@app.post("/webhooks/nudge")
-def standard_webhooks() -> Response:
-    return _handle("nudge")
-
-
-@app.post("/webhooks/shopify")
-def shopify() -> Response:
-    return _handle("shopify")
-
-
-@app.post("/webhooks/woocommerce")
-def woocommerce() -> Response:
-    return _handle("woocommerce")
+@app.post("/webhooks/<route>")
+def webhook(route: str) -> Response:
+    if route not in PLATFORMS:
+        return not_found(None)
+    return _handle(route)
 
 
 @app.not_found
-def not_found(_: Exception) -> Response:
+def not_found(_: Exception | None) -> Response:
+    routes = ", ".join(f"/webhooks/{r}" for r in PLATFORMS)
     return Response(
         status_code=404,
         content_type=content_types.APPLICATION_JSON,
-        body=json.dumps(
-            {
-                "result": "not_found",
-                "error": "POST /webhooks/nudge, /webhooks/shopify or /webhooks/woocommerce",
-            }
-        ),
+        body=json.dumps({"result": "not_found", "error": f"POST {routes}"}),
     )
 
 

@@ -261,19 +261,19 @@ def build_ingest_app(settings: Settings, *, clients: ClientFactory, clock: Clock
     from nudge.adapters.orders import DynamoOrdersStore
     from nudge.adapters.secrets import SecretsManagerSecrets
     from nudge.domain.config import ConfigError
+    from nudge.domain.platforms.registry import PLATFORMS
 
-    secret_ids = {
-        "nudge": ("STANDARD_WEBHOOKS_SECRET_ARN", settings.standard_webhooks_secret_arn),
-        "shopify": ("SHOPIFY_WEBHOOK_SECRET_ARN", settings.shopify_webhook_secret_arn),
-        "woocommerce": ("WOOCOMMERCE_WEBHOOK_SECRET_ARN", settings.woocommerce_webhook_secret_arn),
-    }
-    for variable, value in secret_ids.values():
-        if not value:  # stop at the cold start, before any request is answered
-            raise ConfigError(variable, "missing: template.yaml sets it")
+    secret_arns = {}
+    for route, platform in PLATFORMS.items():
+        arn = getattr(settings, platform.secret_setting)
+        if not arn:  # stop at the cold start, before any request is answered
+            variable = type(settings).model_fields[platform.secret_setting].alias
+            raise ConfigError(variable or platform.secret_setting, "missing: template.yaml sets it")
+        secret_arns[route] = arn
     return IngestApp(
         settings=settings,
         store=DynamoOrdersStore(clients("dynamodb"), settings.orders_table, settings.idempotency_table),
-        secrets=SecretsManagerSecrets({route: arn for route, (_, arn) in secret_ids.items()}),
+        secrets=SecretsManagerSecrets(secret_arns),
         clock=clock,
     )
 

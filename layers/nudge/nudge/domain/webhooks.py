@@ -236,3 +236,14 @@ def verify_woocommerce(secret: str, headers: Mapping[str, str], body: bytes) -> 
             matched = True
     if not matched:
         raise SignatureError("bad_signature")
+
+
+_MAX_ID_CHARS = 200  # a longer delivery id (or one that is not plain text) is kept as its digest
+
+
+def id_part(value: str) -> str:
+    """A header value as part of a delivery's key: itself when short plain text, else its digest."""
+    value = value.strip()
+    if value and len(value) <= _MAX_ID_CHARS and value.isascii() and value.isprintable():
+        return value
+    return "sha256:" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:32]

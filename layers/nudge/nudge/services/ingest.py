@@ -42,22 +42,13 @@ from typing import Any
 from nudge.domain.models import InvalidOrder
 from nudge.domain.order_changes import OrderChange, order_change
 from nudge.domain.orders import JsonProblem, load_json, parse_order
-from nudge.domain.platforms import Ignored, MappingError, OrderEvent
-from nudge.domain.platforms.shopify import map_shopify
-from nudge.domain.platforms.standard import map_standard
-from nudge.domain.platforms.woocommerce import map_woocommerce
-from nudge.domain.webhooks import (
-    SignatureError,
-    is_woocommerce_ping,
-    lower_headers,
-    verify_shopify,
-    verify_standard,
-    verify_woocommerce,
-)
+from nudge.domain.platforms import Ignored, MappingError, Platform
+from nudge.domain.platforms.registry import PLATFORMS
+from nudge.domain.webhooks import SignatureError, lower_headers
 from nudge.services.ports import DalError, OrdersStore, SecretsUnavailable, WebhookSecrets, WriteOutcome
 
 MAX_BODY_BYTES = 1024 * 1024
-ROUTES = ("nudge", "shopify", "woocommerce")  # POST /webhooks/<route>
+DIGEST_CHARS = 32
 
 
 class Answer(StrEnum):
@@ -116,42 +107,8 @@ class IngestResult:
         return out
 
 
-def _verify(
-    route: str, secret: str, headers: Mapping[str, str], body: bytes, now: datetime
-) -> datetime | None:
-    """Raises SignatureError; returns the signed delivery time when the scheme signs one."""
-    if route == "nudge":
-        return verify_standard(secret, headers, body, now=now).sent_at
-    if route == "shopify":
-        verify_shopify(secret, headers, body)
-    else:
-        verify_woocommerce(secret, headers, body)
-    return None
-
-
-def _map(route: str, h: Mapping[str, str], payload: Any) -> OrderEvent | Ignored:
-    if route == "nudge":
-        return map_standard(payload)
-    topic_header = "x-shopify-topic" if route == "shopify" else "x-wc-webhook-topic"
-    topic = h.get(topic_header, "").strip()
-    if not topic:
-        raise MappingError(topic_header, "missing")
-    return map_shopify(topic, payload) if route == "shopify" else map_woocommerce(topic, payload)
-
-
-_MAX_ID_CHARS = 200  # a longer delivery id (or one that is not plain text) is kept as its digest
-DIGEST_CHARS = 32
-
-
 def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:DIGEST_CHARS]
-
-
-def _id_part(value: str) -> str:
-    value = value.strip()
-    if value and len(value) <= _MAX_ID_CHARS and value.isascii() and value.isprintable():
-        return value
-    return "sha256:" + _digest(value.encode("utf-8", "surrogatepass"))
 
 
 def prepare_change(
@@ -185,18 +142,9 @@ def delivery_key(route: str, key: str) -> str:
     return f"ingest#{route}#{key}"
 
 
-def dedupe_key(route: str, h: Mapping[str, str], body: bytes) -> str:
+def dedupe_key(platform: Platform, h: Mapping[str, str], body: bytes) -> str:
     """What a delivery is (see the module doc): its stable delivery id, if any, and its body's digest."""
-    digest = _digest(body)
-    if route == "nudge":
-        return f"{_id_part(h.get('webhook-id', ''))}#{digest}"
-    topic_header = "x-shopify-topic" if route == "shopify" else "x-wc-webhook-topic"
-    topic = _id_part(h.get(topic_header, ""))
-    if route == "shopify":
-        # The event id is shared by the deliveries of one merchant action across topics: with the topic.
-        event_id = h.get("x-shopify-event-id", "").strip() or h.get("x-shopify-webhook-id", "").strip()
-        return f"{topic}#{_id_part(event_id)}#{digest}"
-    return f"{topic}#{digest}"
+    return f"{platform.delivery_id(h)}#{_digest(body)}"
 
 
 def ingest(
@@ -209,12 +157,13 @@ def ingest(
     now: datetime,
 ) -> IngestResult:
     """Handle one webhook delivery (see the module docstring for the answers)."""
-    if route not in ROUTES:
+    platform = PLATFORMS.get(route)
+    if platform is None:
         raise ValueError(f"unknown route {route!r}")
     if len(body) > MAX_BODY_BYTES:
         return IngestResult(Answer.TOO_LARGE, route)
     h = lower_headers(headers)
-    if route == "woocommerce" and is_woocommerce_ping(h, body):
+    if platform.is_ping(h, body):
         return IngestResult(Answer.PING, route)
     try:
         secret = secrets.secret(route)
@@ -223,7 +172,7 @@ def ingest(
     if secret is None:
         return IngestResult(Answer.UNAUTHORIZED, route, reason="secret_not_set")
     try:
-        signed_at = _verify(route, secret, h, body, now)
+        signed_at = platform.verify(secret, h, body, now)
     except SignatureError as exc:
         return IngestResult(Answer.UNAUTHORIZED, route, reason=exc.reason)
 
@@ -235,7 +184,7 @@ def ingest(
     except JsonProblem as exc:  # bad syntax, nested too deeply, or an integer too long to read
         return IngestResult(Answer.INVALID, route, field="body", problem=str(exc))
     try:
-        event = _map(route, h, payload)
+        event = platform.map(h, payload)
     except MappingError as exc:
         return IngestResult(Answer.INVALID, route, field=exc.field, problem=exc.problem)
     if isinstance(event, Ignored):
@@ -255,7 +204,7 @@ def ingest(
         return IngestResult(
             Answer.INVALID, route, field=change.field, problem=change.problem, order_id=event.order_id
         )
-    key = delivery_key(route, dedupe_key(route, h, body))
+    key = delivery_key(route, dedupe_key(platform, h, body))
     try:
         outcome = store.apply(change, delivery=key, now=now)
     except DalError:

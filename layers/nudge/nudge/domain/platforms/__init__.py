@@ -16,7 +16,7 @@ two orders; a shop that imports a platform's backlog names those orders with the
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -73,6 +73,37 @@ class Ignored:
 
     reason: str
     detail: dict[str, Any] = field(default_factory=dict)
+
+
+def _never(headers: Mapping[str, str], body: bytes) -> bool:
+    return False
+
+
+@dataclass(frozen=True, slots=True)
+class Platform:
+    """Everything the ingest function knows of one sender, in one place (``registry.PLATFORMS``).
+
+    ``headers`` are lower-cased. ``verify`` raises ``nudge.domain.webhooks.SignatureError`` and
+    returns the delivery's signed time when the scheme signs one. ``delivery_id`` is the stable
+    part of what a delivery is (the service joins it with a digest of the signed body).
+    """
+
+    route: str  # POST /webhooks/<route>
+    verify: Callable[[str, Mapping[str, str], bytes, datetime], datetime | None]
+    map: Callable[[Mapping[str, str], Any], OrderEvent | Ignored]
+    delivery_id: Callable[[Mapping[str, str]], str]
+    secret_setting: str  # the ``nudge.settings.Settings`` field holding its secret's ARN
+    stack_secret: str  # the secret's logical id in template.yaml (the local harness reads it)
+    secret_prefix: str = ""  # what the secret's value is shown with (Standard Webhooks: "whsec_")
+    is_ping: Callable[[Mapping[str, str], bytes], bool] = _never  # unsigned set-up calls: 200
+
+
+def topic(headers: Mapping[str, str], name: str) -> str:
+    """The platform's topic header (``x-shopify-topic``...), required."""
+    value = headers.get(name, "").strip()
+    if not value:
+        raise MappingError(name, "missing")
+    return value
 
 
 def as_object(payload: Any, name: str = "record") -> Mapping[str, Any]:

@@ -12,18 +12,22 @@ whose deliveries keep failing.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from nudge.domain.platforms import (
     Ignored,
     OrderEvent,
+    Platform,
     as_object,
     aware,
     compact_record,
     first_phone,
     platform_order_id,
     text,
+    topic,
 )
+from nudge.domain.webhooks import id_part, verify_shopify
 
 FINANCIAL_STATUS = {
     "pending": "unpaid",
@@ -103,3 +107,26 @@ def map_shopify(topic: str, payload: Any) -> OrderEvent | Ignored:
     if topic == "orders/paid" and status == "paid" and updated_at is not None:
         record["paid_at"] = order["updated_at"]  # Shopify has no paid time; this topic fires on payment
     return OrderEvent(order_id, compact_record(record), full=True, updated_at=updated_at, kind=topic)
+
+
+def _verify(secret: str, headers: Mapping[str, str], body: bytes, now: datetime) -> datetime | None:
+    verify_shopify(secret, headers, body)
+    return None
+
+
+def _delivery_id(headers: Mapping[str, str]) -> str:
+    # The event id is shared by the deliveries of one merchant action across topics: with the topic.
+    event_id = (
+        headers.get("x-shopify-event-id", "").strip() or headers.get("x-shopify-webhook-id", "").strip()
+    )
+    return f"{id_part(headers.get('x-shopify-topic', ''))}#{id_part(event_id)}"
+
+
+PLATFORM = Platform(
+    route="shopify",
+    verify=_verify,
+    map=lambda headers, payload: map_shopify(topic(headers, "x-shopify-topic"), payload),
+    delivery_id=_delivery_id,
+    secret_setting="shopify_webhook_secret_arn",
+    stack_secret="ShopifyWebhookSecret",
+)

@@ -8,17 +8,21 @@ order id is kept as it is (platform orders are ``<platform>:<id>``, see ``nudge.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from nudge.domain.platforms import (
     MappingError,
     OrderEvent,
+    Platform,
     as_object,
     aware,
     compact_record,
     shop_order_id,
     text,
 )
+from nudge.domain.webhooks import id_part, verify_standard
 
 FULL_TYPES = {"order.created": None, "order.updated": None}
 STATUS_TYPES = {"order.paid": "paid", "order.closed": "closed"}
@@ -45,3 +49,18 @@ def map_standard(payload: Any) -> OrderEvent:
     if paid_at is not None:
         change["paid_at"] = data["paid_at"].strip()
     return OrderEvent(order_id, change, full=False, updated_at=updated_at, kind=kind)
+
+
+def _verify(secret: str, headers: Mapping[str, str], body: bytes, now: datetime) -> datetime | None:
+    return verify_standard(secret, headers, body, now=now).sent_at
+
+
+PLATFORM = Platform(
+    route="nudge",
+    verify=_verify,
+    map=lambda headers, payload: map_standard(payload),
+    delivery_id=lambda headers: id_part(headers.get("webhook-id", "")),  # signed
+    secret_setting="standard_webhooks_secret_arn",
+    stack_secret="StandardWebhooksSecret",
+    secret_prefix="whsec_",
+)

@@ -11,18 +11,22 @@ status Nudge does not know (shops add their own with plugins) is acknowledged (`
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from nudge.domain.platforms import (
     Ignored,
     OrderEvent,
+    Platform,
     as_object,
     aware,
     compact_record,
     first_phone,
     platform_order_id,
     text,
+    topic,
 )
+from nudge.domain.webhooks import id_part, is_woocommerce_ping, verify_woocommerce
 
 STATUS = {
     "pending": "unpaid",
@@ -85,3 +89,20 @@ def map_woocommerce(topic: str, payload: Any) -> OrderEvent | Ignored:
         "pay_url": text(order.get("payment_url")),
     }
     return OrderEvent(order_id, compact_record(record), full=True, updated_at=modified, kind=topic)
+
+
+def _verify(secret: str, headers: Mapping[str, str], body: bytes, now: datetime) -> datetime | None:
+    verify_woocommerce(secret, headers, body)
+    return None
+
+
+PLATFORM = Platform(
+    route="woocommerce",
+    verify=_verify,
+    map=lambda headers, payload: map_woocommerce(topic(headers, "x-wc-webhook-topic"), payload),
+    # Its delivery id hashes the webhook and the second: neither stable nor unique. The topic only.
+    delivery_id=lambda headers: id_part(headers.get("x-wc-webhook-topic", "")),
+    secret_setting="woocommerce_webhook_secret_arn",
+    stack_secret="WooCommerceWebhookSecret",
+    is_ping=is_woocommerce_ping,
+)

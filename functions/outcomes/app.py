@@ -44,13 +44,32 @@ def payment_of(record: DynamoDBRecord, app: bootstrap.OutcomesApp) -> Payment | 
     )
 
 
-def record_payment(record: DynamoDBRecord, batch: OutcomeBatch, app: bootstrap.OutcomesApp) -> str:
-    try:
-        payment = payment_of(record, app)
-    except BadPaymentError as exc:
+def parse_payments(
+    records: list[dict], app: bootstrap.OutcomesApp
+) -> dict[int, Payment | BadPaymentError | None]:
+    """Each stream record read once: its payment, None (not a payment), or why not. Keyed by the
+    record itself (the batch processor hands the record handler the very dicts of the event)."""
+    parsed: dict[int, Payment | BadPaymentError | None] = {}
+    for raw in records:
+        record = DynamoDBRecord(raw)
+        try:
+            parsed[id(raw)] = payment_of(record, app)
+        except BadPaymentError as exc:
+            parsed[id(raw)] = exc
+    return parsed
+
+
+def record_payment(
+    record: DynamoDBRecord,
+    payment: Payment | BadPaymentError | None,
+    batch: OutcomeBatch,
+    app: bootstrap.OutcomesApp,
+) -> str:
+    if isinstance(payment, BadPaymentError):
         metrics.add_metric(name="PaymentUnreadable", unit=MetricUnit.Count, value=1)
         logger.warning(
-            "stream record is not a readable payment", extra={"error": str(exc), "event_id": record.event_id}
+            "stream record is not a readable payment",
+            extra={"error": str(payment), "event_id": record.event_id},
         )
         return "unreadable"
     if payment is None:
@@ -84,18 +103,12 @@ def record_payment(record: DynamoDBRecord, batch: OutcomeBatch, app: bootstrap.O
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse:
     app = APP.get()
-    payments = []
-    for raw in event.get("Records", []):
-        try:
-            payment = payment_of(DynamoDBRecord(raw), app)
-        except BadPaymentError:
-            continue  # the record handler logs it
-        if payment is not None:
-            payments.append(payment)
+    parsed = parse_payments(event.get("Records", []), app)
+    payments = [p for p in parsed.values() if isinstance(p, Payment)]
     batch = app.recorder.start_batch(payments)  # one batched read; if it fails, the whole batch is retried
     return process_partial_response(
         event=event,
-        record_handler=lambda record: record_payment(record, batch, app),
+        record_handler=lambda record: record_payment(record, parsed[id(record.raw_event)], batch, app),
         processor=processor,
         context=context,
     )

@@ -6,8 +6,6 @@ Thin shell: parse each message, call the sender, count the outcome. Its services
 
 from __future__ import annotations
 
-import contextlib
-
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -37,8 +35,22 @@ processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failu
 APP = bootstrap.Lazy(bootstrap.send_app_from_env)
 
 
-def deliver(batch: SendBatch, record: SQSRecord) -> str:
-    request = SendRequest.from_json(record.json_body)
+def parse_requests(records: list[dict]) -> dict[int, SendRequest | ValueError]:
+    """Each message's body read once: the request, or why it does not parse. Keyed by the record
+    itself (the batch processor hands the record handler the very dicts of the event)."""
+    parsed: dict[int, SendRequest | ValueError] = {}
+    for raw in records:
+        record = SQSRecord(raw)
+        try:
+            parsed[id(raw)] = SendRequest.from_json(record.json_body)
+        except (ValueError, KeyError, TypeError) as exc:
+            parsed[id(raw)] = ValueError(f"unreadable send request: {type(exc).__name__}")
+    return parsed
+
+
+def deliver(batch: SendBatch, request: SendRequest | ValueError) -> str:
+    if isinstance(request, ValueError):
+        raise request  # failed: SQS moves it to the DLQ after its retries
     try:
         outcome = batch.deliver(request)
     except TooLittleTimeError as exc:
@@ -89,11 +101,8 @@ def deliver(batch: SendBatch, record: SQSRecord) -> str:
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse:
     app = APP.get()
-    requests = []
-    for raw in event.get("Records", []):
-        # A body that does not parse is failed by the record handler; SQS moves it to the DLQ.
-        with contextlib.suppress(ValueError, KeyError, TypeError):
-            requests.append(SendRequest.from_json(SQSRecord(raw).json_body))
+    parsed = parse_requests(event.get("Records", []))
+    requests = [r for r in parsed.values() if isinstance(r, SendRequest)]
     # The one place the handler drives the sender. Per-invocation state (the orders read for this
     # batch, the time left) lives in `batch`, never on the module.
     batch = app.sender.start_batch(
@@ -101,7 +110,7 @@ def lambda_handler(event: dict, context: LambdaContext) -> PartialItemFailureRes
     )
     return process_partial_response(
         event=event,
-        record_handler=lambda record: deliver(batch, record),
+        record_handler=lambda record: deliver(batch, parsed[id(record.raw_event)]),
         processor=processor,
         context=context,
     )

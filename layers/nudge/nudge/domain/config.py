@@ -26,25 +26,9 @@ from pydantic import (
     model_validator,
 )
 
-
-class ConfigError(ValueError):
-    """A config value is wrong. ``str()`` is one line: ``<key>: <problem>``."""
-
-    def __init__(self, key: str, problem: str):
-        key, problem = _printable(key), _printable(problem)
-        super().__init__(f"{key}: {problem}")
-        self.key = key
-        self.problem = problem
-
+from nudge.domain.errors import ConfigError
 
 _HHMM = re.compile(r"(\d{1,2}):(\d{2})")
-
-
-def _printable(text: str) -> str:
-    """One line, no terminal escapes: a key or value from the file may hold anything."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 MAX_SHOP_NAME_CHARS = 20
@@ -304,7 +288,6 @@ class RulesConfig(_Strict):
         return v
 
 
-MAX_VARIANTS = 10  # per reminder: more arms than this would take a small shop years to compare
 _VARIANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,31}")
 
 
@@ -379,7 +362,7 @@ class MessagesConfig(_Strict):
     @field_validator("templates")
     @classmethod
     def _known_placeholders(cls, v: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
-        from nudge.domain.messages import check_templates  # messages imports this module
+        from nudge.domain.messages import check_templates  # on demand: only a config with templates needs it
 
         check_templates(v)
         return v
@@ -395,7 +378,7 @@ class MessagesConfig(_Strict):
     @field_validator("variants")
     @classmethod
     def _checked_variants(cls, v: dict[str, tuple[Variant, ...]]) -> dict[str, tuple[Variant, ...]]:
-        from nudge.domain.messages import check_variants  # messages imports this module
+        from nudge.domain.messages import check_variants  # on demand: only a config with variants needs it
 
         check_variants(v)
         return v
@@ -441,9 +424,16 @@ class Config(_Strict):
         # The signature, the template's own words, the opt-out line and the longest amount and
         # closing time are in every SMS; the renderer can only drop order fields. A config whose
         # fixed text alone is over max_segments could never keep its promise: refuse it now.
-        from nudge.domain.messages import check_fixed_text_fits  # messages imports this module
+        from nudge.domain.messages import (
+            check_fixed_text_fits,  # messages imports config's types only for typing
+        )
 
-        check_fixed_text_fits(self.shop, self.messages)
+        # The longest ship-by and window a text can show: 23:59, on a window ending 23:58.
+        check_fixed_text_fits(
+            self.shop,
+            self.messages,
+            worst_window=Window(start=time(0, 0), end=time(23, 58), ship_by=time(23, 59)),
+        )
         return self
 
     def window_at(self, t: time) -> Window | None:

@@ -35,13 +35,19 @@ import string
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from nudge.domain.config import MAX_VARIANTS, MessagesConfig, ShopConfig, Variant, Window
+from nudge.domain.errors import ConfigError
 from nudge.domain.models import Order
+
+if TYPE_CHECKING:  # the config's types, for annotations only: config imports this module to check texts
+    from nudge.domain.config import MessagesConfig, ShopConfig, Variant, Window
+
+MAX_VARIANTS = 10  # per reminder: more arms than this would take a small shop years to compare
 
 __all__ = [
     "DEFAULT_TEMPLATES",
@@ -208,7 +214,6 @@ def check_variants(variants: Mapping[str, Sequence[Variant]]) -> None:
     ``1[1] (name "urgent")``; the segment cap is checked with the whole config
     (``check_fixed_text_fits``).
     """
-    from nudge.domain.config import ConfigError
 
     for attempt, listed in variants.items():
         if attempt not in ("1", "2"):
@@ -535,7 +540,7 @@ def _greeting(name: str | None, locale: str) -> str:
 # Rendering
 
 
-def check_fixed_text_fits(shop: ShopConfig, messages: MessagesConfig) -> None:
+def check_fixed_text_fits(shop: ShopConfig, messages: MessagesConfig, *, worst_window: Window) -> None:
     """Refuse (ConfigError on ``messages.max_segments``) a config whose fixed text cannot fit.
 
     The fixed text is what no order field can shorten: the signature, each reminder's template
@@ -543,7 +548,6 @@ def check_fixed_text_fits(shop: ShopConfig, messages: MessagesConfig) -> None:
     order may have, with a three-letter code), closing time and shipping cut-off. Config loading
     calls this, so every SMS the renderer makes fits (it drops order fields until it does).
     """
-    from nudge.domain.config import ConfigError
     from nudge.domain.orders import MAX_AMOUNT
 
     zone = shop.zone
@@ -558,7 +562,7 @@ def check_fixed_text_fits(shop: ShopConfig, messages: MessagesConfig) -> None:
         currency="XXX",  # no symbol: written out as "XXX 1,000,000,000,000.00", the longest form
         closes_at=datetime(2026, 12, 31, 23, 59, tzinfo=zone),  # "12月31日23:59" / "12-31 23:59"
     )
-    window = Window(start=time(0, 0), end=time(23, 58), ship_by=time(23, 59))
+    window = worst_window
     for attempt in (1, 2):
         # The reminder's own text, or each of its variants: every text an order can get.
         variants: Sequence[Variant | None] = messages.variants.get(str(attempt)) or (None,)

@@ -83,7 +83,7 @@ def _placeholders(template: dict[str, Any]) -> dict[str, dict[str, str]]:
 
 def functions(build: Path) -> list[dict[str, Any]]:
     """The built functions: name, code directory, handler module, layer directories, environment."""
-    from nudge_cli.moto_env import evaluate, load_template
+    from nudge_local.moto_env import evaluate, load_template
 
     template = load_template(build / "template.yaml")
     physical = _placeholders(template)

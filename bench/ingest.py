@@ -65,7 +65,7 @@ def _count_calls(client: Any, counter: Counter) -> None:
 
 def bench_webhooks(n: int) -> dict[str, Any]:
     from nudge.domain.webhooks import sign_standard
-    from nudge_cli.local import FakeClock, LocalPipeline
+    from nudge_local.pipeline import FakeClock, LocalPipeline
 
     rng = random.Random(SEED)
     clock = FakeClock(START)
@@ -175,8 +175,8 @@ def bench_import(n: int) -> dict[str, Any]:
     from moto import mock_aws
 
     from nudge_cli.cli import main as nudge
-    from nudge_cli.local import TEMPLATE
-    from nudge_cli.moto_env import provision
+    from nudge_local.moto_env import provision
+    from nudge_local.pipeline import TEMPLATE
 
     with tempfile.TemporaryDirectory() as tmp, mock_aws():
         path = Path(tmp) / "orders.jsonl"

@@ -114,7 +114,7 @@ def counting(client: Any) -> Counter:
 def bench_stream(paid: int) -> dict[str, Any]:
     import boto3
 
-    from nudge_cli.local import FakeClock, LocalPipeline
+    from nudge_local.pipeline import FakeClock, LocalPipeline
 
     rng = random.Random(SEED)
     with LocalPipeline(clock=FakeClock(START + timedelta(hours=1)), env=QUIET) as p:
@@ -161,7 +161,7 @@ def bench_report(items: int) -> dict[str, Any]:
 
     from nudge.adapters.outcomes import DynamoOutcomeStore
     from nudge.domain.report import build_report
-    from nudge_cli.moto_env import provision
+    from nudge_local.moto_env import provision
 
     rng = random.Random(SEED)
     root = Path(__file__).resolve().parents[1]

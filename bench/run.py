@@ -4,7 +4,7 @@
 
 1. The pure planner (``bench.planner``): ``plan_reminders`` CPU time at 1k, 10k and 100k.
 2. For each size, in a fresh process each (``--jobs`` at a time):
-   - Nudge: moto stack from template.yaml (``nudge_cli.local.LocalPipeline``), the orders loaded with
+   - Nudge: moto stack from template.yaml (``nudge_local.pipeline.LocalPipeline``), the orders loaded with
      BatchWriteItem, ONE window (09:50-10:40 on Monday 2026-11-23, Asia/Shanghai) fired through
      the real plan handler, then the send queue drained through the real send handler;
    - naive: the same orders in a fresh stack, run the obvious way (``bench.naive``).
@@ -120,7 +120,7 @@ def _label_tables(counter: Any, p: Any) -> None:
 
 def worker_nudge(n: int, send_sample: int | None) -> dict[str, Any]:
     """One window through the real handlers on moto (runs in its own process)."""
-    from nudge_cli.local import FakeClock, LocalPipeline
+    from nudge_local.pipeline import FakeClock, LocalPipeline
 
     counter, _, records, candidates = _setup(n)
     out: dict[str, Any] = {"design": "nudge", "orders": n, "candidates": candidates}
@@ -179,7 +179,7 @@ def worker_naive(n: int) -> dict[str, Any]:
 
     from bench.naive import run_naive
     from nudge.settings import config_from_env
-    from nudge_cli.local import FakeClock, LocalPipeline
+    from nudge_local.pipeline import FakeClock, LocalPipeline
 
     counter, _, records, candidates = _setup(n)
     out: dict[str, Any] = {"design": "naive", "orders": n, "candidates": candidates}

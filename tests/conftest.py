@@ -47,9 +47,7 @@ AWS_FILES = frozenset(
         "test_template.py",
     }
 )
-_AWS_HINTS = re.compile(
-    r"^\s*(from|import)\s+(moto|boto3|botocore|bench|nudge_cli\.(local|moto_env|demo))\b|template\.yaml", re.M
-)
+_AWS_HINTS = re.compile(r"^\s*(from|import)\s+(moto|boto3|botocore|bench|nudge_local)\b|template\.yaml", re.M)
 _kind_by_file: dict[Path, str] = {}
 
 

@@ -34,10 +34,6 @@ def _modules() -> dict[str, Path]:
 MODULES = _modules()
 
 
-
-
-
-
 def _typing_only(tree: ast.AST) -> set[int]:
     """The ids of import nodes under ``if TYPE_CHECKING:``."""
     out = set()
@@ -62,7 +58,9 @@ def imports_of(name: str, *, runtime_only: bool = False) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join([*package.split(".")[: len(package.split(".")) - node.level + 1], base]).strip(".")
+                base = ".".join(
+                    [*package.split(".")[: len(package.split(".")) - node.level + 1], base]
+                ).strip(".")
             targets = [f"{base}.{a.name}" for a in node.names] + [base]
         else:
             continue
@@ -120,7 +118,7 @@ def test_no_import_cycle():
         path.append(node)
         for nxt in sorted(RUNTIME_GRAPH[node]):
             if state.get(nxt) == 1:
-                cycles.append(path[path.index(nxt) :] + [nxt])
+                cycles.append([*path[path.index(nxt) :], nxt])
             elif nxt not in state:
                 visit(nxt)
         path.pop()

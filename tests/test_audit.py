@@ -13,7 +13,7 @@ import pytest
 from nudge.adapters.orders import scan_order_items
 from nudge.services.audit import audit_orders, check_order_item, safe_problem
 from nudge_cli.cli import main
-from nudge_cli.local import FakeClock, LocalPipeline
+from nudge_local.pipeline import FakeClock, LocalPipeline
 
 SH = ZoneInfo("Asia/Shanghai")
 AT = datetime(2026, 11, 23, 9, 50, tzinfo=SH)
@@ -89,11 +89,17 @@ def test_the_audit_function_reports_what_the_plan_never_decides():
         decided = {d["order_id"] for d in plan["decisions"]}
         invisible = {r["order_id"] for r, _, hidden in BAD if hidden}
         assert not decided & invisible  # the gap the audit closes: no decision, no log line
-        handlers = [h for h in logging.getLogger("nudge").handlers if isinstance(h, logging.StreamHandler)]
+        # The audit handler's own logger (not a name looked up: which one is live depends on what ran before).
+        handlers = [h for h in p.audit_module.logger.handlers if isinstance(h, logging.StreamHandler)]
         previous = [h.setStream(buffer) for h in handlers]
+        # Powertools keeps the level of the first Logger of a service name: a test that ran
+        # before with LOG_LEVEL=ERROR would silence the warnings this test reads.
+        level = p.audit_module.logger.log_level
+        p.audit_module.logger.setLevel("INFO")
         try:
             report = p.run_audit()
         finally:
+            p.audit_module.logger.setLevel(level)
             for h, stream in zip(handlers, previous, strict=True):
                 h.setStream(stream)
     assert report["scanned"] == len(records) and report["invalid"] == len(BAD)
@@ -117,8 +123,8 @@ def orders_table(monkeypatch):
     }.items():
         monkeypatch.setenv(key, value)
     with moto.mock_aws():
-        from nudge_cli.local import TEMPLATE
-        from nudge_cli.moto_env import provision
+        from nudge_local.moto_env import provision
+        from nudge_local.pipeline import TEMPLATE
 
         stack = provision(TEMPLATE, session=boto3.session.Session(region_name="us-east-1"))
         yield boto3.resource("dynamodb", region_name="us-east-1").Table(stack.orders_table)

@@ -15,7 +15,7 @@ import pytest
 from nudge import bootstrap
 from nudge.domain.config import ConfigError
 from nudge.settings import Settings, load_settings
-from nudge_cli.local import LambdaContextStub, schedule_event
+from nudge_local.pipeline import LambdaContextStub, schedule_event
 
 ROOT = Path(__file__).resolve().parents[1]
 HANDLERS = ["plan", "send", "audit"]
@@ -145,8 +145,8 @@ def test_a_handler_builds_its_app_from_the_environment_on_first_invocation(monke
     import boto3
     import moto
 
-    from nudge_cli.local import TEMPLATE, _load_handler
-    from nudge_cli.moto_env import provision
+    from nudge_local.moto_env import provision
+    from nudge_local.pipeline import TEMPLATE, _load_handler
 
     for key, value in {
         "AWS_DEFAULT_REGION": "us-east-1",

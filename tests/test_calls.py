@@ -19,7 +19,7 @@ from nudge.domain.restdays import RestDayCalendar
 from nudge.services.calls import DIGEST_MAX_LINES, build_digest, call_entries
 from nudge.services.planning import WindowRun, plan_window
 from nudge_cli.cli import main
-from nudge_cli.local import FakeClock, LocalPipeline
+from nudge_local.pipeline import FakeClock, LocalPipeline
 
 SH = ZoneInfo("Asia/Shanghai")
 AT = datetime(2026, 11, 23, 9, 50, tzinfo=SH)
@@ -148,7 +148,9 @@ def test_calls_through_the_pipeline_and_the_cli(monkeypatch):
         stack = {"StackName": "s", "CreationTime": AT, "StackStatus": "CREATE_COMPLETE", "Outputs": outputs}
         real = boto3.client
         clients = {"cloudformation": cfn, "lambda": lam}
-        monkeypatch.setattr(boto3, "client", lambda name, **kw: clients.get(name) or real(name, **kw))
+        factory = lambda: lambda name, **kw: clients.get(name) or real(name, **kw)  # noqa: E731
+        for module in ("nudge_cli.common", "nudge_cli.report", "nudge_cli.calls"):
+            monkeypatch.setattr(f"{module}.aws_clients", factory)
         with Stubber(cfn) as cfn_stub, Stubber(lam):
             cfn_stub.add_response("describe_stacks", {"Stacks": [stack]}, {"StackName": "s"})
             out = io.StringIO()

@@ -40,8 +40,8 @@ from nudge.services.ports import (
     SendRequest,
     TransientSendError,
 )
-from nudge_cli.local import moto_sent_sms
-from nudge_cli.moto_env import StackResources, provision
+from nudge_local.moto_env import StackResources, provision
+from nudge_local.pipeline import moto_sent_sms
 from tests.fakes import FakeOrderRepository, FakeReminderLedger, FakeSmsGateway
 
 REGION = "us-east-1"
@@ -76,7 +76,7 @@ def _fake_aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def stack() -> Iterator[StackResources]:
-    """Tables and queues built from template.yaml itself (``nudge_cli.moto_env``): no drift possible."""
+    """Tables and queues built from template.yaml itself (``nudge_local.moto_env``): no drift possible."""
     with mock_aws():
         resources = provision(TEMPLATE, stack_name=STACK)
         env = resources.env

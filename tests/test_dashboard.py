@@ -12,7 +12,7 @@ import pytest
 
 from nudge.domain.models import Reason
 from nudge.services.sending import SendOutcome
-from nudge_cli.moto_env import load_template
+from nudge_local.moto_env import load_template
 
 ROOT = Path(__file__).resolve().parents[1]
 HANDLERS = "".join(

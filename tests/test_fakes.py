@@ -17,7 +17,7 @@ from nudge.adapters.sqs import SqsSendQueue
 from nudge.domain.models import Order
 from nudge.domain.orders import parse_order
 from nudge.services.ports import ClaimOutcome, PermanentSendError, SendRequest, TransientSendError
-from nudge_cli.local import moto_sent_sms
+from nudge_local.pipeline import moto_sent_sms
 from tests.fakes import FakeOrderRepository, FakeReminderLedger, FakeSendQueue, FakeSmsGateway, order_record
 
 CST = timezone(timedelta(hours=8))

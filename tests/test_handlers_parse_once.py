@@ -11,7 +11,7 @@ import pytest
 
 from nudge.services import outcomes as outcomes_service
 from nudge.services.ports import SendRequest
-from nudge_cli.local import FakeClock, LocalPipeline
+from nudge_local.pipeline import FakeClock, LocalPipeline
 
 pytestmark = pytest.mark.aws
 

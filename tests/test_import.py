@@ -16,8 +16,9 @@ from moto import mock_aws
 from nudge.adapters.orders import DynamoOrdersStore
 from nudge.domain.order_changes import order_change
 from nudge_cli.cli import main
-from nudge_cli.importer import ImportUsageError, table_from_stack
-from nudge_cli.moto_env import provision
+from nudge_cli.common import UsageError
+from nudge_cli.importer import table_from_stack
+from nudge_local.moto_env import provision
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "template.yaml"
 
@@ -186,7 +187,7 @@ def test_stack_resolves_the_orders_table_from_its_outputs():
         )
         assert table_from_stack(cfn, "nudge") == "orders-t"
         stub.add_client_error("describe_stacks", "ValidationError", "Stack with id gone does not exist")
-        with pytest.raises(ImportUsageError, match="--stack gone: Stack with id gone does not exist"):
+        with pytest.raises(UsageError, match="--stack gone: Stack with id gone does not exist"):
             table_from_stack(cfn, "gone")
 
 
@@ -220,7 +221,7 @@ def test_lines_that_are_hostile_to_the_table_are_rejected_not_fatal(aws, tmp_pat
 def test_an_imported_platform_backlog_is_the_order_its_webhooks_update(tmp_path):
     """A Shopify shop imports its backlog with the platform's prefix; the Shopify payment webhook
     then pays that same order. A bare id stays the shop's own order (DECISIONS: order ids by source)."""
-    from nudge_cli.local import FakeClock, LocalPipeline
+    from nudge_local.pipeline import FakeClock, LocalPipeline
     from tests import webhook_events as we
 
     with LocalPipeline(clock=FakeClock(datetime(2025, 3, 12, 20, 40, 12, tzinfo=UTC))) as p:

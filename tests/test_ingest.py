@@ -20,7 +20,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from nudge.domain.webhooks import sign_standard
-from nudge_cli.local import FakeClock, LocalPipeline
+from nudge_local.pipeline import FakeClock, LocalPipeline
 from tests import webhook_events as we
 
 pytestmark = pytest.mark.aws
@@ -373,7 +373,7 @@ def test_phones_and_names_never_reach_the_logs(stack, logs):
 def test_template_ingest_function_is_public_capped_and_least_privilege():
     from pathlib import Path
 
-    from nudge_cli.moto_env import evaluate, load_template
+    from nudge_local.moto_env import evaluate, load_template
 
     template = load_template(Path(__file__).resolve().parents[1] / "template.yaml")
     fn = template["Resources"]["IngestFunction"]["Properties"]

@@ -23,7 +23,7 @@ from nudge.domain.order_changes import OrderChange, order_change
 from nudge.domain.orders import parse_order
 from nudge.services.ingest import delivery_key
 from nudge.services.ports import DalError, WriteOutcome
-from nudge_cli.moto_env import provision
+from nudge_local.moto_env import provision
 from tests.fakes_ingest import FakeOrdersStore
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "template.yaml"

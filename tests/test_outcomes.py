@@ -113,7 +113,7 @@ def ledgers(request, monkeypatch) -> Iterator[tuple[Any, Any]]:
         ledger = FakeReminderLedger()
         yield ledger, FakeOutcomeStore(ledger)
         return
-    from nudge_cli.moto_env import provision
+    from nudge_local.moto_env import provision
 
     for key, value in {
         "AWS_ACCESS_KEY_ID": "testing",
@@ -228,7 +228,7 @@ def test_report_reads_use_query_not_scan(monkeypatch):
         "AWS_DEFAULT_REGION": "us-east-1",
     }.items():
         monkeypatch.setenv(key, value)
-    from nudge_cli.moto_env import provision
+    from nudge_local.moto_env import provision
 
     with mock_aws():
         stack = provision(TEMPLATE, stack_name=STACK)

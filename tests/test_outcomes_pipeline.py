@@ -14,8 +14,8 @@ import boto3
 import pytest
 
 from nudge.adapters.outcomes import DynamoOutcomeStore
-from nudge_cli.local import FakeClock, LambdaContextStub, LocalPipeline, matches_filter, stream_record
-from nudge_cli.moto_env import load_template
+from nudge_local.moto_env import load_template
+from nudge_local.pipeline import FakeClock, LambdaContextStub, LocalPipeline, matches_filter, stream_record
 
 pytestmark = pytest.mark.aws
 
@@ -164,7 +164,7 @@ def test_a_ledger_error_fails_the_record_and_the_stream_retries_it():
 def test_the_demo_ends_with_a_report_of_recovered_orders():
     import io
 
-    from nudge_cli.demo import run_demo
+    from nudge_local.demo import run_demo
 
     out = io.StringIO()
     assert run_demo(out) == 0

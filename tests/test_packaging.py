@@ -21,7 +21,7 @@ from packaging.utils import canonicalize_name
 
 from nudge.domain.restdays import RestDayCalendar
 from nudge_cli.cli import main
-from nudge_cli.moto_env import evaluate, load_template
+from nudge_local.moto_env import evaluate, load_template
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = load_template(ROOT / "template.yaml")
@@ -237,7 +237,7 @@ def test_nudge_schedule_agrees_with_the_deployed_schedules(tmp_path):
 
 def test_nudge_demo_runs_from_an_installed_wheel_outside_the_checkout(tmp_path):
     """The wheel carries the stack the demo builds (template.yaml, functions/, events/, resolved from
-    nudge_cli/stack's links), so `nudge demo` needs no checkout: installed into a bare target and
+    nudge_local/stack's links), so `nudge demo` needs no checkout: installed into a bare target and
     run from elsewhere, with `-S` so this venv's editable install of the repo cannot stand in."""
     import subprocess
     import sys

@@ -17,7 +17,7 @@ import pytest
 from nudge.adapters.sqs import SqsSendQueue
 from nudge.domain.orders import read_history_jsonl
 from nudge.services.ports import SendRequest, TransientSendError
-from nudge_cli.local import FakeClock, LambdaContextStub, LocalPipeline, sqs_event
+from nudge_local.pipeline import FakeClock, LambdaContextStub, LocalPipeline, sqs_event
 
 pytestmark = pytest.mark.aws
 

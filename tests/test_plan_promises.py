@@ -14,7 +14,7 @@ import pytest
 
 from nudge.domain.config import load_config
 from nudge.services.planning import WindowRun, run_key
-from nudge_cli.local import FakeClock, LambdaContextStub, LocalPipeline
+from nudge_local.pipeline import FakeClock, LambdaContextStub, LocalPipeline
 
 pytestmark = pytest.mark.aws
 

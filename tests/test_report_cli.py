@@ -13,8 +13,8 @@ import pytest
 from botocore.stub import Stubber
 
 from nudge_cli.cli import main
-from nudge_cli.local import FakeClock, LocalPipeline
 from nudge_cli.stack import StackError, stack_config
+from nudge_local.pipeline import FakeClock, LocalPipeline
 
 pytestmark = pytest.mark.aws
 
@@ -134,7 +134,9 @@ def test_report_with_stack_uses_the_deployed_config(monkeypatch):
         cfn, lam, stubs = stubbed_stack("nudge", env, tables)
         real = boto3.client
         clients = {"cloudformation": cfn, "lambda": lam}
-        monkeypatch.setattr(boto3, "client", lambda name, **kw: clients.get(name) or real(name, **kw))
+        factory = lambda: lambda name, **kw: clients.get(name) or real(name, **kw)  # noqa: E731
+        for module in ("nudge_cli.common", "nudge_cli.report", "nudge_cli.calls"):
+            monkeypatch.setattr(f"{module}.aws_clients", factory)
         out = io.StringIO()
         assert main(["report", "--stack", "nudge", "--to", "2026-11-23", "--json"], out) == 0
         r = json.loads(out.getvalue())

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from nudge.domain.config import ConfigError
-from nudge_cli.local import FakeClock, LocalPipeline
+from nudge_local.pipeline import FakeClock, LocalPipeline
 
 pytestmark = pytest.mark.aws
 

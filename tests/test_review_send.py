@@ -14,7 +14,7 @@ from nudge.domain.restdays import RestDayCalendar
 from nudge.services.planning import WindowRun, plan_window
 from nudge.services.ports import SendRequest
 from nudge.services.sending import Pacer, Sender, SendOutcome, TooEarlyError
-from nudge_cli.local import FakeClock
+from nudge_local.pipeline import FakeClock
 from tests.fakes import FakeOrderRepository, FakeReminderLedger, FakeSendQueue, FakeSmsGateway
 
 SH = ZoneInfo("Asia/Shanghai")

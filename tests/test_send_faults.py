@@ -23,8 +23,8 @@ from nudge.adapters.sns import SNS_CLIENT_CONFIG
 from nudge.adapters.sqs import SqsSendQueue
 from nudge.services.ports import CLAIM_IN_FLIGHT_LIMIT, SendRequest
 from nudge.services.sending import MIN_TIME_TO_SEND
-from nudge_cli.local import FakeClock, LambdaContextStub, LocalPipeline, sqs_event
-from nudge_cli.moto_env import load_template
+from nudge_local.moto_env import load_template
+from nudge_local.pipeline import FakeClock, LambdaContextStub, LocalPipeline, sqs_event
 from tests.test_dal import TEMPLATE, atomic_moto  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.aws

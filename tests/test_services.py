@@ -20,7 +20,7 @@ from nudge.services.sending import (
     TooLittleTimeError,
     UnconfirmedSendError,
 )
-from nudge_cli.local import FakeClock
+from nudge_local.pipeline import FakeClock
 from tests.fakes import FakeOrderRepository, FakeReminderLedger, FakeSendQueue, FakeSmsGateway
 
 SH = ZoneInfo("Asia/Shanghai")

@@ -1,4 +1,4 @@
-"""template.yaml: lint-clean, translates with SAM as designed, and provisions on moto via nudge_cli.moto_env."""
+"""template.yaml: lint-clean, translates with SAM as designed, and provisions on moto via nudge_local.moto_env."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 import boto3
 import pytest
 
-from nudge_cli.moto_env import evaluate, load_template, provision
+from nudge_local.moto_env import evaluate, load_template, provision
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "template.yaml"

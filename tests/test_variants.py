@@ -27,7 +27,7 @@ from nudge.services.outcomes import OutcomeRecorder, OutcomeResult
 from nudge.services.planning import WindowRun, plan_window
 from nudge.services.ports import SendRequest
 from nudge.services.sending import Pacer, Sender, SendOutcome
-from nudge_cli.local import FakeClock
+from nudge_local.pipeline import FakeClock
 
 CARING = "{greeting}，您的订单（{amount}）还未付款，付款遇到困难了吗？我们随时帮您。"
 URGENT = "{greeting}，您的订单（{amount}）还未付款，库存有限，先付先得。"

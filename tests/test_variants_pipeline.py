@@ -11,7 +11,7 @@ from test_outcomes_pipeline import AT, MORNING, QUIET, order
 
 from nudge.domain.config import load_config
 from nudge.domain.variants import assign_variant
-from nudge_cli.local import FakeClock, LocalPipeline
+from nudge_local.pipeline import FakeClock, LocalPipeline
 
 pytestmark = pytest.mark.aws
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from nudge.domain.webhooks import sign_shopify, sign_standard, sign_woocommerce
-from nudge_cli.local import function_url_event
+from nudge_local.pipeline import function_url_event
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
 

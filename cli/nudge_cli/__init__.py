@@ -1,4 +1,5 @@
-"""The operator tooling: the `nudge` CLI, the demo, the moto stack and the local pipeline.
+"""The operator tooling: the `nudge` CLI (plan, schedule, report, calls, import, audit, demo).
 
-Never deployed: the Lambda layer holds only the `nudge` package.
+Never deployed: the Lambda layer holds only the `nudge` package. The demo's moto harness is the
+`nudge_local` package, installed with the `demo` extra.
 """

@@ -12,51 +12,47 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
-__all__ = ["add_calls_parser", "run_calls"]
+from nudge.bootstrap import CallsApp
+from nudge_cli.common import Parser, UsageError, aws_clients, shop_config, table_names
+
+__all__ = ["add_parser", "run"]
 
 
-def _tables(parser: argparse.ArgumentParser) -> None:
-    # SUPPRESS: a sub-command's defaults must not overwrite what was given before it
+def _tables(parser: argparse.ArgumentParser, default: Any) -> None:
+    """The table options, given before `done` or after it: `calls` defaults them to None, `done`
+    to SUPPRESS, so a sub-command's defaults never overwrite what was given before it."""
     for flag, text in (
         ("--stack", "the deployed stack's name"),
         ("--ledger-table", "the reminder ledger table (instead of --stack)"),
         ("--orders-table", "the orders table (instead of --stack)"),
     ):
-        parser.add_argument(flag, default=argparse.SUPPRESS, help=text)
-    parser.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="the shop's config file")
+        parser.add_argument(flag, default=default, help=text)
+    parser.add_argument("--config", type=Path, default=default, help="the shop's config file")
 
 
-def add_calls_parser(sub: Any) -> None:
+def add_parser(sub: Any) -> None:
     calls = sub.add_parser("calls", help="the staff call list: open calls, or `done` to log one")
-    _tables(calls)
+    _tables(calls, None)
     calls.add_argument("--all", action="store_true", help="also list calls already made")
     calls.add_argument(
         "--at", type=datetime.fromisoformat, help="list the calls open at this time (default: now)"
     )
     calls.add_argument("--json", action="store_true")
-    from nudge_cli.cli import _Parser  # one-line usage errors, exit 2
-
-    actions = calls.add_subparsers(dest="calls_command", parser_class=_Parser)
+    actions = calls.add_subparsers(dest="calls_command", parser_class=Parser)
     done = actions.add_parser("done", help="record a call made to a buyer")
     done.add_argument("order_id", metavar="ORDER")
     done.add_argument("--by", required=True, help="who called")
     done.add_argument("--note", required=True, help="what the buyer said")
-    _tables(done)
+    _tables(done, argparse.SUPPRESS)
 
 
-def run_calls(args: argparse.Namespace, out: TextIO) -> int:
-    import boto3
+def run(args: argparse.Namespace, out: TextIO) -> int:
+    from nudge.adapters.staff import NotOnCallListError
+    from nudge.bootstrap import build_calls_app
 
-    from nudge.adapters.staff import DynamoCallLog, NotOnCallListError
-    from nudge_cli.cli import UsageError
-    from nudge_cli.report import shop_config, table_names
-
-    for name in ("stack", "ledger_table", "orders_table", "config"):
-        if not hasattr(args, name):
-            setattr(args, name, None)
-    ledger_table, orders_table = table_names(args, UsageError)
-    client = boto3.client("dynamodb")
-    log = DynamoCallLog(client, ledger_table)
+    ledger_table, orders_table = table_names(args)
+    app = build_calls_app(ledger_table=ledger_table, orders_table=orders_table, clients=aws_clients())
+    log = app.call_log
     now = datetime.now(UTC)
     if args.calls_command == "done":
         by, note = args.by.strip(), args.note.strip()
@@ -72,29 +68,20 @@ def run_calls(args: argparse.Namespace, out: TextIO) -> int:
     if at is not None and at.tzinfo is None:
         raise UsageError("--at: needs a UTC offset, e.g. 2026-11-23T10:00+08:00")
     # Only the list needs the config (zone, max age): `done` works for staff who cannot read Lambda.
-    return _list(args, out, shop_config(args, UsageError), client, log, orders_table, at or now)
+    return _list(args, out, shop_config(args), app, at or now)
 
 
-def _list(
-    args: argparse.Namespace,
-    out: TextIO,
-    config: Any,
-    client: Any,
-    log: Any,
-    orders_table: str,
-    now: datetime,
-) -> int:
-    from nudge.adapters.orders import DynamoOrderRepository
+def _list(args: argparse.Namespace, out: TextIO, config: Any, app: CallsApp, now: datetime) -> int:
     from nudge.domain.models import Order
     from nudge.services.calls import call_entries
 
     max_age = timedelta(hours=config.rules.max_age_hours)
     records = [
         o
-        for o in DynamoOrderRepository(client, orders_table).orders_for_planning(now - max_age)
+        for o in app.orders.orders_for_planning(now - max_age)
         if isinstance(o, Order) and o.status == "unpaid"
     ]
-    calls = log.calls([o.order_id for o in records])
+    calls = app.call_log.calls([o.order_id for o in records])
     shown = [
         o for o in records if o.order_id in calls and (args.all or "call_done_at" not in calls[o.order_id])
     ]

@@ -10,26 +10,25 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import unicodedata
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO, NoReturn, TextIO
+from typing import Any, BinaryIO, TextIO
 
-from nudge.domain.config import Config, ConfigError, load_config
+from nudge.domain.config import ConfigError
 from nudge.domain.models import Action, Plan, ReminderState
 from nudge.domain.orders import YEARS, HistoryError, read_history_jsonl, read_orders_jsonl
 from nudge.domain.restdays import RestDayCalendar, window_openings
 from nudge.domain.rules import plan_reminders
-
-
-class UsageError(Exception):
-    """Exit 2 with this one line."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:  # argparse prints usage over two lines; keep one
-        raise UsageError(message)
+from nudge_cli import audit, calls, importer, report
+from nudge_cli.common import (
+    Parser,
+    UsageError,
+    config_file,
+    terminal_safe,
+    terminal_safe_json,
+)
 
 
 def _timestamp(text: str) -> datetime:
@@ -60,8 +59,8 @@ MAX_DAYS = 366
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="nudge", description="SMS payment reminders for unpaid shop orders.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = Parser(prog="nudge", description="SMS payment reminders for unpaid shop orders.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     plan = sub.add_parser("plan", help="dry run: decide every order at a given time, no AWS")
     plan.add_argument("--orders", required=True, type=Path, help="JSON Lines file of orders ('-' for stdin)")
@@ -79,46 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="the whole pipeline on moto with sample orders")
     demo.add_argument("--at", type=_timestamp, default=None, help="the morning window's scheduled time")
 
-    add_audit_parser(sub)
-    # Outcomes: `nudge report`, `nudge calls` (nudge_cli.report, nudge_cli.calls)
-    from nudge_cli.calls import add_calls_parser
-    from nudge_cli.report import add_report_parser
-
-    add_report_parser(sub)
-    add_calls_parser(sub)
-    # -- orders in: `nudge import` (nudge_cli.importer) ------------------------------------------
-    from nudge_cli.importer import add_arguments as add_import_arguments
-
-    add_import_arguments(sub.add_parser("import", help="import a backlog of orders (JSON Lines or CSV)"))
+    for command in COMMANDS.values():
+        if command.add_parser is not None:
+            command.add_parser(sub)
     return parser
-
-
-def read_config_file(path: Path) -> Config:
-    """Read a YAML or JSON config file (--config); the core validates what it holds."""
-    import yaml
-
-    p = path
-    kind = "JSON" if p.suffix == ".json" else "YAML"
-    try:
-        text = p.read_bytes().decode("utf-8-sig")
-    except OSError as exc:
-        raise ConfigError("--config", f"cannot read {p}: {exc.strerror}") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError("--config", f"{p} is not UTF-8 text (byte {exc.start + 1})") from None
-    try:
-        data = json.loads(text) if kind == "JSON" else yaml.safe_load(text)
-    except RecursionError:
-        raise ConfigError("--config", f"{p} is not valid {kind}: nested too deeply") from None
-    except (ValueError, yaml.YAMLError) as exc:  # ValueError: JSON errors, too-long integers
-        first = (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise ConfigError("--config", f"{p} is not valid {kind}: {first}") from None
-    if data is not None and not isinstance(data, dict):
-        raise ConfigError("--config", f"{p} must hold a mapping of settings")
-    return load_config(data)
-
-
-def _config(path: Path | None) -> Config:
-    return read_config_file(path) if path else load_config()
 
 
 def _open(path: Path) -> BinaryIO:
@@ -143,11 +106,11 @@ def _read_history(path: Path) -> list:
         # Split on "\\n" only: str.splitlines() would also split at U+2028 inside a JSON string.
         return read_history_jsonl(text.split("\n"))
     except HistoryError as exc:
-        raise UsageError(f"--history: {_terminal_safe(str(exc))}") from None
+        raise UsageError(f"--history: {terminal_safe(str(exc))}") from None
 
 
 def run_plan(args: argparse.Namespace, out: TextIO) -> int:
-    config = _config(args.config)
+    config = config_file(args.config)
     history = _read_history(args.history) if args.history else []
     # The ledger's count per order is the highest attempt the history shows.
     ledger: dict[str, ReminderState] = {}
@@ -170,40 +133,11 @@ def run_plan(args: argparse.Namespace, out: TextIO) -> int:
     for warning in plan.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if args.json:
-        out.write(_terminal_safe_json(json.dumps(plan.to_json(), ensure_ascii=False, indent=2)))
+        out.write(terminal_safe_json(json.dumps(plan.to_json(), ensure_ascii=False, indent=2)))
         out.write("\n")
     else:
         print_plan(plan, out)
     return 0
-
-
-# Control (Cc), format (Cf: bidi overrides, zero-width), surrogate, private-use and unassigned
-# characters, and line/paragraph separators: order data must not move the cursor, recolour or
-# reorder the operator's terminal. They are shown escaped, as Python writes them in a string.
-_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
-
-
-def _escape_unsafe(text: str, escape: Callable[[str], str], keep: str = "") -> str:
-    if text.isprintable():  # fast path; also False for harmless spaces like U+3000, checked below
-        return text
-    return "".join(
-        escape(ch) if ch not in keep and unicodedata.category(ch) in _UNSAFE_CATEGORIES else ch for ch in text
-    )
-
-
-def _terminal_safe(text: str) -> str:
-    return _escape_unsafe(text, lambda ch: repr(ch)[1:-1])
-
-
-def _json_escape(ch: str) -> str:
-    units = ch.encode("utf-16-le", "surrogatepass")
-    return "".join(f"\\u{int.from_bytes(units[i : i + 2], 'little'):04x}" for i in range(0, len(units), 2))
-
-
-def _terminal_safe_json(text: str) -> str:
-    # json.dumps already escapes U+0000-U+001F inside strings, so a raw newline is layout (kept);
-    # the other characters can only be inside strings, where \\uXXXX means the same character.
-    return _escape_unsafe(text, _json_escape, keep="\n")
 
 
 def summary_line(plan: Plan) -> str:
@@ -224,7 +158,7 @@ def print_plan(plan: Plan, out: TextIO) -> None:
 
     def cell(value: object) -> Text:
         # A Text is never read as markup, so "[/]" or "[bold]" in an order field prints as written.
-        return Text(_terminal_safe(str(value)))
+        return Text(terminal_safe(str(value)))
 
     console = Console(file=out, width=140, soft_wrap=False)
     where = f"window {plan.window}" if plan.window else "no window open"
@@ -255,7 +189,7 @@ def print_plan(plan: Plan, out: TextIO) -> None:
 
 
 def run_schedule(args: argparse.Namespace, out: TextIO) -> int:
-    config = _config(args.config)
+    config = config_file(args.config)
     calendar = RestDayCalendar(config.calendar)
     start = args.start or datetime.now(UTC)
     openings = window_openings(config, calendar, start, args.days)
@@ -287,86 +221,45 @@ def run_schedule(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def run_demo(args: argparse.Namespace, out: TextIO) -> int:
-    from nudge_cli.demo import run_demo as demo
-
+    try:
+        from nudge_local.demo import run_demo as demo
+    except ModuleNotFoundError as exc:  # the demo runs on moto, which the operator CLI does not need
+        if (exc.name or "").split(".")[0] != "moto":
+            raise
+        raise UsageError("demo: needs moto: pip install 'nudge[demo]' (make demo does it)") from None
     return demo(out, at=args.at)
 
 
-# -- nudge audit ------------------------------------------------------------------------------
-# The daily audit function's check, on demand, against any orders table (AWS credentials of the
-# environment). Exit 0: every order can be decided; 1: problems found (listed); 2: cannot read.
+@dataclass(frozen=True, slots=True)
+class Command:
+    run: Callable[[argparse.Namespace, TextIO], int]
+    add_parser: Callable[[Any], None] | None = None  # None: build_parser adds it itself
 
 
-def add_audit_parser(sub: argparse._SubParsersAction) -> None:
-    audit = sub.add_parser("audit", help="orders in a DynamoDB orders table that the plan can never decide")
-    audit.add_argument("--table", required=True, help="the orders table's name (a Scan: not for peak hours)")
-    audit.add_argument("--json", action="store_true", help="print one JSON object")
-
-
-def run_audit(args: argparse.Namespace, out: TextIO) -> int:
-    import boto3
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    from nudge.adapters.orders import scan_order_items
-    from nudge.services.audit import audit_orders
-
-    try:
-        report = audit_orders(scan_order_items(boto3.client("dynamodb"), args.table))
-    except ClientError as exc:
-        err = exc.response.get("Error", {})
-        raise UsageError(f"--table {args.table}: {err.get('Code')}: {err.get('Message')}") from None
-    except BotoCoreError as exc:
-        raise UsageError(f"--table {args.table}: {exc}") from None
-    if args.json:
-        data = {**report.to_json(), "problems": [p.to_json() for p in report.problems]}
-        json.dump(data, out, ensure_ascii=False, indent=2)
-        out.write("\n")
-    else:
-        print(
-            f"{report.scanned} orders scanned: {report.valid} can be decided, {report.invalid} invalid "
-            f"({report.invisible} the plan cannot even see), {report.closed} closed (not checked)",
-            file=out,
-        )
-        for p in report.problems:
-            mark = "  [never decided]" if p.invisible else ""
-            print(f"  {p.order_id or '(no order_id)'}  {p.field}: {p.problem}{mark}", file=out)
-        if report.invalid > len(report.problems):
-            print(f"  ... and {report.invalid - len(report.problems)} more", file=out)
-    return 1 if report.invalid else 0
-
-
-def run_import(args: argparse.Namespace, out: TextIO) -> int:
-    from nudge_cli.importer import ImportUsageError
-    from nudge_cli.importer import run_import as import_orders
-
-    try:
-        return import_orders(args, out)
-    except ImportUsageError as exc:
-        raise UsageError(str(exc)) from None
+# Every `nudge` command: the ones that reach AWS live in their own modules, built like the functions
+# (their apps come from nudge.bootstrap); those modules import nudge_cli.common, never this one.
+COMMANDS = {
+    "plan": Command(run_plan),
+    "schedule": Command(run_schedule),
+    "demo": Command(run_demo),
+    "audit": Command(audit.run, audit.add_parser),
+    "report": Command(report.run, report.add_parser),
+    "calls": Command(calls.run, calls.add_parser),
+    "import": Command(importer.run, importer.add_parser),
+}
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     try:
         args = build_parser().parse_args(argv)
-        from nudge_cli.calls import run_calls
-        from nudge_cli.report import run_report
-
-        handler = {
-            "plan": run_plan,
-            "schedule": run_schedule,
-            "demo": run_demo,
-            "audit": run_audit,
-            "import": run_import,
-            "report": run_report,
-            "calls": run_calls,
-        }[args.command]
+        handler = COMMANDS[args.command].run
         return handler(args, out)
     except UsageError as exc:
-        print(f"nudge: error: {_terminal_safe(str(exc))}", file=sys.stderr)
+        print(f"nudge: error: {terminal_safe(str(exc))}", file=sys.stderr)
         return 2
     except ConfigError as exc:
-        print(f"nudge: config error: {_terminal_safe(str(exc))}", file=sys.stderr)
+        print(f"nudge: config error: {terminal_safe(str(exc))}", file=sys.stderr)
         return 2
 
 

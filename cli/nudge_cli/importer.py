@@ -22,7 +22,6 @@ import argparse
 import concurrent.futures as cf
 import csv
 import json
-import os
 import sys
 import time
 from collections.abc import Iterator
@@ -31,20 +30,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from nudge.adapters.orders import DynamoOrdersStore
 from nudge.domain.models import InvalidOrder
 from nudge.domain.order_changes import OrderChange
 from nudge.domain.orders import JsonProblem, load_json, time_problem
 from nudge.domain.platforms import ORDER_RECORD_FIELDS
 from nudge.services.ingest import prepare_change
-from nudge.services.ports import DalError, WriteOutcome
+from nudge.services.ports import DalError, OrdersStore, WriteOutcome
+from nudge_cli.common import UsageError, aws_clients
 
 BATCH = 1000  # lines in flight at once
 DEFAULT_WORKERS = 16
-
-
-class ImportUsageError(Exception):
-    """Exit 2 with this one line."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +52,8 @@ class Line:
     order_id: str | None = None
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_parser(sub: Any) -> None:
+    parser = sub.add_parser("import", help="import a backlog of orders (JSON Lines or CSV)")
     parser.add_argument("file", type=Path, help="JSON Lines or CSV (header row with the order fields)")
     parser.add_argument("--format", choices=("jsonl", "csv"), help="default: from the file's suffix")
     target = parser.add_mutually_exclusive_group()
@@ -134,7 +130,7 @@ def read_csv(handle: TextIO) -> Iterator[Line]:
     reader = csv.DictReader(handle)
     missing = [f for f in ("order_id", "status") if f not in (reader.fieldnames or [])]
     if missing:
-        raise ImportUsageError(f"CSV header row lacks {', '.join(missing)} (columns: the order fields)")
+        raise UsageError(f"CSV header row lacks {', '.join(missing)} (columns: the order fields)")
     for row in reader:
         number = reader.line_num
         raw = json.dumps({k: v for k, v in row.items() if k is not None}, ensure_ascii=False)
@@ -149,20 +145,13 @@ def read_csv(handle: TextIO) -> Iterator[Line]:
 # ------------------------------------------------------------------------------------------ AWS
 
 
-def _session() -> Any:
-    import boto3
-
-    # boto3 reads AWS_PROFILE and AWS_ENDPOINT_URL itself; AWS_REGION wins over the profile's region.
-    return boto3.session.Session(region_name=os.environ.get("AWS_REGION") or None)
-
-
 def table_from_stack(cloudformation: Any, stack: str) -> str:
     from nudge_cli.stack import StackError, stack_output
 
     try:
         return stack_output(cloudformation, stack, "OrdersTableName")[0]
     except StackError as exc:
-        raise ImportUsageError(str(exc)) from None
+        raise UsageError(str(exc)) from None
 
 
 # ------------------------------------------------------------------------------------------ running
@@ -195,24 +184,24 @@ class _Progress:
             self.stream.write("\n")
 
 
-def run_import(args: argparse.Namespace, out: TextIO, err: TextIO | None = None) -> int:
+def run(args: argparse.Namespace, out: TextIO, err: TextIO | None = None) -> int:
     err = err or sys.stderr
     fmt = args.format or ("csv" if args.file.suffix.lower() == ".csv" else "jsonl")
     if not args.dry_run and not (args.stack or args.table):
-        raise ImportUsageError("give --stack NAME or --table NAME (or --dry-run)")
+        raise UsageError("give --stack NAME or --table NAME (or --dry-run)")
     if args.workers < 1:
-        raise ImportUsageError("--workers must be at least 1")
+        raise UsageError("--workers must be at least 1")
     try:
         handle = open(args.file, encoding="utf-8-sig", newline="")  # noqa: SIM115 (closed below)
     except OSError as exc:
-        raise ImportUsageError(f"cannot read {args.file}: {exc.strerror}") from None
+        raise UsageError(f"cannot read {args.file}: {exc.strerror}") from None
     with handle:
         try:
             lines = list(read_csv(handle) if fmt == "csv" else read_jsonl(handle))
         except UnicodeDecodeError:
-            raise ImportUsageError(f"{args.file} is not UTF-8 text") from None
+            raise UsageError(f"{args.file} is not UTF-8 text") from None
         except csv.Error as exc:
-            raise ImportUsageError(f"{args.file}: not readable as CSV ({exc})") from None
+            raise UsageError(f"{args.file}: not readable as CSV ({exc})") from None
 
     rejects = [line for line in lines if line.change is None]
     good = [line for line in lines if line.change is not None]
@@ -247,18 +236,19 @@ def run_import(args: argparse.Namespace, out: TextIO, err: TextIO | None = None)
     return 1 if rejects else 0
 
 
-def _store(args: argparse.Namespace) -> DynamoOrdersStore:
-    from botocore.config import Config
+def _store(args: argparse.Namespace) -> OrdersStore:
+    from nudge.bootstrap import build_import_app
 
-    session = _session()
-    table = args.table or table_from_stack(session.client("cloudformation"), args.stack)
-    config = Config(max_pool_connections=args.workers + 2, retries={"mode": "standard", "max_attempts": 8})
-    return DynamoOrdersStore(session.client("dynamodb", config=config), table)
+    clients = aws_clients()
+    table = args.table or table_from_stack(clients("cloudformation"), args.stack)
+    return build_import_app(orders_table=table, clients=clients, workers=args.workers).store
 
 
-def _write(store: DynamoOrdersStore, line: Line) -> WriteOutcome | str:
+def _write(store: OrdersStore, line: Line) -> WriteOutcome | str:
+    if line.change is None:  # only good lines are written
+        raise ValueError(f"line {line.number} has no change")
     try:
-        return store.apply(line.change)  # type: ignore[arg-type]
+        return store.apply(line.change)
     except DalError as exc:
         return f"{exc}; run the import again (it is safe to repeat)"
 
@@ -275,7 +265,7 @@ def _write_rejects(path: Path, rejects: list[Line]) -> None:
                 }
                 fh.write(json.dumps({**entry, "input": line.raw}, ensure_ascii=False) + "\n")
     except OSError as exc:
-        raise ImportUsageError(f"--rejects: cannot write {path}: {exc.strerror}") from None
+        raise UsageError(f"--rejects: cannot write {path}: {exc.strerror}") from None
 
 
-__all__ = ["ORDER_RECORD_FIELDS", "ImportUsageError", "add_arguments", "run_import", "table_from_stack"]
+__all__ = ["ORDER_RECORD_FIELDS", "add_parser", "run", "table_from_stack"]

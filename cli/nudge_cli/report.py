@@ -13,15 +13,17 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
 
+from nudge.bootstrap import ReportApp
 from nudge.domain.config import Config
 from nudge.domain.privacy import mask_phone
 from nudge.domain.report import build_report, recovered_orders, roi
+from nudge_cli.common import UsageError, add_table_arguments, aws_clients, shop_config, table_names
 
-__all__ = ["add_report_parser", "run_report", "shop_config", "table_names"]
+__all__ = ["add_parser", "print_report", "read_report", "run"]
 
 
-def add_report_parser(sub: Any) -> None:
-    """The `report` subcommand (called from ``nudge_cli.cli.build_parser``)."""
+def add_parser(sub: Any) -> None:
+    """The `report` subcommand."""
     report = sub.add_parser(
         "report", help="what the reminders cost and recovered, by day, window and reminder"
     )
@@ -37,66 +39,18 @@ def add_report_parser(sub: Any) -> None:
     report.add_argument("--orders", action="store_true", help="list the recovered orders (phones masked)")
 
 
-def add_table_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--stack", help="the deployed stack's name (its outputs name the tables)")
-    parser.add_argument("--ledger-table", help="the reminder ledger table (instead of --stack)")
-    parser.add_argument("--orders-table", help="the orders table (instead of --stack)")
-
-
-def table_names(args: argparse.Namespace, usage_error: type[Exception]) -> tuple[str, str]:
-    """(ledger table, orders table) from --stack or from both table options."""
-    if args.stack and (args.ledger_table or args.orders_table):
-        raise usage_error("--stack: give either --stack or --ledger-table with --orders-table")
-    if args.stack:
-        import boto3
-
-        from nudge_cli.stack import StackError, stack_output
-
-        try:
-            ledger, orders = stack_output(
-                boto3.client("cloudformation"), args.stack, "LedgerTableName", "OrdersTableName"
-            )
-        except StackError as exc:
-            raise usage_error(str(exc)) from None
-        return ledger, orders
-    if not (args.ledger_table and args.orders_table):
-        raise usage_error("--ledger-table: give --stack, or both --ledger-table and --orders-table")
-    return args.ledger_table, args.orders_table
-
-
-def shop_config(args: argparse.Namespace, usage_error: type[Exception]) -> Config:
-    """--config FILE; else, with --stack, the config the deployed functions run; else the defaults."""
-    from nudge_cli.cli import _config
-
-    if args.config or not args.stack:
-        return _config(args.config)
-    import boto3
-
-    from nudge_cli.stack import StackError, stack_config
-
-    try:
-        return stack_config(boto3.client("cloudformation"), boto3.client("lambda"), args.stack)
-    except StackError as exc:
-        raise usage_error(str(exc)) from None
-
-
-def run_report(args: argparse.Namespace, out: TextIO) -> int:
-    import boto3
-
-    from nudge.adapters.outcomes import DynamoOutcomeStore
-    from nudge_cli.cli import UsageError
+def run(args: argparse.Namespace, out: TextIO) -> int:
+    from nudge.bootstrap import build_report_app
 
     if not 1 <= args.days <= 400:
         raise UsageError("--days: must be between 1 and 400")
-    ledger_table, orders_table = table_names(args, UsageError)
-    config = shop_config(args, UsageError)
+    ledger_table, orders_table = table_names(args)
+    config = shop_config(args)
     zone = config.shop.zone
     last = args.to or datetime.now(UTC).astimezone(zone).date()
     first = last - timedelta(days=args.days - 1)
-    client = boto3.client("dynamodb")
-    report, listed = read_report(
-        DynamoOutcomeStore(client, ledger_table), client, orders_table, config, first, last, args.orders
-    )
+    app = build_report_app(ledger_table=ledger_table, orders_table=orders_table, clients=aws_clients())
+    report, listed = read_report(app, config, first, last, args.orders)
     currency = config.outcomes.currency or config.shop.currency
     if args.json:
         data = dict(report)
@@ -110,11 +64,11 @@ def run_report(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def read_report(
-    store: Any, client: Any, orders_table: str, config: Config, first: date, last: date, with_orders: bool
+    app: ReportApp, config: Config, first: date, last: date, with_orders: bool
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Read the ledger and build the report (and the recovered orders, when asked for)."""
     zone = config.shop.zone
-    records = store.report_records(first, last, max_age_hours=config.rules.max_age_hours)
+    records = app.outcomes.report_records(first, last, max_age_hours=config.rules.max_age_hours)
     currency = config.outcomes.currency or config.shop.currency
     report = build_report(
         sms=records.sms,
@@ -129,7 +83,7 @@ def read_report(
     listed = []
     if with_orders:
         recovered = recovered_orders(records.outcomes, records.sms, first_day=first, last_day=last, zone=zone)
-        now = _orders_now(client, orders_table, [o.order_id for o in recovered])
+        now = app.orders.current([o.order_id for o in recovered])  # one batched read
         listed = [
             {
                 "order_id": o.order_id,
@@ -141,18 +95,11 @@ def read_report(
                 "amount": format(o.amount, "f"),
                 "currency": o.currency,
                 "phone": mask_phone(records.phones.get(o.order_id, "")),
-                "status_now": now.get(o.order_id, {}).get("status"),
+                "status_now": now[o.order_id].status if o.order_id in now else None,
             }
             for o in recovered
         ]
     return report, listed
-
-
-def _orders_now(client: Any, table: str, order_ids: list[str]) -> dict[str, dict[str, Any]]:
-    from nudge.adapters.dynamo_io import batch_get
-
-    items = batch_get(client, table, order_ids, projection="order_id, #s", names={"#s": "status"})
-    return {i["order_id"]: i for i in items}
 
 
 def _pct(rate: float | None) -> str:

@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from nudge.settings import Settings, load_settings
 
 if TYPE_CHECKING:  # each builder imports what it builds: a handler loads only its own services
+    from nudge.adapters.outcomes import DynamoOutcomeStore
+    from nudge.adapters.staff import DynamoCallLog
     from nudge.domain.restdays import RestDayCalendar
     from nudge.services.outcomes import OutcomeRecorder
     from nudge.services.ports import (
@@ -209,15 +211,15 @@ def build_send_app(
 
 @dataclass(slots=True)
 class AuditApp:
-    settings: Settings
     order_items: Callable[[], Iterator[Mapping[str, Any]]]  # the orders table's items, page by page
 
 
-def build_audit_app(settings: Settings, *, clients: ClientFactory) -> AuditApp:
+def build_audit_app(orders_table: str, *, clients: ClientFactory) -> AuditApp:
+    """The daily audit function's app, and `nudge audit`'s (both name only the orders table)."""
     from nudge.adapters.orders import scan_order_items
 
     dynamodb = clients("dynamodb")
-    return AuditApp(settings=settings, order_items=lambda: scan_order_items(dynamodb, settings.orders_table))
+    return AuditApp(order_items=lambda: scan_order_items(dynamodb, orders_table))
 
 
 # ----------------------------------------------------------------------------------- outcomes
@@ -278,6 +280,63 @@ def build_ingest_app(settings: Settings, *, clients: ClientFactory, clock: Clock
     )
 
 
+# ----------------------------------------------------------------------- the operator's commands
+# `nudge report`, `nudge calls` and `nudge import` run on the operator's machine against the tables
+# of a deployed stack: their apps are built here too, from table names, with the same adapters.
+
+
+@dataclass(slots=True)
+class ReportApp:
+    outcomes: DynamoOutcomeStore  # the ledger's SMS, outcomes and held-out orders (Query, never Scan)
+    orders: OrderRepository  # the recovered orders' status now (batched reads)
+
+
+def build_report_app(*, ledger_table: str, orders_table: str, clients: ClientFactory) -> ReportApp:
+    from nudge.adapters.outcomes import DynamoOutcomeStore
+
+    dynamodb = clients("dynamodb")
+    return ReportApp(
+        outcomes=DynamoOutcomeStore(dynamodb, ledger_table),
+        orders=_order_repository_for(dynamodb, orders_table),
+    )
+
+
+@dataclass(slots=True)
+class CallsApp:
+    call_log: DynamoCallLog
+    orders: OrderRepository
+
+
+def build_calls_app(*, ledger_table: str, orders_table: str, clients: ClientFactory) -> CallsApp:
+    from nudge.adapters.staff import DynamoCallLog
+
+    dynamodb = clients("dynamodb")
+    return CallsApp(
+        call_log=DynamoCallLog(dynamodb, ledger_table), orders=_order_repository_for(dynamodb, orders_table)
+    )
+
+
+@dataclass(slots=True)
+class ImportApp:
+    store: OrdersStore
+
+
+def build_import_app(*, orders_table: str, clients: ClientFactory, workers: int) -> ImportApp:
+    """`nudge import`'s writes: one connection per worker, botocore's standard retries (throttling)."""
+    from botocore.config import Config
+
+    from nudge.adapters.orders import DynamoOrdersStore
+
+    config = Config(max_pool_connections=workers + 2, retries={"mode": "standard", "max_attempts": 8})
+    return ImportApp(store=DynamoOrdersStore(clients("dynamodb", config=config), orders_table))
+
+
+def _order_repository_for(dynamodb: Any, orders_table: str) -> OrderRepository:
+    from nudge.adapters.orders import DynamoOrderRepository
+
+    return DynamoOrderRepository(dynamodb, orders_table)
+
+
 # ----------------------------------------------------------------------------------- handlers
 
 
@@ -317,7 +376,7 @@ def ingest_app_from_env() -> IngestApp:
 
 
 def audit_app_from_env() -> AuditApp:
-    return build_audit_app(load_settings(os.environ), clients=session_clients())
+    return build_audit_app(load_settings(os.environ).orders_table, clients=session_clients())
 
 
 class _NoTracer:
@@ -351,16 +410,22 @@ def handler_tracer(env: Mapping[str, str] = os.environ) -> Any:
 
 __all__ = [
     "AuditApp",
+    "CallsApp",
     "ClientFactory",
+    "ImportApp",
     "IngestApp",
     "Lazy",
     "OutcomesApp",
     "PlanApp",
+    "ReportApp",
     "SendApp",
     "build_audit_app",
+    "build_calls_app",
+    "build_import_app",
     "build_ingest_app",
     "build_outcomes_app",
     "build_plan_app",
+    "build_report_app",
     "build_send_app",
     "handler_tracer",
     "idempotent_runs",

@@ -1,6 +1,6 @@
 """The whole pipeline in one process on moto: `nudge demo`, the integration tests and the bench.
 
-It builds the stack from template.yaml (``nudge_cli.moto_env``), imports the real handlers from
+It builds the stack from template.yaml (``nudge_local.moto_env``), imports the real handlers from
 ``functions/`` with the template's environment, hands each the app ``nudge.bootstrap`` builds for
 it (moto clients, the fake clock), and plays the AWS services that moto does not:
 EventBridge Scheduler (an event shaped like the schedule's Input) and the SQS event source
@@ -281,7 +281,7 @@ class LocalPipeline:
 
         from nudge import bootstrap
         from nudge.settings import load_settings
-        from nudge_cli.moto_env import provision
+        from nudge_local.moto_env import provision
 
         base = {
             "AWS_DEFAULT_REGION": REGION,
@@ -325,7 +325,7 @@ class LocalPipeline:
             settings("PlanFunction"), clients=clients, clock=self.clock.now
         )
         self.send_app = self._new_send_app()
-        self.audit_app = bootstrap.build_audit_app(settings("AuditFunction"), clients=clients)
+        self.audit_app = bootstrap.build_audit_app(settings("AuditFunction").orders_table, clients=clients)
         self.plan_module.APP.set(self.plan_app)
         self.send_module.APP.set(self.send_app)
         self.audit_module.APP.set(self.audit_app)
@@ -419,7 +419,7 @@ class LocalPipeline:
         failures is retried from its first failed record (as Lambda does for streams)."""
         if self.outcomes_module is None:
             raise RuntimeError("this stack has no outcomes function (no orders stream)")
-        from nudge_cli.moto_env import load_template
+        from nudge_local.moto_env import load_template
 
         events = load_template(self._template)["Resources"]["OutcomesFunction"]["Properties"]["Events"]
         filters = [

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from nudge.domain.orders import read_history_jsonl
 from nudge.domain.privacy import mask_phone
 from nudge.domain.webhooks import sign_standard
-from nudge_cli.local import EVENTS, FakeClock, LocalPipeline, function_url_event, storable_records
+from nudge_local.pipeline import EVENTS, FakeClock, LocalPipeline, function_url_event, storable_records
 
 SHOP_ZONE = ZoneInfo("Asia/Shanghai")  # template.yaml's default ShopTimezone
 DEFAULT_AT = datetime(2026, 11, 23, 9, 50, tzinfo=SHOP_ZONE)
@@ -172,7 +172,7 @@ def _outcomes_step(p: LocalPipeline, at: datetime, out: TextIO) -> None:
     """5) Some buyers pay; the orders table's stream is played to the outcomes function; report."""
     import boto3
 
-    from nudge.adapters.outcomes import DynamoOutcomeStore
+    from nudge.bootstrap import build_report_app, session_clients
     from nudge.domain.config import load_config
     from nudge_cli.report import print_report, read_report
 
@@ -198,8 +198,11 @@ def _outcomes_step(p: LocalPipeline, at: datetime, out: TextIO) -> None:
     )
     config = load_config({"outcomes": {"price_per_segment": DEMO_PRICE}})
     day = at.astimezone(SHOP_ZONE).date()
-    client = boto3.client("dynamodb")
-    store = DynamoOutcomeStore(client, p.resources.ledger_table)
-    report, listed = read_report(store, client, p.resources.orders_table, config, day, day, True)
+    app = build_report_app(
+        ledger_table=p.resources.ledger_table,
+        orders_table=p.resources.orders_table,
+        clients=session_clients(boto3.session.Session()),
+    )
+    report, listed = read_report(app, config, day, day, True)
     print(f"\n6) nudge report --days 1 --orders (price per segment {DEMO_PRICE} CNY)", file=out)
     print_report(report, config, "CNY", out, listed)

@@ -258,6 +258,55 @@ def sample_page() -> str:
     )
 
 
+# Order data and names an attacker can choose: each must show as text, never become markup.
+SCRIPT = "<script>alert(1)</script>"
+IMG = '"><img src=x onerror=alert(2)>'
+SVG_BREAK = "</text></svg><svg onload=alert(3)>"
+ATTR = "' onmouseover='alert(4)"
+HOSTILE = (SCRIPT, IMG, SVG_BREAK, ATTR)
+
+
+def hostile_report() -> dict[str, Any]:
+    """The sample with hostile strings wherever the report carries a name from outside."""
+    report = sample_report()
+    report["by_variant"][0]["variant"] = IMG
+    report["by_variant"][1]["variant"] = SVG_BREAK
+    report["by_window"][0]["window"] = SCRIPT
+    report["by_window"][1]["window"] = ATTR
+    report["failed"] = {SCRIPT: 3, IMG: 2}
+    report["recovered"] = {**report["recovered"], SVG_BREAK: "1.00"}
+    return report
+
+
+def hostile_calls() -> list[dict[str, Any]]:
+    calls = sample_calls()
+    calls[0].update(buyer_name=SCRIPT, item=IMG)
+    calls[1].update(buyer_name=IMG, item=SVG_BREAK, order_id=ATTR)
+    calls[2].update(buyer_name="\u202eevil", currency=SCRIPT)
+    return calls
+
+
+def hostile_page() -> str:
+    from nudge_cli.report_html import render_report_html
+
+    return render_report_html(
+        hostile_report(), calls=hostile_calls(), shop_name=IMG, generated_at=GENERATED_AT
+    )
+
+
+def need_chromium() -> str:
+    """The chromium to test with. Without one: skip on a developer's machine, fail under CI (the
+    CI script installs it, so a missing browser there is a broken setup, not a reason to pass)."""
+    import pytest
+
+    binary = chromium_path()
+    if binary is not None:
+        return binary
+    if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
+        pytest.fail("CI is set but chromium is not installed: .ci/run installs it (apt-get install chromium)")
+    pytest.skip("chromium is not installed (apt-get install chromium); under CI=true this fails instead")
+
+
 def main(argv: list[str]) -> int:
     out = Path(argv[0] if argv else "docs/report-screenshot.png")
     width = int(argv[1]) if len(argv) > 1 else 1000

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
-__all__ = ["add_calls_parser", "run_calls"]
+__all__ = ["add_calls_parser", "open_calls", "run_calls"]
 
 
 def _tables(parser: argparse.ArgumentParser) -> None:
@@ -84,38 +84,7 @@ def _list(
     orders_table: str,
     now: datetime,
 ) -> int:
-    from nudge.adapters.dynamodb import DynamoOrderRepository
-    from nudge.domain.models import Order
-    from nudge.services.calls import call_entries
-
-    max_age = timedelta(hours=config.rules.max_age_hours)
-    records = [
-        o
-        for o in DynamoOrderRepository(client, orders_table).orders_for_planning(now - max_age)
-        if isinstance(o, Order) and o.status == "unpaid"
-    ]
-    calls = log.calls([o.order_id for o in records])
-    shown = [
-        o for o in records if o.order_id in calls and (args.all or "call_done_at" not in calls[o.order_id])
-    ]
-    entries = [
-        e for e in call_entries(shown, [o.order_id for o in shown], config=config) if e.closes_at > now
-    ]
-    zone = config.shop.zone
-    rows = [
-        {
-            "order_id": e.order_id,
-            "amount": format(e.amount, "f"),
-            "currency": e.currency,
-            "item": e.item_title,
-            "closes_at": e.closes_at.astimezone(zone).isoformat(),
-            "buyer_name": e.buyer_name,
-            "requested_at": calls[e.order_id].get("call_requested_at"),
-            "calls": int(calls[e.order_id].get("call_count", 0)),
-            "last_call": (calls[e.order_id].get("call_log") or [None])[-1],
-        }
-        for e in entries
-    ]
+    rows = open_calls(client, log, orders_table, config, now, include_done=args.all)
     if args.json:
         json.dump({"calls": rows}, out, ensure_ascii=False, indent=2, default=str)
         out.write("\n")
@@ -140,3 +109,44 @@ def _list(
         )
     console.print(table)
     return 0
+
+
+def open_calls(
+    client: Any, log: Any, orders_table: str, config: Any, now: datetime, *, include_done: bool = False
+) -> list[dict[str, Any]]:
+    """The calls open at ``now``, closing first at the top, as ``nudge calls --json`` lists them
+    (also the report page's call list). ``log``: a ``DynamoCallLog`` over the ledger."""
+    from nudge.adapters.dynamodb import DynamoOrderRepository
+    from nudge.domain.models import Order
+    from nudge.services.calls import call_entries
+
+    max_age = timedelta(hours=config.rules.max_age_hours)
+    records = [
+        o
+        for o in DynamoOrderRepository(client, orders_table).orders_for_planning(now - max_age)
+        if isinstance(o, Order) and o.status == "unpaid"
+    ]
+    calls = log.calls([o.order_id for o in records])
+    shown = [
+        o
+        for o in records
+        if o.order_id in calls and (include_done or "call_done_at" not in calls[o.order_id])
+    ]
+    entries = [
+        e for e in call_entries(shown, [o.order_id for o in shown], config=config) if e.closes_at > now
+    ]
+    zone = config.shop.zone
+    return [
+        {
+            "order_id": e.order_id,
+            "amount": format(e.amount, "f"),
+            "currency": e.currency,
+            "item": e.item_title,
+            "closes_at": e.closes_at.astimezone(zone).isoformat(),
+            "buyer_name": e.buyer_name,
+            "requested_at": calls[e.order_id].get("call_requested_at"),
+            "calls": int(calls[e.order_id].get("call_count", 0)),
+            "last_call": (calls[e.order_id].get("call_log") or [None])[-1],
+        }
+        for e in entries
+    ]

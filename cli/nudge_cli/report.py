@@ -35,6 +35,9 @@ def add_report_parser(sub: Any) -> None:
     )
     report.add_argument("--json", action="store_true", help="print one JSON object")
     report.add_argument("--orders", action="store_true", help="list the recovered orders (phones masked)")
+    report.add_argument(
+        "--html", type=Path, metavar="FILE", help="also write one self-contained page (charts, open calls)"
+    )
 
 
 def add_table_arguments(parser: argparse.ArgumentParser) -> None:
@@ -98,6 +101,11 @@ def run_report(args: argparse.Namespace, out: TextIO) -> int:
         DynamoOutcomeStore(client, ledger_table), client, orders_table, config, first, last, args.orders
     )
     currency = config.outcomes.currency or config.shop.currency
+    if args.html:
+        write_html(args.html, report, client, ledger_table, orders_table, config, currency, UsageError)
+        if not args.json:
+            print(f"report page written to {args.html}", file=out)
+            return 0
     if args.json:
         data = dict(report)
         if args.orders:
@@ -107,6 +115,40 @@ def run_report(args: argparse.Namespace, out: TextIO) -> int:
     else:
         print_report(report, config, currency, out, listed if args.orders else None)
     return 0
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def write_html(
+    path: Path,
+    report: dict[str, Any],
+    client: Any,
+    ledger_table: str,
+    orders_table: str,
+    config: Config,
+    currency: str,
+    usage_error: type[Exception],
+) -> None:
+    """`--html FILE`: the report (as `--json` prints it) and the calls open now, as one page."""
+    from nudge.adapters.staff import DynamoCallLog
+    from nudge_cli.calls import open_calls
+    from nudge_cli.report_html import render_report_html
+
+    now = _now()
+    calls = open_calls(client, DynamoCallLog(client, ledger_table), orders_table, config, now)
+    page = render_report_html(
+        report,
+        calls=calls,
+        shop_name=config.shop.name,
+        generated_at=now.astimezone(config.shop.zone),
+        currency=currency,
+    )
+    try:
+        path.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise usage_error(f"--html: cannot write {path}: {exc.strerror or exc}") from None
 
 
 def read_report(

@@ -245,7 +245,7 @@ def test_variant_rows_show_the_difference_and_its_interval():
     lo, hi = other["ci95"]
     assert f"{other['diff'] * 100:+.1f} points ({lo * 100:+.1f} to {hi * 100:+.1f})" in card
     assert f"{base['paid_rate'] * 100:.1f}% · {base['paid']} of {base['reminded']} paid" in card
-    assert "cutoff no clear difference yet from caring" in card  # the interval includes zero
+    assert "cutoff vs caring: no clear difference yet, +0.6 points" in card  # the interval includes zero
     assert "each variant needs about" in card
 
 
@@ -265,7 +265,7 @@ def test_a_clear_winner_is_called_one():
     report = sample_report()
     report["by_variant"][1].update(diff=0.08, ci95=[0.03, 0.13])
     card = text_of(section(render(report), "by-variant"))
-    assert "cutoff pays better than caring: +8.0 points, 95% interval +3.0 to +13.0" in card
+    assert "cutoff vs caring: pays better, +8.0 points, 95% interval +3.0 to +13.0" in card
 
 
 def test_holdout_under_the_minimum_says_not_enough_data():

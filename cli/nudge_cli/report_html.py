@@ -486,12 +486,12 @@ def _by_variant(report: dict[str, Any]) -> str:
             _Diff(name, float(diff), lo, hi, f"{_points(diff)} points ({_points(lo)} to {_points(hi)})")
         )
         verdict = {
-            "higher": "pays better than",
-            "lower": "pays worse than",
-            "unclear": "no clear difference yet from",
+            "higher": "pays better",
+            "lower": "pays worse",
+            "unclear": "no clear difference yet",
         }[_verdict(lo, hi)]
         lines.append(
-            f"<li>{_b(name)} {verdict} {_b(first)}: {e(_points(diff))} points, "
+            f"<li>{_b(name)} vs {_b(first)}: {verdict}, {e(_points(diff))} points, "
             f"95% interval {e(_points(lo))} to {e(_points(hi))}; recovered {e(recovered)}.</li>"
         )
     body = (
@@ -652,8 +652,8 @@ h3{font-size:.9rem;margin:14px 0 6px;color:#374151;font-weight:600}
 .tiles{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,170px),1fr));gap:10px;margin:16px 0}
 .tile{background:#fff;border-radius:10px;padding:12px 14px;box-shadow:0 1px 2px rgba(0,0,0,.06)}
 .tile-label{font-size:.8rem;color:#6b7280;text-transform:uppercase;letter-spacing:.03em}
-.tile-value{font-size:1.5rem;font-weight:700;color:#0f766e;line-height:1.2;margin:4px 0;overflow-wrap:anywhere}
-.tile-value small{font-size:.9rem;font-weight:600;margin-left:3px;color:#374151}
+.tile-value{font-size:1.35rem;font-weight:700;color:#0f766e;line-height:1.2;margin:4px 0;overflow-wrap:anywhere}
+.tile-value small{font-size:.85rem;font-weight:600;margin-left:2px;color:#374151}
 .tile-sub{font-size:.82rem;color:#4b5563}
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,440px),1fr));gap:12px}
 .card{background:#fff;border-radius:10px;padding:14px 16px;box-shadow:0 1px 2px rgba(0,0,0,.06);min-width:0}

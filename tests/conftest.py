@@ -3,8 +3,8 @@
 Every test gets exactly one of the two markers, by its file:
 - ``unit``: the pure core (domain rules, calendar, messages, phones, orders, privacy) and the
   services over the in-memory fakes. No moto, no AWS client, no template: seconds.
-- ``aws``: moto, the handlers, the template, the packaging, the CLI's demo, the bench, and the
-  contract tests that keep the fakes honest against moto.
+- ``aws``: moto, the handlers, the template, the packaging, the CLI's demo, the bench, the report
+  page in headless Chromium, and the contract tests that keep the fakes honest against moto.
 
 A test file not listed below is classed by what it imports (moto, boto3, the CLI's moto tooling,
 the bench or the template make it ``aws``), so a new file lands on the right side; list it here
@@ -44,6 +44,7 @@ AWS_FILES = frozenset(
         "test_fakes.py",
         "test_packaging.py",
         "test_pipeline.py",
+        "test_report_browser.py",  # headless Chromium, not the pure core
         "test_template.py",
     }
 )

@@ -15,7 +15,7 @@ from typing import Any, TextIO
 from nudge.bootstrap import CallsApp
 from nudge_cli.common import Parser, UsageError, aws_clients, shop_config, table_names
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_parser", "open_calls", "run"]
 
 
 def _tables(parser: argparse.ArgumentParser, default: Any) -> None:
@@ -72,37 +72,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _list(args: argparse.Namespace, out: TextIO, config: Any, app: CallsApp, now: datetime) -> int:
-    from nudge.domain.models import Order
-    from nudge.services.calls import call_entries
-
-    max_age = timedelta(hours=config.rules.max_age_hours)
-    records = [
-        o
-        for o in app.orders.orders_for_planning(now - max_age)
-        if isinstance(o, Order) and o.status == "unpaid"
-    ]
-    calls = app.call_log.calls([o.order_id for o in records])
-    shown = [
-        o for o in records if o.order_id in calls and (args.all or "call_done_at" not in calls[o.order_id])
-    ]
-    entries = [
-        e for e in call_entries(shown, [o.order_id for o in shown], config=config) if e.closes_at > now
-    ]
-    zone = config.shop.zone
-    rows = [
-        {
-            "order_id": e.order_id,
-            "amount": format(e.amount, "f"),
-            "currency": e.currency,
-            "item": e.item_title,
-            "closes_at": e.closes_at.astimezone(zone).isoformat(),
-            "buyer_name": e.buyer_name,
-            "requested_at": calls[e.order_id].get("call_requested_at"),
-            "calls": int(calls[e.order_id].get("call_count", 0)),
-            "last_call": (calls[e.order_id].get("call_log") or [None])[-1],
-        }
-        for e in entries
-    ]
+    rows = open_calls(app, config, now, include_done=args.all)
     if args.json:
         json.dump({"calls": rows}, out, ensure_ascii=False, indent=2, default=str)
         out.write("\n")
@@ -127,3 +97,43 @@ def _list(args: argparse.Namespace, out: TextIO, config: Any, app: CallsApp, now
         )
     console.print(table)
     return 0
+
+
+def open_calls(
+    app: CallsApp, config: Any, now: datetime, *, include_done: bool = False
+) -> list[dict[str, Any]]:
+    """The calls open at ``now``, closing first at the top, as ``nudge calls --json`` lists them
+    (also the report page's call list)."""
+    from nudge.domain.models import Order
+    from nudge.services.calls import call_entries
+
+    max_age = timedelta(hours=config.rules.max_age_hours)
+    records = [
+        o
+        for o in app.orders.orders_for_planning(now - max_age)
+        if isinstance(o, Order) and o.status == "unpaid"
+    ]
+    calls = app.call_log.calls([o.order_id for o in records])
+    shown = [
+        o
+        for o in records
+        if o.order_id in calls and (include_done or "call_done_at" not in calls[o.order_id])
+    ]
+    entries = [
+        e for e in call_entries(shown, [o.order_id for o in shown], config=config) if e.closes_at > now
+    ]
+    zone = config.shop.zone
+    return [
+        {
+            "order_id": e.order_id,
+            "amount": format(e.amount, "f"),
+            "currency": e.currency,
+            "item": e.item_title,
+            "closes_at": e.closes_at.astimezone(zone).isoformat(),
+            "buyer_name": e.buyer_name,
+            "requested_at": calls[e.order_id].get("call_requested_at"),
+            "calls": int(calls[e.order_id].get("call_count", 0)),
+            "last_call": (calls[e.order_id].get("call_log") or [None])[-1],
+        }
+        for e in entries
+    ]

@@ -13,7 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
 
-from nudge.bootstrap import ReportApp
+from nudge.bootstrap import CallsApp, ReportApp
 from nudge.domain.config import Config
 from nudge.domain.privacy import mask_phone
 from nudge.domain.report import build_report, recovered_orders, roi
@@ -37,10 +37,13 @@ def add_parser(sub: Any) -> None:
     )
     report.add_argument("--json", action="store_true", help="print one JSON object")
     report.add_argument("--orders", action="store_true", help="list the recovered orders (phones masked)")
+    report.add_argument(
+        "--html", type=Path, metavar="FILE", help="also write one self-contained page (charts, open calls)"
+    )
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
-    from nudge.bootstrap import build_report_app
+    from nudge.bootstrap import build_calls_app, build_report_app
 
     if not 1 <= args.days <= 400:
         raise UsageError("--days: must be between 1 and 400")
@@ -49,9 +52,16 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     zone = config.shop.zone
     last = args.to or datetime.now(UTC).astimezone(zone).date()
     first = last - timedelta(days=args.days - 1)
-    app = build_report_app(ledger_table=ledger_table, orders_table=orders_table, clients=aws_clients())
+    clients = aws_clients()
+    app = build_report_app(ledger_table=ledger_table, orders_table=orders_table, clients=clients)
     report, listed = read_report(app, config, first, last, args.orders)
     currency = config.outcomes.currency or config.shop.currency
+    if args.html:
+        calls_app = build_calls_app(ledger_table=ledger_table, orders_table=orders_table, clients=clients)
+        write_html(args.html, report, calls_app, config, currency)
+        if not args.json:
+            print(f"report page written to {args.html}", file=out)
+            return 0
     if args.json:
         data = dict(report)
         if args.orders:
@@ -61,6 +71,32 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     else:
         print_report(report, config, currency, out, listed if args.orders else None)
     return 0
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def write_html(
+    path: Path, report: dict[str, Any], calls_app: CallsApp, config: Config, currency: str
+) -> None:
+    """`--html FILE`: the report (as `--json` prints it) and the calls open now, as one page."""
+    from nudge_cli.calls import open_calls
+    from nudge_cli.report_html import render_report_html
+
+    now = _now()
+    calls = open_calls(calls_app, config, now)
+    page = render_report_html(
+        report,
+        calls=calls,
+        shop_name=config.shop.name,
+        generated_at=now.astimezone(config.shop.zone),
+        currency=currency,
+    )
+    try:
+        path.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"--html: cannot write {path}: {exc.strerror or exc}") from None
 
 
 def read_report(

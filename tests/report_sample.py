@@ -3,7 +3,7 @@ headless Chromium runner.
 
 The figures come from the real ``build_report`` over generated ledger records (a shop with two
 sending windows, two reminders, a 10% holdout and an A/B test of two first-reminder texts); the
-variant rows and the delivery figures are added in the shape ``nudge report --json`` gives them.
+delivery figures are added in the shape ``nudge report --json`` will give them once receipts exist.
 
 Regenerate the README's screenshot (needs Debian's ``chromium``)::
 
@@ -26,8 +26,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from nudge.domain.outcomes import HoldoutMark, Outcome, SmsSent
-from nudge.domain.report import MIN_ARM, NOT_ENOUGH_DATA, build_report
-from nudge.domain.stats import newcombe
+from nudge.domain.report import build_report
 
 ZONE = ZoneInfo("Asia/Shanghai")
 FIRST = date(2026, 11, 16)
@@ -135,6 +134,7 @@ def _build(sms: list[SmsSent], outcomes: list[Outcome], held: list[HoldoutMark])
         zone=ZONE,
         price_per_segment=PRICE,
         currency="CNY",
+        variants=list(VARIANTS),
     )
 
 
@@ -145,32 +145,8 @@ def sample_report(*, variants: bool = True, delivery: bool = True, holdout: bool
     outcomes = [o for o in records.outcomes if holdout or not o.holdout]
     report = _build(records.sms, outcomes, held)
     report["cost_currency"] = "CNY"
-    if variants:
-        rows = []
-        for name in VARIANTS:
-            mine = {oid for oid, v in records.variant_of.items() if v == name}
-            part = _build(
-                [s for s in records.sms if s.order_id in mine],
-                [o for o in outcomes if o.order_id in mine],
-                [],
-            )
-            row = {"variant": name, **{k: part[k] for k in FIGURES}}
-            row["roi"] = (
-                round(float(Decimal(part["recovered"].get("CNY", "0")) / Decimal(part["cost"])), 2)
-                if Decimal(part["cost"])
-                else None
-            )
-            rows.append(row)
-        base = rows[0]
-        base["diff"], base["ci95"] = None, None
-        for row in rows[1:]:
-            if min(row["reminded"], base["reminded"]) < MIN_ARM:
-                row["diff"], row["ci95"] = None, NOT_ENOUGH_DATA
-                continue
-            ci = newcombe(row["paid"], row["reminded"], base["paid"], base["reminded"])
-            row["diff"] = round(ci.difference, 4)
-            row["ci95"] = [round(ci.lower, 4), round(ci.upper, 4)]
-        report["by_variant"] = rows
+    if not variants:  # the page before a text experiment: no SMS carried a variant
+        report["by_variant"] = []
     if delivery:
         failed = {"UNREACHABLE": 23, "CARRIER_BLOCKED": 7, "INVALID_NUMBER": 4}
         expired = 5

@@ -4,6 +4,7 @@ report rows that add up to the totals."""
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -138,7 +139,7 @@ def test_json_keys_are_the_contract():
     r = report([sms("a", 1, at(0, 10))], [])
     assert list(r) == [
         "from", "to", "reminded", "sms", "segments", "cost", "paid", "paid_rate", "recovered",
-        "median_minutes_to_pay", "holdout", "by_day", "by_window", "by_attempt",
+        "median_minutes_to_pay", "holdout", "by_day", "by_window", "by_attempt", "by_variant",
     ]  # fmt: skip
     assert r["from"] == "2026-11-23" and r["to"] == "2026-11-29" and r["holdout"] is None
 
@@ -259,3 +260,51 @@ def test_bad_period():
     with pytest.raises(ValueError, match="last_day"):
         build_report(sms=[], outcomes=[], first_day=DAY, last_day=DAY - timedelta(days=1), zone=ZONE,
                      price_per_segment=PRICE, currency="CNY")  # fmt: skip
+
+
+# ------------------------------------------------------------------------- by text variant
+
+
+def variant_week(counts: dict[str | None, tuple[int, int]]) -> tuple[list[SmsSent], list[Outcome]]:
+    """``counts``: variant -> (orders reminded, orders paid); one SMS per order."""
+    records, paid = [], []
+    for name, (n, k) in counts.items():
+        for i in range(n):
+            oid = f"{name}-{i}"
+            s = SmsSent(order_id=oid, attempt=1, sent_at=at(i % 7, 10), window=W1, segments=1, variant=name)
+            records.append(s)
+            if i < k:
+                paid.append(replace(outcome(oid, 1, s.sent_at, 30), variant=name))
+    return records, paid
+
+
+def test_no_variant_no_rows():
+    r = report([sms("a", 1, at(0, 10))], [])
+    assert r["by_variant"] == []
+
+
+def test_each_variant_is_compared_with_the_first_configured_with_newcombe():
+    records, paid = variant_week({"urgent": (150, 45), "caring": (160, 64)})
+    r = report(records, paid, variants=["caring", "urgent"])  # the config lists caring first
+    rows = {row["variant"]: row for row in r["by_variant"]}
+    assert [row["variant"] for row in r["by_variant"]] == ["caring", "urgent"]
+    assert rows["caring"]["diff"] is None and rows["caring"]["ci95"] is None  # the baseline
+    ci = newcombe(45, 150, 64, 160)
+    assert rows["urgent"]["diff"] == round(ci.difference, 4) == round(45 / 150 - 64 / 160, 4)
+    assert rows["urgent"]["ci95"] == [round(ci.lower, 4), round(ci.upper, 4)]
+    assert (rows["urgent"]["reminded"], rows["urgent"]["paid"], rows["urgent"]["paid_rate"]) == (150, 45, 0.3)
+
+
+def test_under_100_orders_a_variant_is_not_enough_data():
+    records, paid = variant_week({"a": (150, 30), "b": (99, 30)})
+    rows = {row["variant"]: row for row in report(records, paid, variants=["a", "b"])["by_variant"]}
+    assert rows["b"]["diff"] is None and rows["b"]["ci95"] == "not enough data"
+
+
+def test_variant_rows_add_up_to_the_totals_with_sms_sent_before_the_test():
+    records, paid = variant_week({None: (20, 5), "a": (30, 10), "b": (40, 8)})
+    r = report(records, paid, variants=["a", "b"])
+    assert [row["variant"] for row in r["by_variant"]] == ["a", "b", None]
+    for field in ("reminded", "sms", "segments", "paid"):
+        assert sum(row[field] for row in r["by_variant"]) == r[field], field
+    assert sum(Decimal(row["cost"]) for row in r["by_variant"]) == Decimal(r["cost"])

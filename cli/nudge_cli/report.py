@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -38,8 +39,24 @@ def add_parser(sub: Any) -> None:
     report.add_argument("--json", action="store_true", help="print one JSON object")
     report.add_argument("--orders", action="store_true", help="list the recovered orders (phones masked)")
     report.add_argument(
+        "--by",
+        choices=BY,
+        action="append",
+        help="print only these tables (repeat it); `--by variant`: the text experiment, each variant vs the first",
+    )
+    report.add_argument(
         "--html", type=Path, metavar="FILE", help="also write one self-contained page (charts, open calls)"
     )
+
+
+BY = ("day", "window", "attempt", "variant")
+
+
+def configured_variants(config: Config) -> list[str]:
+    """The text variants in the order the config lists them (reminder 1's list, else reminder 2's:
+    when both list variants their names match position by position)."""
+    variants = config.messages.variants
+    return [v.name for v in variants.get("1") or variants.get("2") or []]
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
@@ -69,7 +86,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         json.dump(data, out, ensure_ascii=False, indent=2)
         out.write("\n")
     else:
-        print_report(report, config, currency, out, listed if args.orders else None)
+        print_report(report, config, currency, out, listed if args.orders else None, by=args.by)
     return 0
 
 
@@ -115,6 +132,7 @@ def read_report(
         zone=zone,
         price_per_segment=config.outcomes.price_per_segment,
         currency=currency,
+        variants=configured_variants(config),
     )
     listed = []
     if with_orders:
@@ -138,6 +156,27 @@ def read_report(
     return report, listed
 
 
+def _versus(row: dict[str, Any]) -> str:
+    ci = row["ci95"]
+    if isinstance(ci, list):
+        return f"{row['diff'] * 100:+.1f} points ({ci[0] * 100:+.1f} to {ci[1] * 100:+.1f})"
+    return ci or "(baseline)"
+
+
+def _sample_size_hint(report: dict[str, Any]) -> str:
+    """How many reminded orders each variant needs to show a 5-point difference at today's paid rate."""
+    from nudge.domain.stats import orders_per_variant
+
+    rate = report["paid_rate"]
+    if rate is None or rate > 0.95:
+        return "  (a test needs reminded orders with a paid rate to size it)"
+    n = orders_per_variant(rate, 0.05)
+    return (
+        f"  to see a 5-point difference at today's paid rate ({_pct(rate)}), each variant needs about {n} "
+        "reminded orders (95% confidence, 80% power); see docs/OUTCOMES.md"
+    )
+
+
 def _pct(rate: float | None) -> str:
     return "-" if rate is None else f"{rate * 100:.1f}%"
 
@@ -147,8 +186,14 @@ def _recovered(values: dict[str, str]) -> str:
 
 
 def print_report(
-    report: dict[str, Any], config: Config, currency: str, out: TextIO, listed: list[dict] | None = None
+    report: dict[str, Any],
+    config: Config,
+    currency: str,
+    out: TextIO,
+    listed: list[dict] | None = None,
+    by: Sequence[str] | None = None,
 ) -> None:
+    """The report as tables; ``by``: only these tables (default: every one with rows)."""
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
@@ -181,8 +226,9 @@ def print_report(
             f"  holdout: {h['orders']} orders held out, {h['paid']} paid ({_pct(h['paid_rate'])}); "
             f"lift of the reminders: {lift}"
         )
-    for key, title in (("by_day", "day"), ("by_window", "window"), ("by_attempt", "attempt")):
-        if not report[key]:
+    for title in BY:
+        key = f"by_{title}"
+        if not report.get(key) or (by and title not in by):
             continue
         table = Table(title=f"by {title}", title_justify="left")
         for col in (
@@ -196,11 +242,12 @@ def print_report(
             "recovered",
             "median min",
             "ROI",
+            *(("vs first, 95% CI",) if title == "variant" else ()),
         ):
             table.add_column(col, justify="left" if col == title else "right")
         for row in report[key]:
             table.add_row(
-                str(row[title]),
+                escape(str(row[title] if row[title] is not None else "(none)")),
                 str(row["reminded"]),
                 str(row["sms"]),
                 str(row["segments"]),
@@ -210,8 +257,11 @@ def print_report(
                 _recovered(row["recovered"]),
                 str(row["median_minutes_to_pay"] or "-"),
                 str(row["roi"] if row["roi"] is not None else "-"),
+                *((_versus(row),) if title == "variant" else ()),
             )
         console.print(table)
+        if title == "variant":
+            console.print(_sample_size_hint(report))
     if listed is not None:
         table = Table(title="recovered orders", title_justify="left")
         for col in (

@@ -12,7 +12,7 @@ Money is kept as ``Decimal`` and written as strings (exact); rates and the lift 
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -91,8 +91,13 @@ def build_report(
     price_per_segment: Decimal,
     currency: str,
     min_arm: int = MIN_ARM,
+    variants: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """The report over the shop-local days ``first_day``..``last_day`` (both included)."""
+    """The report over the shop-local days ``first_day``..``last_day`` (both included).
+
+    ``variants``: the configured text variants in order (the first is the one the others are
+    compared with); variants seen in the ledger but no longer configured follow by name.
+    """
     if last_day < first_day:
         raise ValueError("last_day must not be before first_day")
 
@@ -112,6 +117,7 @@ def build_report(
     by_day: dict[date, _Figures] = {}
     by_window: dict[str, _Figures] = {}
     by_attempt: dict[int, _Figures] = {}
+    by_variant: dict[str | None, _Figures] = {}
 
     def rows(s: SmsSent) -> tuple[_Figures, ...]:
         return (
@@ -119,6 +125,7 @@ def build_report(
             by_day.setdefault(s.sent_at.astimezone(zone).date(), _Figures()),
             by_window.setdefault(s.window or "unknown", _Figures()),
             by_attempt.setdefault(s.attempt, _Figures()),
+            by_variant.setdefault(s.variant, _Figures()),
         )
 
     for order_id, sends in sends_by_order.items():
@@ -148,8 +155,37 @@ def build_report(
         "by_day": table(by_day, "day"),
         "by_window": table(by_window, "window"),
         "by_attempt": table(by_attempt, "attempt"),
+        "by_variant": _by_variant(by_variant, variants, currency, min_arm),
     }
     return report
+
+
+def _by_variant(
+    groups: dict[str | None, _Figures], configured: Sequence[str], currency: str, min_arm: int
+) -> list[dict[str, Any]]:
+    """One row per text variant, each compared with the first (``diff``: its paid rate minus the
+    first's, with the Newcombe 95% interval, or "not enough data" under ``min_arm`` orders in
+    either). Empty when no SMS carried a variant. SMS sent without one (before the test began)
+    get a row of their own, ``variant`` null, so the rows still add up to the totals."""
+    if not any(name is not None for name in groups):
+        return []
+    rank = {name: i for i, name in enumerate(configured)}
+    names = sorted(groups, key=lambda n: (n is None, rank.get(n or "", len(rank)), n or ""))
+    first = groups[names[0]] if names[0] is not None else None
+    out = []
+    for name in names:
+        figures = groups[name]
+        row: dict[str, Any] = {"variant": name, **figures.to_json(), "roi": figures.roi(currency)}
+        row["diff"], row["ci95"] = None, None  # the first variant, and SMS without a variant
+        if name is not None and name != names[0] and first is not None:
+            if figures.reminded >= min_arm and first.reminded >= min_arm:
+                ci = newcombe(figures.paid, figures.reminded, first.paid, first.reminded)
+                row["diff"] = round(ci.difference, 4)
+                row["ci95"] = [round(ci.lower, 4), round(ci.upper, 4)]
+            else:
+                row["ci95"] = NOT_ENOUGH_DATA
+        out.append(row)
+    return out
 
 
 def _holdout(

@@ -74,8 +74,10 @@ test-unit: install
 
 test: lint typecheck check-template pytest
 
+# Ends by writing the report page (open it in a browser); not tracked by git.
+DEMO_HTML ?= nudge-demo-report.html
 demo: install
-	$(BIN)/nudge demo
+	$(BIN)/nudge demo --html $(DEMO_HTML)
 
 # The whole bench takes about an hour (the 100k-line import on moto); a quicker pass:
 #   make bench BENCH_ARGS="--imports 10000,20000"

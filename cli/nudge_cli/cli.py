@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="the whole pipeline on moto with sample orders")
     demo.add_argument("--at", type=_timestamp, default=None, help="the morning window's scheduled time")
+    demo.add_argument(
+        "--html", type=Path, default=None, metavar="FILE", help="end by writing the report page here"
+    )
 
     for command in COMMANDS.values():
         if command.add_parser is not None:
@@ -227,7 +230,7 @@ def run_demo(args: argparse.Namespace, out: TextIO) -> int:
         if (exc.name or "").split(".")[0] != "moto":
             raise
         raise UsageError("demo: needs moto: pip install 'nudge[demo]' (make demo does it)") from None
-    return demo(out, at=args.at)
+    return demo(out, at=args.at, html=args.html)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TextIO
 from zoneinfo import ZoneInfo
 
@@ -20,6 +21,18 @@ from nudge_local.pipeline import EVENTS, FakeClock, LocalPipeline, function_url_
 SHOP_ZONE = ZoneInfo("Asia/Shanghai")  # template.yaml's default ShopTimezone
 DEFAULT_AT = datetime(2026, 11, 23, 9, 50, tzinfo=SHOP_ZONE)
 QUIET = {"LOG_LEVEL": "ERROR", "POWERTOOLS_METRICS_DISABLED": "true"}  # keep the narration readable
+# A small A/B test of two first-reminder texts (messages.variants), as a shop would set it in
+# ExtraConfigJson: the caring question of the guides against a shipping cut-off nudge.
+DEMO_VARIANTS = {
+    "1": [
+        {"name": "caring", "template": "{greeting}，您的订单（{amount}）还未付款，是付款遇到问题了吗？"},
+        {
+            "name": "cutoff",
+            "template": "{greeting}，您的订单（{amount}）还未付款，[[{ship_by}前]]付款当天发货。",
+        },
+    ]
+}
+DEMO_CONFIG = {"messages": {"variants": DEMO_VARIANTS}}
 
 
 def _decisions_table(summary: dict, out: TextIO) -> None:
@@ -62,12 +75,13 @@ def _orders_arrive_by_webhook(p: LocalPipeline, records: list[dict], at: datetim
     print(f"   a forged order.paid for o-1001: {answer['statusCode']} (nothing written)", file=out)
 
 
-def run_demo(out: TextIO, *, at: datetime | None = None) -> int:
+def run_demo(out: TextIO, *, at: datetime | None = None, html: Path | None = None) -> int:
     at = at or DEFAULT_AT
     clock = FakeClock(at)
     orders_file = EVENTS / "sample-orders.jsonl"
     history = read_history_jsonl((EVENTS / "sample-history.jsonl").read_text(encoding="utf-8").splitlines())
-    with LocalPipeline(clock=clock, env=QUIET) as p:
+    env = {**QUIET, "EXTRA_CONFIG_JSON": json.dumps(DEMO_CONFIG, ensure_ascii=False)}
+    with LocalPipeline(clock=clock, env=env) as p:
         r = p.resources
         window = r.env["WINDOWS"].split(",")[0]
         print("Nudge demo: the whole pipeline on moto (no AWS account is touched)", file=out)
@@ -100,6 +114,11 @@ def run_demo(out: TextIO, *, at: datetime | None = None) -> int:
             file=out,
         )
         _decisions_table(first, out)
+        print(
+            "   an A/B test of two first-reminder texts runs (messages.variants: caring, cutoff): each order's"
+            "\n   text is drawn from its id, the same on every run; who is texted and when do not change",
+            file=out,
+        )
 
         print("\n2) The send function drains the queue (SQS batches, partial failures)", file=out)
         stats = p.drain_queue()
@@ -158,7 +177,7 @@ def run_demo(out: TextIO, *, at: datetime | None = None) -> int:
             f"\nSNS received {sum(phones.values())} SMS in all; any number texted twice: {twice or 'none'}",
             file=out,
         )
-        _outcomes_step(p, at, out)
+        _outcomes_step(p, at, out, html)
         return 1 if twice else 0
 
 
@@ -168,13 +187,13 @@ DEMO_PAYMENTS = (("o-1001", 12), ("o-1024", 47), ("o-1002", 135), ("o-1017", -20
 DEMO_PRICE = "0.045"  # CNY per SMS segment, about what a China SMS costs
 
 
-def _outcomes_step(p: LocalPipeline, at: datetime, out: TextIO) -> None:
+def _outcomes_step(p: LocalPipeline, at: datetime, out: TextIO, html: Path | None) -> None:
     """5) Some buyers pay; the orders table's stream is played to the outcomes function; report."""
     import boto3
 
-    from nudge.bootstrap import build_report_app, session_clients
+    from nudge.bootstrap import build_calls_app, build_report_app, session_clients
     from nudge.domain.config import load_config
-    from nudge_cli.report import print_report, read_report
+    from nudge_cli.report import print_report, read_report, write_html
 
     print(
         "\n5) Buyers pay (the shop's orders table is updated); its stream feeds the outcomes function",
@@ -196,13 +215,18 @@ def _outcomes_step(p: LocalPipeline, at: datetime, out: TextIO) -> None:
         f"   {stats['records']} stream records (one delivered twice) in {stats['invocations']} invocation(s)",
         file=out,
     )
-    config = load_config({"outcomes": {"price_per_segment": DEMO_PRICE}})
+    config = load_config({**DEMO_CONFIG, "outcomes": {"price_per_segment": DEMO_PRICE}})
     day = at.astimezone(SHOP_ZONE).date()
-    app = build_report_app(
-        ledger_table=p.resources.ledger_table,
-        orders_table=p.resources.orders_table,
-        clients=session_clients(boto3.session.Session()),
-    )
+    tables = {"ledger_table": p.resources.ledger_table, "orders_table": p.resources.orders_table}
+    clients = session_clients(boto3.session.Session())
+    app = build_report_app(**tables, clients=clients)
     report, listed = read_report(app, config, day, day, True)
     print(f"\n6) nudge report --days 1 --orders (price per segment {DEMO_PRICE} CNY)", file=out)
     print_report(report, config, "CNY", out, listed)
+    if html is not None:
+        write_html(html, report, build_calls_app(**tables, clients=clients), config, "CNY")
+        print(
+            f"\n7) nudge report --html {html}: one page for the shop (charts, the A/B test, open calls);"
+            " open it in any browser",
+            file=out,
+        )

@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from nudge.domain.config import Config, load_config
+from nudge.domain.config import Config
+from tests.builders import AT, SHANGHAI, config, order_record
 
 UNIT_FILES = frozenset(
     {
@@ -69,34 +70,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 # ------------------------------------------------------------------------------------ builders
-
-SHANGHAI = ZoneInfo("Asia/Shanghai")
-# The standard instant: Monday 2026-11-23 10:00 in Shanghai, inside the default morning window
-# (09:50-10:40, seed 001), a workday on the CN calendar.
-AT = datetime(2026, 11, 23, 10, 0, tzinfo=SHANGHAI)
-
-
-def order_record(*, age: timedelta = timedelta(hours=3), now: datetime = AT, **fields: Any) -> dict[str, Any]:
-    """An order record as the shop writes it (JSON types; see docs/RULES.md, "The order record").
-
-    Unpaid, placed ``age`` before ``now`` (3 h: past the 120-minute wait), a valid CN mobile;
-    ``fields`` override or add any field.
-    """
-    record: dict[str, Any] = {
-        "order_id": "o-1",
-        "buyer_id": "b-1",
-        "phone": "+8613800138000",
-        "status": "unpaid",
-        "created_at": (now - age).isoformat(),
-        "amount": "100.00",
-    }
-    record.update(fields)
-    return record
-
-
-def config(**sections: Any) -> Config:
-    """The rules config with some sections or keys overridden, e.g. ``config(rules={"wait_minutes": 150})``."""
-    return load_config(sections)
+# (tests/builders.py; fixtures for the tests that take them as arguments)
 
 
 @pytest.fixture

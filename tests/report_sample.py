@@ -23,12 +23,12 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from nudge.domain.outcomes import HoldoutMark, Outcome, SmsSent
 from nudge.domain.report import build_report
+from tests.builders import SHANGHAI
 
-ZONE = ZoneInfo("Asia/Shanghai")
+ZONE = SHANGHAI
 FIRST = date(2026, 11, 16)
 DAYS = 14
 PRICE = Decimal("0.045")

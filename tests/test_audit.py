@@ -6,7 +6,6 @@ import io
 import json
 import logging
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -14,8 +13,9 @@ from nudge.adapters.orders import scan_order_items
 from nudge.services.audit import audit_orders, check_order_item, safe_problem
 from nudge_cli.cli import main
 from nudge_local.pipeline import FakeClock, LocalPipeline
+from tests.builders import SHANGHAI
 
-SH = ZoneInfo("Asia/Shanghai")
+SH = SHANGHAI
 AT = datetime(2026, 11, 23, 9, 50, tzinfo=SH)
 CREATED = (AT - timedelta(hours=3)).isoformat()
 

@@ -8,7 +8,6 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -16,6 +15,7 @@ from nudge import bootstrap
 from nudge.domain.config import ConfigError
 from nudge.settings import Settings, load_settings
 from nudge_local.pipeline import LambdaContextStub, schedule_event
+from tests.builders import SHANGHAI
 
 ROOT = Path(__file__).resolve().parents[1]
 HANDLERS = ["plan", "send", "audit"]
@@ -162,7 +162,7 @@ def test_a_handler_builds_its_app_from_the_environment_on_first_invocation(monke
         for key, value in stack.function_envs["PlanFunction"].items():
             monkeypatch.setenv(key, value)
         module = _load_handler("plan", ROOT / "functions" / "plan" / "app.py")
-        at = datetime(2025, 11, 24, 9, 50, tzinfo=ZoneInfo("Asia/Shanghai"))  # long past
+        at = datetime(2025, 11, 24, 9, 50, tzinfo=SHANGHAI)  # long past
         before = datetime.now(UTC)
         summary = module.lambda_handler(schedule_event("09:50-10:40", at), LambdaContextStub("plan"))
         # judged by the real clock (the window closed long ago), against the stack's empty tables

@@ -6,7 +6,6 @@ import io
 import json
 from datetime import datetime, timedelta
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 import boto3
 import pytest
@@ -20,8 +19,9 @@ from nudge.services.calls import DIGEST_MAX_LINES, build_digest, call_entries
 from nudge.services.planning import WindowRun, plan_window
 from nudge_cli.cli import main
 from nudge_local.pipeline import FakeClock, LocalPipeline
+from tests.builders import SHANGHAI
 
-SH = ZoneInfo("Asia/Shanghai")
+SH = SHANGHAI
 AT = datetime(2026, 11, 23, 9, 50, tzinfo=SH)
 CONFIG = load_config()
 QUIET = {"LOG_LEVEL": "ERROR", "POWERTOOLS_METRICS_DISABLED": "true"}

@@ -42,6 +42,7 @@ from nudge.services.ports import (
 )
 from nudge_local.moto_env import StackResources, provision
 from nudge_local.pipeline import moto_sent_sms
+from tests.builders import order_record
 from tests.fakes import FakeOrderRepository, FakeReminderLedger, FakeSmsGateway
 
 REGION = "us-east-1"
@@ -114,15 +115,13 @@ def put_orders(ddb: Any, records: list[dict[str, Any]]) -> None:
 
 
 def record(order_id: str, created_at: str, status: str = "unpaid", **extra: Any) -> dict[str, Any]:
-    return {
-        "order_id": order_id,
+    fields = {
         "buyer_id": f"b-{order_id}",
-        "phone": "+8613800138000",
-        "status": status,
         "created_at": created_at,
+        "status": status,
         "amount": Decimal("88.50"),
-        **extra,
     }
+    return order_record(order_id=order_id, **{**fields, **extra})
 
 
 def request(

@@ -5,30 +5,23 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import pytest
 
 from nudge.services import outcomes as outcomes_service
 from nudge.services.ports import SendRequest
 from nudge_local.pipeline import FakeClock, LocalPipeline
+from tests.builders import SHANGHAI, numbered_order
 
 pytestmark = pytest.mark.aws
 
-SH = ZoneInfo("Asia/Shanghai")
+SH = SHANGHAI
 AT = datetime(2026, 11, 23, 9, 50, tzinfo=SH)
 QUIET = {"LOG_LEVEL": "ERROR", "POWERTOOLS_METRICS_DISABLED": "true"}
 
 
 def order(i: int) -> dict:
-    return {
-        "order_id": f"o-{i}",
-        "buyer_id": f"b-{i}",
-        "phone": f"+86138001380{i:02d}",
-        "status": "unpaid",
-        "created_at": (AT - timedelta(hours=3)).isoformat(),
-        "amount": 100,
-    }
+    return numbered_order(i, created=AT - timedelta(hours=3))
 
 
 def test_the_send_handler_reads_each_message_once(monkeypatch):

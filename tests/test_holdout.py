@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 import pytest
 from fakes import FakeOrderRepository, FakeReminderLedger, FakeSendQueue
@@ -16,8 +15,9 @@ from nudge.domain.outcomes import holdout_bucket, in_holdout
 from nudge.domain.restdays import RestDayCalendar
 from nudge.domain.rules import plan_reminders
 from nudge.services.planning import WindowRun, plan_window
+from tests.builders import SHANGHAI
 
-ZONE = ZoneInfo("Asia/Shanghai")
+ZONE = SHANGHAI
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=ZONE)  # Monday, inside 09:50-10:40
 LATER = datetime(2026, 11, 23, 15, 10, tzinfo=ZONE)  # the afternoon window
 

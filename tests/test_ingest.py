@@ -14,7 +14,6 @@ import json
 import logging
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 from botocore.exceptions import ClientError
@@ -22,6 +21,7 @@ from botocore.exceptions import ClientError
 from nudge.domain.webhooks import sign_standard
 from nudge_local.pipeline import FakeClock, LocalPipeline
 from tests import webhook_events as we
+from tests.builders import SHANGHAI, order_record
 
 pytestmark = pytest.mark.aws
 
@@ -31,16 +31,13 @@ PII = ("+8613800138000", "13800138000", "0013 8000", "张三", "Zhang", "Jane", 
 
 
 def order(order_id: str = "web-1", **extra: Any) -> dict[str, Any]:
-    return {
-        "order_id": order_id,
+    fields = {
         "buyer_id": "c-1",
-        "phone": "+8613800138000",
-        "status": "unpaid",
         "created_at": "2026-11-23T07:31:02+08:00",
         "amount": "199.00",
         "buyer_name": "张三",
-        **extra,
     }
+    return order_record(order_id=order_id, **{**fields, **extra})
 
 
 def created(order_id: str = "web-1", at: datetime = AT, **extra: Any) -> dict[str, Any]:
@@ -405,7 +402,7 @@ def test_template_ingest_function_is_public_capped_and_least_privilege():
 
 # ---------------------------------------------------------------------- end to end, with the planner
 
-SH = ZoneInfo("Asia/Shanghai")
+SH = SHANGHAI
 MORNING = "09:50-10:40@11:00"
 WINDOW_AT = datetime(2026, 11, 23, 9, 50, tzinfo=SH)  # Monday, the morning window opens
 PHONE = "+8613800138000"

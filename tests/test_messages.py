@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
@@ -21,8 +20,8 @@ from nudge.domain.messages import (
     render_reminder,
 )
 from nudge.domain.models import Order
+from tests.builders import SHANGHAI, order_model
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2025, 3, 14, 10, 5, tzinfo=SHANGHAI)  # a Friday, inside the 09:50-10:40 window
 WINDOW = Window(start="09:50", end="10:40", ship_by="11:00")
 URL = "https://s.example.cn/p/8f3k2a"
@@ -39,19 +38,16 @@ LONG_TITLE = {
 
 def make_order(locale: str = "zh-CN", **fields) -> Order:
     """A typical unpaid order with every optional field set; override or clear with keywords."""
-    base = {
+    every_field = {
         "order_id": "o1",
         "buyer_id": "b1",
-        "phone": "+8613800138000",
-        "status": "unpaid",
-        "created_at": NOW - timedelta(hours=3),
         "amount": Decimal("199.00"),
         "buyer_name": NAME[locale],
         "item_title": TITLE[locale],
         "pay_url": URL,
         "closes_at": NOW.replace(hour=14, minute=30),
     }
-    return Order(**{**base, **fields})
+    return order_model(now=NOW, **{**every_field, **fields})
 
 
 def render(

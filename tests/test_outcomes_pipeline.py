@@ -8,7 +8,6 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import boto3
 import pytest
@@ -16,11 +15,12 @@ import pytest
 from nudge.adapters.outcomes import DynamoOutcomeStore
 from nudge_local.moto_env import load_template
 from nudge_local.pipeline import FakeClock, LambdaContextStub, LocalPipeline, matches_filter, stream_record
+from tests.builders import SHANGHAI, order_record
 
 pytestmark = pytest.mark.aws
 
 ROOT = Path(__file__).resolve().parents[1]
-SH = ZoneInfo("Asia/Shanghai")
+SH = SHANGHAI
 AT = datetime(2026, 11, 23, 9, 50, tzinfo=SH)
 MORNING = "09:50-10:40@11:00"
 QUIET = {"LOG_LEVEL": "ERROR", "POWERTOOLS_METRICS_DISABLED": "true"}
@@ -100,15 +100,14 @@ def test_the_sample_stream_event_is_what_the_handler_takes():
 
 
 def order(oid: str, i: int, **extra) -> dict:
-    return {
-        "order_id": oid,
+    created = (AT - timedelta(hours=3, minutes=i)).isoformat()
+    fields = {
         "buyer_id": f"b-{oid}",
         "phone": f"+86138001381{i:02d}",
-        "status": "unpaid",
-        "created_at": (AT - timedelta(hours=3, minutes=i)).isoformat(),
+        "created_at": created,
         "amount": "128.00",
-        **extra,
     }
+    return order_record(order_id=oid, **{**fields, **extra})
 
 
 def test_payments_after_reminders_are_recorded_once(monkeypatch):

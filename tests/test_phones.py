@@ -9,6 +9,7 @@ import pytest
 
 from nudge.domain.config import QuietHours
 from nudge.domain.phones import PhoneInfo, buyer_hours_end, buyer_zones, phone_info, within_buyer_hours
+from tests.builders import SHANGHAI
 
 HOURS = QuietHours()  # 08:00-21:00 buyer-local
 CN_MOBILE = "+8613800138000"
@@ -18,7 +19,6 @@ INMARSAT = "+870773123456"  # valid, but no time zone
 
 NEW_YORK = ZoneInfo("America/New_York")
 HONOLULU = ZoneInfo("Pacific/Honolulu")
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 LONDON = ZoneInfo("Europe/London")
 
 

@@ -10,7 +10,6 @@ import json
 from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -18,12 +17,13 @@ from nudge.adapters.sqs import SqsSendQueue
 from nudge.domain.orders import read_history_jsonl
 from nudge.services.ports import SendRequest, TransientSendError
 from nudge_local.pipeline import FakeClock, LambdaContextStub, LocalPipeline, sqs_event
+from tests.builders import SHANGHAI
 
 pytestmark = pytest.mark.aws
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = ROOT / "events"
-SH = ZoneInfo("Asia/Shanghai")
+SH = SHANGHAI
 MORNING = "09:50-10:40@11:00"
 AT = datetime(2026, 11, 23, 9, 50, tzinfo=SH)  # Monday, the morning window opens
 QUIET = {"LOG_LEVEL": "ERROR", "POWERTOOLS_METRICS_DISABLED": "true"}

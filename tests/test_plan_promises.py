@@ -8,31 +8,24 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import pytest
 
 from nudge.domain.config import load_config
 from nudge.services.planning import WindowRun, run_key
 from nudge_local.pipeline import FakeClock, LambdaContextStub, LocalPipeline
+from tests.builders import SHANGHAI, numbered_order
 
 pytestmark = pytest.mark.aws
 
-SH = ZoneInfo("Asia/Shanghai")
+SH = SHANGHAI
 MORNING = "09:50-10:40@11:00"
 AT = datetime(2026, 11, 23, 9, 50, tzinfo=SH)  # Monday, the morning window opens
 QUIET = {"LOG_LEVEL": "ERROR", "POWERTOOLS_METRICS_DISABLED": "true"}
 
 
 def order(i: int, created: datetime) -> dict:
-    return {
-        "order_id": f"o-{i}",
-        "buyer_id": f"b-{i}",
-        "phone": f"+86138001380{i:02d}",
-        "status": "unpaid",
-        "created_at": created.isoformat(),
-        "amount": 100,
-    }
+    return numbered_order(i, created=created)
 
 
 FIVE = [order(i, AT - timedelta(hours=3, minutes=i)) for i in range(1, 6)]

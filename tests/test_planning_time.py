@@ -4,7 +4,6 @@ test_plan_promises.py)."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -12,9 +11,10 @@ from nudge.domain.config import load_config
 from nudge.domain.models import SentReminder
 from nudge.domain.restdays import RestDayCalendar
 from nudge.services.planning import WindowRun, judged_at, plan_window, resolve_window
+from tests.builders import SHANGHAI, numbered_order
 from tests.fakes import FakeOrderRepository, FakeReminderLedger, FakeSendQueue
 
-SH = ZoneInfo("Asia/Shanghai")
+SH = SHANGHAI
 AT = datetime(2026, 11, 23, 9, 50, tzinfo=SH)  # Monday
 CONFIG = load_config({"windows": "09:50-10:40@11:00,15:00-16:50@17:00"})
 WINDOW = resolve_window(CONFIG, "09:50-10:40")
@@ -37,14 +37,7 @@ def test_a_run_is_judged_at_most_at_its_real_start(started, judged):
 
 
 def record(i: int) -> dict:
-    return {
-        "order_id": f"o-{i}",
-        "buyer_id": f"b-{i}",
-        "phone": f"+86138001380{i:02d}",
-        "status": "unpaid",
-        "created_at": (AT - timedelta(hours=3)).isoformat(),
-        "amount": 100,
-    }
+    return numbered_order(i, created=AT - timedelta(hours=3))
 
 
 def run(orders, ledger, started_at):

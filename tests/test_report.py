@@ -7,13 +7,13 @@ import random
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 import pytest
 
 from nudge.domain.outcomes import HoldoutMark, Outcome, SmsSent
 from nudge.domain.report import ADDITIVE, build_report, recovered_orders, roi
 from nudge.domain.stats import newcombe, wilson
+from tests.builders import SHANGHAI
 
 # Newcombe (1998) Statistics in Medicine 17:873-890, Table II, method 10 (4 decimals as printed);
 # (a), (b), (g) are also DescTools' tests (WUSS 2016 / SAS PROC FREQ), (d) ratesci's.
@@ -77,7 +77,7 @@ def test_interval_input_errors():
 
 # ----------------------------------------------------------------------------------- the report
 
-ZONE = ZoneInfo("Asia/Shanghai")
+ZONE = SHANGHAI
 DAY = date(2026, 11, 23)
 PRICE = Decimal("0.045")
 W1, W2 = "09:50-10:40", "15:00-16:50"

@@ -6,7 +6,6 @@ import io
 import json
 from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import boto3
 import pytest
@@ -15,23 +14,18 @@ from botocore.stub import Stubber
 from nudge_cli.cli import main
 from nudge_cli.stack import StackError, stack_config
 from nudge_local.pipeline import FakeClock, LocalPipeline
+from tests.builders import SHANGHAI, numbered_order
 
 pytestmark = pytest.mark.aws
 
-SH = ZoneInfo("Asia/Shanghai")
+SH = SHANGHAI
 AT = datetime(2026, 11, 23, 9, 50, tzinfo=SH)
 QUIET = {"LOG_LEVEL": "ERROR", "POWERTOOLS_METRICS_DISABLED": "true"}
 
 
 def order(i: int) -> dict:
-    return {
-        "order_id": f"o-{i}",
-        "buyer_id": f"b-{i}",
-        "phone": f"+86138001381{i:02d}",
-        "status": "unpaid",
-        "created_at": (AT - timedelta(hours=3, minutes=i)).isoformat(),
-        "amount": "150.00",
-    }
+    created = AT - timedelta(hours=3, minutes=i)
+    return numbered_order(i, created=created, phone_prefix="+86138001381", amount="150.00")
 
 
 def test_report_after_a_window_and_some_payments(tmp_path):

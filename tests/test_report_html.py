@@ -11,13 +11,13 @@ import copy
 import re
 from datetime import datetime
 from html.parser import HTMLParser
-from zoneinfo import ZoneInfo
 
 import pytest
 
 from nudge.domain.report import roi
 from nudge.domain.stats import wilson
 from nudge_cli.report_html import CSP, render_report_html
+from tests.builders import SHANGHAI
 from tests.report_sample import (
     GENERATED_AT,
     HOSTILE,
@@ -332,7 +332,7 @@ def test_generated_at_and_period_in_the_header():
         report,
         calls=None,
         shop_name=SHOP,
-        generated_at=datetime(2026, 11, 30, 9, 5, tzinfo=ZoneInfo("Asia/Shanghai")),
+        generated_at=datetime(2026, 11, 30, 9, 5, tzinfo=SHANGHAI),
     )
     assert "2026-11-16 to 2026-11-29 · made 2026-11-30 09:05 +08:00" in text_of(
         page[: page.index("</header>")]

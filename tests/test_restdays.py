@@ -17,8 +17,8 @@ from nudge.domain.restdays import (
     window_bounds,
     window_openings,
 )
+from tests.builders import SHANGHAI
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 NEW_YORK = ZoneInfo("America/New_York")
 
 

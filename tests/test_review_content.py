@@ -7,15 +7,15 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 import pytest
 
 from nudge.domain.config import load_config
 from nudge.domain.messages import render_reminder
 from nudge.domain.models import Order
+from tests.builders import SHANGHAI
 
-SH = ZoneInfo("Asia/Shanghai")
+SH = SHANGHAI
 NOW = datetime(2026, 3, 10, 10, 0, tzinfo=SH)
 
 

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 from nudge.domain.config import load_config
 from nudge.domain.models import Action, Order, Reason, ReminderState, SentReminder
 from nudge.domain.outcomes import in_holdout
 from nudge.domain.rules import plan_reminders
+from tests.builders import SHANGHAI
 
-SH = ZoneInfo("Asia/Shanghai")
+SH = SHANGHAI
 T0 = datetime(2026, 11, 23, 9, 50, tzinfo=SH)  # both orders' first window (Monday morning)
 
 

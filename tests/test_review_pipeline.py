@@ -4,16 +4,16 @@ settings accept makes every send of the window fail, instead of stopping at load
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import pytest
 
 from nudge.domain.config import ConfigError
 from nudge_local.pipeline import FakeClock, LocalPipeline
+from tests.builders import SHANGHAI
 
 pytestmark = pytest.mark.aws
 
-SH = ZoneInfo("Asia/Shanghai")
+SH = SHANGHAI
 MORNING = "09:50-10:40@11:00"
 AT = datetime(2026, 11, 23, 9, 50, tzinfo=SH)  # Monday, the morning window opens
 QUIET = {"LOG_LEVEL": "ERROR", "POWERTOOLS_METRICS_DISABLED": "true"}

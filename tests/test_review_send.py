@@ -5,7 +5,6 @@ night"), with the in-memory fakes of the ports. Both fail today.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -15,21 +14,15 @@ from nudge.services.planning import WindowRun, plan_window
 from nudge.services.ports import SendRequest
 from nudge.services.sending import Pacer, Sender, SendOutcome, TooEarlyError
 from nudge_local.pipeline import FakeClock
+from tests.builders import SHANGHAI, numbered_order
 from tests.fakes import FakeOrderRepository, FakeReminderLedger, FakeSendQueue, FakeSmsGateway
 
-SH = ZoneInfo("Asia/Shanghai")
+SH = SHANGHAI
 AT = datetime(2026, 11, 23, 9, 50, tzinfo=SH)  # Monday, the morning window opens
 
 
 def record(i: int, created: datetime) -> dict:
-    return {
-        "order_id": f"o-{i}",
-        "buyer_id": f"b-{i}",
-        "phone": f"+86138001380{i:02d}",
-        "status": "unpaid",
-        "created_at": created.isoformat(),
-        "amount": 100,
-    }
+    return numbered_order(i, created=created)
 
 
 def make_sender(clock: FakeClock, orders: FakeOrderRepository, sms: FakeSmsGateway) -> Sender:

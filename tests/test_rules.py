@@ -10,7 +10,6 @@ import dataclasses
 import itertools
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -30,23 +29,14 @@ from nudge.domain.models import (
 )
 from nudge.domain.restdays import RestDayCalendar
 from nudge.domain.rules import draft_plan, finish_plan, plan_reminders
+from tests.builders import SHANGHAI, order_model
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=SHANGHAI)  # a Monday, inside the 09:50-10:40 window
 CONFIG = load_config()
 
 
 def order(age=timedelta(hours=3), *, now=NOW, **fields) -> Order:
-    base = {
-        "order_id": "o-t",
-        "buyer_id": "b-t",
-        "phone": "+8613800138000",
-        "status": "unpaid",
-        "created_at": now - age,
-        "amount": Decimal("100"),
-    }
-    base.update(fields)
-    return Order(**base)
+    return order_model(age=age, now=now, **{"order_id": "o-t", "buyer_id": "b-t", **fields})
 
 
 def decide(orders, *, now=NOW, config=CONFIG, **kwargs):

@@ -13,7 +13,6 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs
-from zoneinfo import ZoneInfo
 
 import boto3
 import pytest
@@ -25,11 +24,12 @@ from nudge.services.ports import CLAIM_IN_FLIGHT_LIMIT, SendRequest
 from nudge.services.sending import MIN_TIME_TO_SEND
 from nudge_local.moto_env import load_template
 from nudge_local.pipeline import FakeClock, LambdaContextStub, LocalPipeline, sqs_event
+from tests.builders import SHANGHAI, order_record
 from tests.test_dal import TEMPLATE, atomic_moto  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.aws
 
-SH = ZoneInfo("Asia/Shanghai")
+SH = SHANGHAI
 MORNING = "09:50-10:40@11:00"
 AFTERNOON = "15:00-16:50@17:00"
 AT = datetime(2026, 11, 23, 9, 50, tzinfo=SH)  # Monday, the morning window opens
@@ -38,15 +38,10 @@ QUIET = {"LOG_LEVEL": "ERROR", "POWERTOOLS_METRICS_DISABLED": "true"}
 
 
 def order(order_id: str, buyer: str, phone: str, created: datetime, **extra: Any) -> dict:
-    return {
-        "order_id": order_id,
-        "buyer_id": buyer,
-        "phone": phone,
-        "status": "unpaid",
-        "created_at": created.isoformat(),
-        "amount": 100,
-        **extra,
-    }
+    fields = {"amount": 100, **extra}
+    return order_record(
+        order_id=order_id, buyer_id=buyer, phone=phone, created_at=created.isoformat(), **fields
+    )
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -21,23 +20,16 @@ from nudge.services.sending import (
     UnconfirmedSendError,
 )
 from nudge_local.pipeline import FakeClock
+from tests.builders import SHANGHAI, numbered_order
 from tests.fakes import FakeOrderRepository, FakeReminderLedger, FakeSendQueue, FakeSmsGateway
 
-SH = ZoneInfo("Asia/Shanghai")
+SH = SHANGHAI
 AT = datetime(2026, 11, 23, 9, 50, tzinfo=SH)
 CONFIG = load_config({"windows": "09:50-10:40@11:00,15:00-16:50@17:00"})
 
 
 def record(i: int, **extra) -> dict:
-    return {
-        "order_id": f"o-{i}",
-        "buyer_id": f"b-{i}",
-        "phone": f"+86138001380{i:02d}",
-        "status": "unpaid",
-        "created_at": (AT - timedelta(hours=3)).isoformat(),
-        "amount": 100,
-        **extra,
-    }
+    return numbered_order(i, created=AT - timedelta(hours=3), **extra)
 
 
 def plan(orders, *, started_at=AT, window="09:50-10:40@11:00", **kwargs):

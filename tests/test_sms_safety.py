@@ -7,7 +7,6 @@ import re
 import unicodedata
 from datetime import datetime, timedelta
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
@@ -16,22 +15,14 @@ from hypothesis import strategies as st
 from nudge.domain.config import ConfigError, MessagesConfig, ShopConfig, Window, load_config
 from nudge.domain.messages import RenderedSms, allowed_pay_url, count_segments, render_reminder
 from nudge.domain.models import Action, Order, Reason
+from tests.builders import SHANGHAI, order_model
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=SHANGHAI)
 WINDOW = Window(start="09:50", end="10:40", ship_by="11:00")
 
 
 def make_order(**fields) -> Order:
-    base = {
-        "order_id": "o1",
-        "buyer_id": "b1",
-        "phone": "+8613800138000",
-        "status": "unpaid",
-        "created_at": NOW - timedelta(hours=3),
-        "amount": Decimal("199.00"),
-    }
-    return Order(**{**base, **fields})
+    return order_model(now=NOW, **{"order_id": "o1", "buyer_id": "b1", "amount": Decimal("199.00"), **fields})
 
 
 def sms(locale: str = "zh-CN", attempt: int = 1, link_hosts=("shop.example",), **fields) -> str:

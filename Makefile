@@ -68,9 +68,9 @@ typecheck: install
 	$(BIN)/mypy functions/outcomes/app.py
 	$(BIN)/mypy functions/ingest/app.py
 
-# The pure core (tests/conftest.py marks every test file `unit` or `aws`): no moto, seconds.
+# The pure core and the services over fakes (tests/unit): no moto, seconds.
 test-unit: install
-	$(BIN)/pytest -m unit
+	$(BIN)/pytest tests/unit
 
 test: lint typecheck check-template pytest
 
@@ -94,7 +94,7 @@ build: install $(SAM)
 	SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/$(BIN):$$PATH" $(SAM) build --template template.yaml
 
 # Re-lock the layer after changing layers/nudge/requirements.txt (or to take new releases on purpose:
-# a new holidays or phonenumbers can change decisions; tests/test_packaging.py notices). pydantic stays
+# a new holidays or phonenumbers can change decisions; tests/contract/test_packaging.py notices). pydantic stays
 # on the line cfn-lint's aws-sam-translator accepts, so the tests' venv can install the locked version.
 lock: $(BIN)/python
 	$(BIN)/pip install --quiet uv

@@ -1,19 +1,18 @@
-"""Shared test builders, and the `unit` / `aws` split (`make test-unit` runs `pytest -m unit`).
+"""Tests by kind, one folder each (`make test-unit` runs tests/unit alone, in seconds):
 
-Every test gets exactly one of the two markers, by its file:
-- ``unit``: the pure core (domain rules, calendar, messages, phones, orders, privacy) and the
-  services over the in-memory fakes. No moto, no AWS client, no template: seconds.
-- ``aws``: moto, the handlers, the template, the packaging, the CLI's demo, the bench, the report
-  page in headless Chromium, and the contract tests that keep the fakes honest against moto.
+- ``tests/unit``: the pure core (rules, calendar, messages, phones, orders, report, page) and the
+  services over the in-memory fakes (``tests/fakes*.py``). No moto, no AWS client, no template.
+- ``tests/contract``: the adapters on moto against their fakes (one contract, two implementations),
+  the template, the dashboard, the packaging and the bench's own checks.
+- ``tests/pipeline``: the real handlers end to end on a stack built from template.yaml (moto), the
+  CLI against it, and the report page in headless Chromium.
 
-A test file not listed below is classed by what it imports (moto, boto3, the CLI's moto tooling,
-the bench or the template make it ``aws``), so a new file lands on the right side; list it here
-once it settles.
+Each test is also marked by its folder (``unit``, or ``aws`` for the other two), so ``-m`` works as
+before. Builders live in ``tests/builders.py``.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -25,43 +24,16 @@ import pytest
 from nudge.domain.config import Config
 from tests.builders import AT, SHANGHAI, config, order_record
 
-UNIT_FILES = frozenset(
-    {
-        "test_messages.py",
-        "test_orders.py",
-        "test_phones.py",
-        "test_privacy.py",
-        "test_restdays.py",
-        "test_rules.py",
-        "test_services.py",
-        "test_variants.py",
-    }
-)
-AWS_FILES = frozenset(
-    {
-        "test_bench_generator.py",
-        "test_cli.py",
-        "test_dal.py",
-        "test_fakes.py",
-        "test_packaging.py",
-        "test_pipeline.py",
-        "test_report_browser.py",  # headless Chromium, not the pure core
-        "test_template.py",
-    }
-)
-_AWS_HINTS = re.compile(r"^\s*(from|import)\s+(moto|boto3|botocore|bench|nudge_local)\b|template\.yaml", re.M)
-_kind_by_file: dict[Path, str] = {}
+TESTS = Path(__file__).resolve().parent
+KINDS = {"unit": "unit", "contract": "aws", "pipeline": "aws"}
 
 
 def kind_of(path: Path) -> str:
-    """``unit`` or ``aws`` for a test file (see the module docstring)."""
-    if path.name in UNIT_FILES:
-        return "unit"
-    if path.name in AWS_FILES:
-        return "aws"
-    if path not in _kind_by_file:
-        _kind_by_file[path] = "aws" if _AWS_HINTS.search(path.read_text(encoding="utf-8")) else "unit"
-    return _kind_by_file[path]
+    """``unit`` or ``aws``: the marker of a test file, by its folder."""
+    folder = path.resolve().relative_to(TESTS).parts[0]
+    if folder not in KINDS:
+        raise pytest.UsageError(f"{path}: a test belongs in tests/unit, tests/contract or tests/pipeline")
+    return KINDS[folder]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

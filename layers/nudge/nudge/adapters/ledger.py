@@ -2,7 +2,7 @@
 
 It takes a ready-made boto3 client and resource names (no ``os.environ`` here, no clock: every
 time is passed in). The services only see the port; ``tests/fakes.py`` holds an in-memory twin
-with the same semantics, kept honest by the shared contract tests in ``tests/test_dal.py``.
+with the same semantics, kept honest by the shared contract tests in ``tests/contract/test_dal.py``.
 
 Ledger table, keyed ``order_id``: one item per order, one quota item per shop-local day, one item
 listing the numbers SNS reported opted out, and two contact items per buyer (by phone, by buyer id)::

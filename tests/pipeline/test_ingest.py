@@ -372,7 +372,7 @@ def test_template_ingest_function_is_public_capped_and_least_privilege():
 
     from nudge_local.moto_env import evaluate, load_template
 
-    template = load_template(Path(__file__).resolve().parents[1] / "template.yaml")
+    template = load_template(Path(__file__).resolve().parents[2] / "template.yaml")
     fn = template["Resources"]["IngestFunction"]["Properties"]
     assert fn["FunctionUrlConfig"] == {"AuthType": "NONE"}
     assert fn["Timeout"] <= 10  # Shopify waits 5 s
@@ -702,7 +702,7 @@ def test_the_migration_in_the_docs_moves_open_platform_orders_to_their_new_ids(s
     import re
     from pathlib import Path
 
-    docs = (Path(__file__).resolve().parents[1] / "docs" / "CONNECT.md").read_text(encoding="utf-8")
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "CONNECT.md").read_text(encoding="utf-8")
     code = re.search(r"### Upgrading.*?```python\n(.*?)```", docs, re.S).group(1)
     table = stack.p.dynamodb.Table(stack.p.resources.orders_table)
     old = {k: v for k, v in order("5921873412345").items() if v is not None}

@@ -11,9 +11,6 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from fakes import FakeOrderRepository, FakeReminderLedger, FakeSendQueue, FakeSmsGateway, order_record
-from fakes_outcomes import FakeOutcomeStore
-from test_holdout import NOW, orders
 
 from nudge.domain.config import ConfigError, load_config
 from nudge.domain.messages import render_reminder
@@ -28,6 +25,9 @@ from nudge.services.planning import WindowRun, plan_window
 from nudge.services.ports import SendRequest
 from nudge.services.sending import Pacer, Sender, SendOutcome
 from nudge_local.pipeline import FakeClock
+from tests.fakes import FakeOrderRepository, FakeReminderLedger, FakeSendQueue, FakeSmsGateway, order_record
+from tests.fakes_outcomes import FakeOutcomeStore
+from tests.unit.test_holdout import NOW, orders
 
 CARING = "{greeting}，您的订单（{amount}）还未付款，付款遇到困难了吗？我们随时帮您。"
 URGENT = "{greeting}，您的订单（{amount}）还未付款，库存有限，先付先得。"

@@ -1,4 +1,6 @@
-"""Review finding: the holdout's two groups are not measured alike, so the lift is biased.
+"""The holdout's two groups are measured alike, so the lift is not biased.
+
+The defect this guards against:
 
 A reminded order gets at most ``max_reminders_per_order`` SMS and its attribution window starts at
 the last one. A held-out order is "held out" again in every window until it expires
@@ -34,11 +36,11 @@ def unpaid(order_id: str) -> Order:
     )
 
 
-# Expected: once an order has been held out for as many windows as a reminded order can be texted
+# The rule: once an order has been held out for as many windows as a reminded order can be texted
 # (max_reminders_per_order), later windows treat both alike (max_reminders), so the control
-# group's exposure window does not keep moving. Today the held-out order gets `holdout` (and a new
+# group's exposure window does not keep moving. Before the fix, the held-out order gets `holdout` (and a new
 # mark) in its third window, where its reminded twin gets `max_reminders`.
-def test_review_held_out_order_is_held_out_again_after_max_reminders():
+def test_a_held_out_order_is_not_held_out_again_after_max_reminders():
     config = load_config({"rules": {"holdout_percent": 50, "large_order_amount": None}})
     third_window = T0 + timedelta(days=1)  # Tuesday morning: the reminded twin had 2 SMS by now
     plan = plan_reminders(
@@ -58,7 +60,7 @@ def test_review_held_out_order_is_held_out_again_after_max_reminders():
     assert reasons["held"] is reasons["reminded"], reasons
 
 
-# Expected: the holdout group is held back exactly where its texted twin is texted (same windows,
+# The rule: the holdout group is held back exactly where its texted twin is texted (same windows,
 # same number of reminders), so both groups' attribution windows start at the same time and the
 # lift is not biased. Before, the held-out order was held out (and re-marked) in every window until
 # it expired, so its last mark, and its attribution window, ran days past its twin's last SMS.

@@ -1,4 +1,4 @@
-"""Review findings: settings the loader accepts (or chokes on) instead of one line naming the key.
+"""Settings at their limits: the loader refuses each bad value with one line naming the key.
 
 Promise: bad config stops at load time with one line naming the key (nudge.settings.load_settings).
 """
@@ -22,13 +22,13 @@ BASE = {
 }
 
 
-# Expected: refused at load time naming LEDGER_TTL_DAYS. template.yaml's LedgerTtlDays has a
+# The rule: refused at load time naming LEDGER_TTL_DAYS. template.yaml's LedgerTtlDays has a
 # MinValue but no MaxValue and Settings.ledger_ttl_days only ge=1, so a large value deploys; then
 # every ledger write computes ``now + timedelta(days=ttl)`` (DynamoReminderLedger.claim,
 # mark_held_out, request_calls, record_skip): the first send of the window raises OverflowError,
 # and so does every retry. (A value over 999999999 fails even earlier, in the ledger's constructor
 # at the cold start, as a traceback.)
-def test_review_huge_ledger_ttl_is_accepted_and_only_fails_mid_run():
+def test_a_huge_ledger_ttl_is_refused_at_load():
     ttl = 999_999_999
     with pytest.raises(OverflowError):  # what each ledger write does with it
         datetime(2026, 11, 23, 2, 0, tzinfo=UTC) + timedelta(days=ttl)
@@ -36,9 +36,9 @@ def test_review_huge_ledger_ttl_is_accepted_and_only_fails_mid_run():
         load_settings({**BASE, "LEDGER_TTL_DAYS": str(ttl)})
 
 
-# Expected: a ConfigError naming EXTRA_CONFIG_JSON. config_from_env catches only
+# The rule: a ConfigError naming EXTRA_CONFIG_JSON. config_from_env catches only
 # json.JSONDecodeError, so deeply nested JSON (a few KB, within the 4 KB parameter limit) escapes
 # as a RecursionError traceback from json.loads.
-def test_review_deeply_nested_extra_config_json_is_a_traceback():
+def test_deeply_nested_extra_config_json_is_one_line():
     with pytest.raises(ConfigError, match="EXTRA_CONFIG_JSON"):
         load_settings({**BASE, "EXTRA_CONFIG_JSON": '{"rules":' + "[" * 3000 + "]" * 3000 + "}"})

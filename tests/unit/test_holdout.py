@@ -7,7 +7,6 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from fakes import FakeOrderRepository, FakeReminderLedger, FakeSendQueue
 
 from nudge.domain.config import ConfigError, load_config
 from nudge.domain.models import Action, Order, Reason, ReminderState
@@ -16,6 +15,7 @@ from nudge.domain.restdays import RestDayCalendar
 from nudge.domain.rules import plan_reminders
 from nudge.services.planning import WindowRun, plan_window
 from tests.builders import SHANGHAI
+from tests.fakes import FakeOrderRepository, FakeReminderLedger, FakeSendQueue
 
 ZONE = SHANGHAI
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=ZONE)  # Monday, inside 09:50-10:40
@@ -182,9 +182,8 @@ def test_dry_run_marks_nothing():
 
 
 def test_nudge_plan_shows_holdout(tmp_path):
-    from fakes import order_record
-
     from nudge_cli.cli import main
+    from tests.fakes import order_record
 
     batch = orders(100)
     path = tmp_path / "orders.jsonl"

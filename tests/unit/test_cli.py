@@ -12,7 +12,7 @@ import pytest
 
 from nudge_cli.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ORDERS = ROOT / "events" / "sample-orders.jsonl"
 HISTORY = ROOT / "events" / "sample-history.jsonl"
 SAMPLE_CONFIG = ROOT / "events" / "sample-config.yaml"
@@ -184,15 +184,3 @@ def test_a_template_with_an_unknown_placeholder_is_refused_at_load(tmp_path, cap
     code, _ = run("plan", "--orders", str(ORDERS), "--at", AT, "--config", str(path))
     assert code == 2
     assert "messages.templates: en.1: unknown placeholder {nickname}" in capsys.readouterr().err
-
-
-def test_demo_runs_the_pipeline_and_sends_nothing_twice(tmp_path):
-    page = tmp_path / "report.html"
-    code, out = run("demo", "--html", str(page))
-    assert code == 0
-    assert "SNS received 5 SMS:" in out and "o-1013: not sent at send time: opted_out" in out
-    assert "same summary: True" in out and "any number texted twice: none" in out
-    # the A/B test of two first-reminder texts: both texts went out, the report compares them
-    assert "是付款遇到问题了吗" in out and "付款当天发货" in out
-    assert "by variant" in out and "caring" in out and "cutoff" in out
-    assert 'id="by-variant"' in page.read_text(encoding="utf-8")

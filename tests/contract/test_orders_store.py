@@ -26,7 +26,7 @@ from nudge.services.ports import DalError, WriteOutcome
 from nudge_local.moto_env import provision
 from tests.fakes_ingest import FakeOrdersStore
 
-TEMPLATE = Path(__file__).resolve().parents[1] / "template.yaml"
+TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 T0 = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
 W = WriteOutcome
 

@@ -13,7 +13,7 @@ import pytest
 
 from nudge_local.moto_env import evaluate, load_template, provision
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 
 # The contract other code depends on (docs/RULES.md and the handlers read these exact names).

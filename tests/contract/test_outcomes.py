@@ -10,8 +10,6 @@ from typing import Any
 
 import boto3
 import pytest
-from fakes import FakeReminderLedger
-from fakes_outcomes import FakeOutcomeStore
 from moto import mock_aws
 
 from nudge.adapters.ledger import DynamoReminderLedger
@@ -19,6 +17,8 @@ from nudge.adapters.outcomes import DynamoOutcomeStore
 from nudge.domain.outcomes import HoldoutMark, Payment, SmsSent, attribute_payment
 from nudge.services.outcomes import BadPaymentError, OutcomeRecorder, OutcomeResult, payment_from_change
 from nudge.services.ports import SendRequest
+from tests.fakes import FakeReminderLedger
+from tests.fakes_outcomes import FakeOutcomeStore
 
 T0 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
 W1 = "09:50-10:40"
@@ -104,7 +104,7 @@ def test_payment_from_change():
 # --------------------------------------------------------------------- the store, both kinds
 
 STACK = "nudge-test"
-TEMPLATE = Path(__file__).resolve().parents[1] / "template.yaml"
+TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 
 
 @pytest.fixture(params=["fake", "dynamodb"])

@@ -21,7 +21,7 @@ from tests.builders import SHANGHAI
 
 pytestmark = pytest.mark.aws
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
 SH = SHANGHAI
 MORNING = "09:50-10:40@11:00"

@@ -20,7 +20,7 @@ from nudge_cli.common import UsageError
 from nudge_cli.importer import table_from_stack
 from nudge_local.moto_env import provision
 
-TEMPLATE = Path(__file__).resolve().parents[1] / "template.yaml"
+TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 
 
 def row(order_id: str, status: str = "unpaid", **extra: Any) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from nudge.domain.models import Reason
 from nudge.services.sending import SendOutcome
 from nudge_local.moto_env import load_template
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 HANDLERS = "".join(
     (ROOT / "functions" / f / "app.py").read_text(encoding="utf-8")
     for f in ("plan", "send", "outcomes", "ingest")

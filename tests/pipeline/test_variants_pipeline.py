@@ -7,11 +7,11 @@ import json
 from datetime import datetime, timedelta
 
 import pytest
-from test_outcomes_pipeline import AT, MORNING, QUIET, order
 
 from nudge.domain.config import load_config
 from nudge.domain.variants import assign_variant
 from nudge_local.pipeline import FakeClock, LocalPipeline
+from tests.pipeline.test_outcomes_pipeline import AT, MORNING, QUIET, order
 
 pytestmark = pytest.mark.aws
 

@@ -14,9 +14,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.unit
-
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = {"nudge": ROOT / "layers" / "nudge" / "nudge", "nudge_cli": ROOT / "cli" / "nudge_cli"}
 
 

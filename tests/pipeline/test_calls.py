@@ -10,7 +10,6 @@ from decimal import Decimal
 import boto3
 import pytest
 from botocore.stub import Stubber
-from fakes import FakeOrderRepository, FakeReminderLedger, FakeSendQueue
 
 from nudge.domain.config import load_config
 from nudge.domain.models import Order
@@ -20,6 +19,7 @@ from nudge.services.planning import WindowRun, plan_window
 from nudge_cli.cli import main
 from nudge_local.pipeline import FakeClock, LocalPipeline
 from tests.builders import SHANGHAI
+from tests.fakes import FakeOrderRepository, FakeReminderLedger, FakeSendQueue
 
 SH = SHANGHAI
 AT = datetime(2026, 11, 23, 9, 50, tzinfo=SH)

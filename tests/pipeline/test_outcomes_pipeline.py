@@ -19,7 +19,7 @@ from tests.builders import SHANGHAI, order_record
 
 pytestmark = pytest.mark.aws
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SH = SHANGHAI
 AT = datetime(2026, 11, 23, 9, 50, tzinfo=SH)
 MORNING = "09:50-10:40@11:00"
@@ -29,7 +29,7 @@ ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/x"
 
 @pytest.fixture(scope="module")
 def translated() -> dict[str, Any]:
-    from test_template import translated as make
+    from tests.contract.test_template import translated as make
 
     return make.__wrapped__()
 

@@ -16,7 +16,7 @@ from nudge.domain.platforms.shopify import map_shopify
 from nudge.domain.platforms.standard import map_standard
 from nudge.domain.platforms.woocommerce import map_woocommerce
 
-EVENTS = Path(__file__).resolve().parents[1] / "events"
+EVENTS = Path(__file__).resolve().parents[2] / "events"
 
 
 def load(name: str) -> dict:

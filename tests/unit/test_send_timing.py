@@ -1,5 +1,5 @@
-"""Review findings on the send path's time promises ("never outside a window or at the buyer's
-night"), with the in-memory fakes of the ports. Both fail today.
+"""The send path's time promises ("never outside a window or at the buyer's night"), with the
+in-memory fakes of the ports.
 """
 
 from __future__ import annotations
@@ -57,11 +57,11 @@ class SlowOptOutCheck(FakeSmsGateway):
         return super().publish(phone, text)
 
 
-# Expected: no SMS is published at or after its not_after (the window's end or the start of the
+# The rule: no SMS is published at or after its not_after (the window's end or the start of the
 # buyer's night). SendBatch.deliver checks the deadline once, before the order re-read, the SNS
 # opt-out check and the claim, and never again: a slow opt-out check (or order read) carries the
 # publish past the deadline.
-def test_review_publish_after_not_after_when_the_opt_out_check_is_slow():
+def test_no_publish_after_not_after_when_the_opt_out_check_is_slow():
     clock = FakeClock(AT + timedelta(minutes=49, seconds=55))  # 10:39:55, window ends 10:40
     sms = SlowOptOutCheck(clock)
     sender = make_sender(clock, FakeOrderRepository([record(1, AT - timedelta(hours=3))]), sms)
@@ -77,11 +77,11 @@ def test_review_publish_after_not_after_when_the_opt_out_check_is_slow():
     assert outcome is SendOutcome.PAST_DEADLINE
 
 
-# Expected: no SMS before its window opens. judged_at() judges a run that starts up to CLOCK_SKEW
+# The rule: no SMS before its window opens. judged_at() judges a run that starts up to CLOCK_SKEW
 # (60 s) before its scheduled time at the scheduled time, so it plans normally, and the sender has
 # no "not before": the SMS go out as soon as they are queued, up to a minute before the window
 # start (and before the buyer's 08:00 when the window opens at the buyer's 08:00).
-def test_review_sms_goes_out_before_the_window_opens():
+def test_no_sms_goes_out_before_the_window_opens():
     config = load_config({})
     orders = FakeOrderRepository([record(1, AT - timedelta(hours=3))])
     started = AT - timedelta(seconds=50)  # invoked 50 s early (a skewed clock or a manual run)

@@ -25,7 +25,7 @@ from nudge.services.sending import MIN_TIME_TO_SEND
 from nudge_local.moto_env import load_template
 from nudge_local.pipeline import FakeClock, LambdaContextStub, LocalPipeline, sqs_event
 from tests.builders import SHANGHAI, order_record
-from tests.test_dal import TEMPLATE, atomic_moto  # noqa: F401  (a fixture)
+from tests.contract.test_dal import TEMPLATE, atomic_moto  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.aws
 

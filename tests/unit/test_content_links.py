@@ -1,6 +1,6 @@
-"""Review findings: order fields that still put a link into the shop's SMS.
+"""Links hidden in order fields never reach the shop's SMS: IP literals and Unicode domains.
 
-Each test is one broken promise ("never a URL from order fields in an SMS"); they fail today.
+Each test is one case of the promise "never a URL from order fields in an SMS".
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ def sms(*, name: str | None = None, title: str | None = None, locale: str = "zh-
     ).text
 
 
-# Expected: an IP-literal host is a link (Android's Linkify WEB_URL pattern matches a bare
-# dotted-quad, with or without a path) and must be removed like "evil.example/x" is. Today the
+# The rule: an IP-literal host is a link (Android's Linkify WEB_URL pattern matches a bare
+# dotted-quad, with or without a path) and must be removed like "evil.example/x" is. Before the fix, the
 # domain patterns (nudge.domain.messages._ASCII_DOMAIN) need a last label of 2+ letters, and the
 # names' digit-run rule needs 5+ digits, so "1.2.3.4/pay" survives in a name and any IPv4
 # survives in a title.
@@ -53,13 +53,13 @@ def sms(*, name: str | None = None, title: str | None = None, locale: str = "zh-
         ("title", "1.2.3.4.5/pay", "2.3.4.5"),
     ],
 )
-def test_review_ip_literal_link_in_an_order_field_reaches_the_sms(field, value, link):
+def test_an_ip_literal_link_in_an_order_field_never_reaches_the_sms(field, value, link):
     text = sms(name=value) if field == "name" else sms(title=value)
     assert link not in text, text
 
 
 # Expected (docs/DECISIONS.md rule 26): a domain-like token is removed "also with the ideographic
-# full stop 。", and 例子.中国 is the rule's own example. Today only the ASCII pattern accepts 。
+# full stop 。", and 例子.中国 is the rule's own example. Before the fix, only the ASCII pattern accepts 。
 # as a dot; the Unicode-label pattern (messages._UNICODE_DOMAIN) only knows "." so 例子。中国, an
 # ASCII label with a Chinese TLD, and a Cyrillic homoglyph TLD all pass.
 @pytest.mark.parametrize(
@@ -74,6 +74,6 @@ def test_review_ip_literal_link_in_an_order_field_reaches_the_sms(field, value, 
         ),  # "сом": Cyrillic look-alike of com
     ],
 )
-def test_review_unicode_domain_with_ideographic_full_stop_reaches_the_sms(field, value, link):
+def test_a_unicode_domain_with_an_ideographic_full_stop_never_reaches_the_sms(field, value, link):
     text = sms(name=value) if field == "name" else sms(title=value)
     assert link not in text, text

@@ -165,7 +165,7 @@ def test_shopify_signature_matches_a_known_delivery():
 
     event = json.loads(
         (
-            Path(__file__).resolve().parents[1] / "events" / "function-url-shopify-orders-create.json"
+            Path(__file__).resolve().parents[2] / "events" / "function-url-shopify-orders-create.json"
         ).read_text()
     )
     body = event["body"].encode("utf-8")
@@ -251,7 +251,7 @@ def test_the_python_signing_example_in_the_docs_signs_what_nudge_verifies(monkey
     import urllib.request
     from pathlib import Path
 
-    docs = (Path(__file__).resolve().parents[1] / "docs" / "CONNECT.md").read_text(encoding="utf-8")
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "CONNECT.md").read_text(encoding="utf-8")
     code = re.search(r"```python\n(.*?)```", docs, re.S).group(1)
     sent = {}
 

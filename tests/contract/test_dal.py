@@ -46,7 +46,7 @@ from tests.builders import order_record
 from tests.fakes import FakeOrderRepository, FakeReminderLedger, FakeSmsGateway
 
 REGION = "us-east-1"
-TEMPLATE = Path(__file__).resolve().parents[1] / "template.yaml"
+TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 STACK = "nudge-test"
 ORDERS = f"{STACK}-OrdersTable"
 LEDGER = f"{STACK}-LedgerTable"

@@ -12,7 +12,7 @@ import pytest
 import nudge_cli.report as report_cli
 from nudge_cli.cli import main
 from nudge_local.pipeline import FakeClock, LocalPipeline
-from tests.test_report_cli import AT, QUIET, order
+from tests.pipeline.test_report_cli import AT, QUIET, order
 
 pytestmark = pytest.mark.aws
 

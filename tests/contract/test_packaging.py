@@ -13,7 +13,6 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
-from conftest import config
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
@@ -22,8 +21,9 @@ from packaging.utils import canonicalize_name
 from nudge.domain.restdays import RestDayCalendar
 from nudge_cli.cli import main
 from nudge_local.moto_env import evaluate, load_template
+from tests.builders import config
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = load_template(ROOT / "template.yaml")
 LAYER = ROOT / "layers" / "nudge"
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())

@@ -17,7 +17,7 @@ from nudge.settings import Settings, load_settings
 from nudge_local.pipeline import LambdaContextStub, schedule_event
 from tests.builders import SHANGHAI
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 HANDLERS = ["plan", "send", "audit"]
 ENV = {
     "ORDERS_TABLE": "orders",

@@ -1,5 +1,5 @@
-"""Review finding end to end on moto (stack from template.yaml): a LedgerTtlDays the stack and the
-settings accept makes every send of the window fail, instead of stopping at load time."""
+"""LedgerTtlDays end to end on moto (stack from template.yaml): a value the stack accepts never
+makes the window's sends fail; an unusable one stops at load time."""
 
 from __future__ import annotations
 
@@ -19,11 +19,11 @@ AT = datetime(2026, 11, 23, 9, 50, tzinfo=SH)  # Monday, the morning window open
 QUIET = {"LOG_LEVEL": "ERROR", "POWERTOOLS_METRICS_DISABLED": "true"}
 
 
-# Expected: the pipeline refuses to start (ConfigError naming LEDGER_TTL_DAYS), as for any bad
-# setting. Today it starts, plans and queues the SMS, and then every claim raises OverflowError in
+# The rule: the pipeline refuses to start (ConfigError naming LEDGER_TTL_DAYS), as for any bad
+# setting. Before the fix, it starts, plans and queues the SMS, and then every claim raises OverflowError in
 # DynamoReminderLedger.claim (``now + self._ttl``): no SMS of the window goes out, each message is
 # retried until the DLQ.
-def test_review_large_ledger_ttl_days_fails_every_send_instead_of_at_load():
+def test_a_large_ledger_ttl_days_never_fails_the_sends():
     orders = [
         {
             "order_id": f"o-{i}",

@@ -1,0 +1,21 @@
+"""`nudge demo`: the whole pipeline on moto as `make demo` runs it."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.unit.test_cli import run
+
+pytestmark = pytest.mark.aws
+
+
+def test_demo_runs_the_pipeline_and_sends_nothing_twice(tmp_path):
+    page = tmp_path / "report.html"
+    code, out = run("demo", "--html", str(page))
+    assert code == 0
+    assert "SNS received 5 SMS:" in out and "o-1013: not sent at send time: opted_out" in out
+    assert "same summary: True" in out and "any number texted twice: none" in out
+    # the A/B test of two first-reminder texts: both texts went out, the report compares them
+    assert "是付款遇到问题了吗" in out and "付款当天发货" in out
+    assert "by variant" in out and "caring" in out and "cutoff" in out
+    assert 'id="by-variant"' in page.read_text(encoding="utf-8")

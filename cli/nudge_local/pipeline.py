@@ -310,7 +310,22 @@ class LocalPipeline:
         self.plan_module = _load_handler("plan", FUNCTIONS / "plan" / "app.py")
         self.send_module = _load_handler("send", FUNCTIONS / "send" / "app.py")
         self.audit_module = _load_handler("audit", FUNCTIONS / "audit" / "app.py")
-        clients = bootstrap.session_clients(boto3.session.Session(region_name=REGION))
+        self._clients = bootstrap.session_clients(boto3.session.Session(region_name=REGION))
+        self._build_apps()
+        self._stream_sequence = 0
+        self.sqs = boto3.client("sqs", region_name=REGION)
+        self.dynamodb = boto3.resource("dynamodb", region_name=REGION)
+        self.queue_arn = self.sqs.get_queue_attributes(
+            QueueUrl=self.resources.send_queue_url, AttributeNames=["QueueArn"]
+        )["Attributes"]["QueueArn"]
+
+    def _build_apps(self) -> None:
+        """Each function's app from its environment, as a cold start builds it (the handler modules
+        stay loaded, so a warm container's module state is kept)."""
+        from nudge import bootstrap
+        from nudge.settings import load_settings
+
+        clients = self._clients
 
         def settings(function: str) -> Any:
             return load_settings({**self.resources.function_envs[function], **self._env_overrides})
@@ -330,20 +345,26 @@ class LocalPipeline:
         self.send_module.APP.set(self.send_app)
         self.audit_module.APP.set(self.audit_app)
         # The outcomes function exists when the orders table has a stream (template condition).
-        self.outcomes_module = None
+        self.outcomes_module = getattr(self, "outcomes_module", None)
         self.outcomes_app = None
         if "OutcomesFunction" in self.resources.function_envs:
-            self.outcomes_module = _load_handler("outcomes", FUNCTIONS / "outcomes" / "app.py")
+            if self.outcomes_module is None:
+                self.outcomes_module = _load_handler("outcomes", FUNCTIONS / "outcomes" / "app.py")
             self.outcomes_app = bootstrap.build_outcomes_app(
                 settings("OutcomesFunction"), clients=clients, clock=self.clock.now
             )
             self.outcomes_module.APP.set(self.outcomes_app)
-        self._stream_sequence = 0
-        self.sqs = boto3.client("sqs", region_name=REGION)
-        self.dynamodb = boto3.resource("dynamodb", region_name=REGION)
-        self.queue_arn = self.sqs.get_queue_attributes(
-            QueueUrl=self.resources.send_queue_url, AttributeNames=["QueueArn"]
-        )["Attributes"]["QueueArn"]
+
+    def redeploy(self, env: Mapping[str, str]) -> None:
+        """The operator updates the stack (e.g. HoldoutPercent, ExtraConfigJson): every function's
+        next cold start reads the new environment. Tables, queues and their data are kept."""
+        self._env_overrides = {**self._env_overrides, **env}
+        self._set_env({**self.resources.env, **self._env_overrides})
+        self._clear_powertools_caches()
+        self._build_apps()
+        if getattr(self, "ingest_module", None) is not None:
+            self.ingest_app = self._build_ingest_app()
+            self.ingest_module.APP.set(self.ingest_app)
 
     def another_send_container(self) -> ModuleType:
         """A second warm send function (its own module and app), e.g. for concurrent pollers."""

@@ -139,7 +139,7 @@ def test_json_keys_are_the_contract():
     r = report([sms("a", 1, at(0, 10))], [])
     assert list(r) == [
         "from", "to", "reminded", "sms", "segments", "cost", "paid", "paid_rate", "recovered",
-        "median_minutes_to_pay", "holdout", "by_day", "by_window", "by_attempt", "by_variant",
+        "median_minutes_to_pay", "cost_currency", "holdout", "by_day", "by_window", "by_attempt", "by_variant",
     ]  # fmt: skip
     assert r["from"] == "2026-11-23" and r["to"] == "2026-11-29" and r["holdout"] is None
 
@@ -308,3 +308,22 @@ def test_variant_rows_add_up_to_the_totals_with_sms_sent_before_the_test():
     for field in ("reminded", "sms", "segments", "paid"):
         assert sum(row[field] for row in r["by_variant"]) == r[field], field
     assert sum(Decimal(row["cost"]) for row in r["by_variant"]) == Decimal(r["cost"])
+
+
+# ------------------------------------------------------------------- holdout, analysed as assigned
+
+
+def test_a_held_out_order_texted_later_counts_in_the_holdout_group_only():
+    """The share went to 0 after "h" was held out: "h" was texted and paid. An outcome recorded
+    before the as-assigned rule credited that payment to the SMS; either way it is the holdout's."""
+    mark = HoldoutMark("h", first_at=at(0, 10), last_at=at(0, 10), window=W1)
+    records = [sms("a", 1, at(0, 10)), sms("h", 1, at(1, 10))]
+    for credited_to_the_sms in (True, False):
+        paid = outcome(
+            "h", 1 if credited_to_the_sms else None, at(1, 10), 20, holdout=not credited_to_the_sms
+        )
+        r = report(records, [paid], held_out=[mark])
+        assert (r["reminded"], r["paid"], r["recovered"]) == (1, 0, {})  # only "a" was reminded
+        assert (r["holdout"]["orders"], r["holdout"]["paid"]) == (1, 1)
+        assert (r["sms"], r["segments"]) == (2, 2)  # "h"'s SMS still cost money
+        assert r["cost_currency"] == "CNY"

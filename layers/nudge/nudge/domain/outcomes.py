@@ -103,10 +103,16 @@ def attribute_payment(
     *,
     attribution_hours: int,
 ) -> Outcome | None:
-    """The outcome to record for this payment, or None when Nudge cannot claim it."""
+    """The outcome to record for this payment, or None when Nudge cannot claim it.
+
+    Analysed as assigned: an order once held out belongs to the holdout group for good. If it is
+    texted later (the share lowered or set to 0), its payment is still measured as the holdout's,
+    from its hold-out marks, never credited to those SMS: counting it in both groups, or moving it
+    to the reminded one, would make the lift grow for everything held out before the switch.
+    """
     window = timedelta(hours=attribution_hours)
     paid_at = payment.paid_at
-    if sends:
+    if sends and holdout is None:
         before = [s for s in sends if s.sent_at <= paid_at]
         if not before:
             return None  # paid before the first SMS: the SMS did not cause it

@@ -108,10 +108,16 @@ def build_report(
     for s in sms:
         if in_period(s.sent_at):
             sends_by_order.setdefault(s.order_id, []).append(s)
+    # Analysed as assigned: an order held out stays in the holdout group even if it was texted
+    # later (the share lowered or set to 0). Its SMS still cost money and count as SMS, but the
+    # order and its payment belong to the holdout group only (an outcome recorded before this rule
+    # may have credited such a payment to an SMS: it counts for the holdout all the same).
+    marks = list(held_out)
+    held_ids = {h.order_id for h in marks}
     reminded_outcomes: dict[str, Outcome] = {}
     holdout_outcomes: dict[str, Outcome] = {}
     for o in outcomes:
-        (holdout_outcomes if o.holdout else reminded_outcomes)[o.order_id] = o
+        (holdout_outcomes if o.holdout or o.order_id in held_ids else reminded_outcomes)[o.order_id] = o
 
     total = _Figures()
     by_day: dict[date, _Figures] = {}
@@ -132,6 +138,8 @@ def build_report(
         for s in sends:
             for row in rows(s):
                 row.add_sms(s, price_per_segment)
+        if order_id in held_ids:
+            continue  # a held-out order texted later: its SMS cost, its order is the holdout's
         outcome = reminded_outcomes.get(order_id)
         credited = next((s for s in sends if outcome is not None and s.attempt == outcome.attempt), None)
         if credited is None:
@@ -151,7 +159,8 @@ def build_report(
         "from": first_day.isoformat(),
         "to": last_day.isoformat(),
         **total.to_json(),
-        "holdout": _holdout(total, held_out, holdout_outcomes, in_period, min_arm),
+        "cost_currency": currency,  # what "cost" (and every row's) is counted in
+        "holdout": _holdout(total, marks, holdout_outcomes, in_period, min_arm),
         "by_day": table(by_day, "day"),
         "by_window": table(by_window, "window"),
         "by_attempt": table(by_attempt, "attempt"),

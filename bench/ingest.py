@@ -246,6 +246,55 @@ def format_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def verdicts(report: dict[str, Any]) -> list[tuple[str, Any, bool]]:
+    """The orders-in goals, each (name, measured value, met)."""
+    w = report["webhooks"]
+    out: list[tuple[str, Any, bool]] = [
+        (
+            "webhooks: DynamoDB requests per delivery <= 1.1",
+            w["ddb_requests_per_delivery"],
+            w["ddb_requests_per_delivery"] <= 1.1,
+        ),
+        (
+            "webhooks: handler CPU p95 < 1 s (Shopify waits 5 s)",
+            f"{w['cpu_ms_p95']} ms",
+            w["cpu_ms_p95"] < 1000,
+        ),
+        (
+            "webhooks: every reordered order ends paid",
+            w["statuses"].get("paid"),
+            w["statuses"].get("paid") == w["reordered_orders"],
+        ),
+    ]
+    for row in report["imports"]:
+        first, again = row["first"], row["again"]
+        out.append(
+            (
+                f"import {row['lines']:,} lines: one DynamoDB request per line",
+                first["ddb_requests_per_line"],
+                first["ddb_requests_per_line"] <= 1.0,
+            )
+        )
+        out.append(
+            (
+                f"import {row['lines']:,} lines again: all unchanged",
+                again["summary"],
+                again["summary"].startswith("imported 0,"),
+            )
+        )
+    growth = report.get("import_growth")
+    if growth:
+        linear = growth["time_ratio"] <= 1.5 * growth["size_ratio"]
+        out.append(
+            (
+                "import time grows linearly (time ratio <= 1.5 x size ratio)",
+                f"x{growth['time_ratio']} for x{growth['size_ratio']}",
+                linear,
+            )
+        )
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--deliveries", type=int, default=10_000)

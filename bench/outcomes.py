@@ -224,6 +224,30 @@ def format_result(result: dict[str, Any]) -> str:
     )
 
 
+def verdicts(result: dict[str, Any]) -> list[tuple[str, Any, bool]]:
+    """The outcomes goals, each (name, measured value, met)."""
+    s, r = result["stream"], result["report"]
+    calls = r["dynamodb_requests"]
+    return [
+        (
+            "outcomes stream: at most one batched read per 100 records",
+            s["dynamodb_requests"].get("BatchGetItem"),
+            s["dynamodb_requests"].get("BatchGetItem", 0) <= -(-s["stream_records"] // 100),
+        ),
+        (
+            f"report over {r['ledger_items']:,} ledger items: Query only, never Scan",
+            calls,
+            set(calls) == {"Query"},
+        ),
+        (
+            f"report over {r['ledger_items']:,} ledger items: every item read once",
+            r["items_read"],
+            r["items_read"] == r["ledger_items"],
+        ),
+        ("report aggregation < 5 s CPU", f"{r['aggregate_cpu_s']} s", r["aggregate_cpu_s"] < 5),
+    ]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--paid", type=int, default=10_000)

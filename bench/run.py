@@ -40,6 +40,7 @@ import sys
 import time
 import warnings
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,46 @@ SCHEDULED = datetime(2026, 11, 23, 9, 50, tzinfo=CST)  # Monday; window 1 opens
 WINDOW = "09:50-10:40"
 SEED = 20261123
 SIZES = (1_000, 10_000, 100_000)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """The sizes of one bench run: the same code at every size (``make bench`` is ``quick``)."""
+
+    sizes: tuple[int, ...]  # one window, Nudge's way
+    naive_sizes: tuple[int, ...]  # the naive design beside it
+    send_sample: int | None  # above 10k, only this many queued SMS go through the send handler
+    deliveries: int  # webhook deliveries (bench.ingest)
+    imports: tuple[int, ...]  # `nudge import` sizes, each run twice (bench.ingest)
+    paid: int  # stream records' paid orders (bench.outcomes)
+    ledger: int  # ledger items `nudge report` reads (bench.outcomes)
+    suffix: str  # results files: bench/results<suffix>.json ...
+
+
+PROFILES = {
+    # Under 15 minutes on 2 cores: every verdict, the growth ratios from smaller steps.
+    "quick": Profile(
+        sizes=SIZES,
+        naive_sizes=(1_000, 10_000),
+        send_sample=2_000,
+        deliveries=2_000,
+        imports=(2_000, 10_000),
+        paid=2_000,
+        ledger=100_000,
+        suffix="-quick",
+    ),
+    # The sizes the docs quote (docs/PERFORMANCE.md): about an hour, most of it the 100k import.
+    "full": Profile(
+        sizes=SIZES,
+        naive_sizes=SIZES,
+        send_sample=None,
+        deliveries=10_000,
+        imports=(10_000, 100_000),
+        paid=10_000,
+        ledger=100_000,
+        suffix="",
+    ),
+}
 PARAMETERS = {"DailySmsCap": "1000000"}
 QUIET_ENV = {"LOG_LEVEL": "WARNING", "POWERTOOLS_LOG_LEVEL": "WARNING"}
 LAMBDA_MB = 512
@@ -529,11 +570,17 @@ def _task(kind: str, n: int, send_sample: int | None) -> tuple[str, int, dict[st
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--sizes", default=",".join(str(s) for s in SIZES))
+    parser.add_argument(
+        "--profile",
+        choices=sorted(PROFILES),
+        default="quick",
+        help="quick: make bench; full: make bench-full",
+    )
+    parser.add_argument("--sizes", default=None, help="window sizes (default: the profile's)")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes (the machine has 2 cores)")
     parser.add_argument("--send-sample", type=int, default=None, help="above 10k, send only this many SMS")
     parser.add_argument("--no-naive", action="store_true")
-    parser.add_argument("--out", default=str(RESULTS))
+    parser.add_argument("--out", default=None, help="default: bench/results<-quick>.json")
     parser.add_argument("--no-outcomes", action="store_true", help="skip the outcomes bench (bench.outcomes)")
     parser.add_argument("--no-ingest", action="store_true", help="skip the orders-in bench (bench.ingest)")
     parser.add_argument(
@@ -542,7 +589,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="import sizes for bench.ingest (default 10000,100000: about an hour on moto; 10000,20000 is quick)",
     )
     args = parser.parse_args(argv)
-    sizes = tuple(int(s) for s in args.sizes.split(","))
+    profile = PROFILES[args.profile]
+    sizes = tuple(int(s) for s in args.sizes.split(",")) if args.sizes else profile.sizes
+    send_sample = args.send_sample if args.send_sample is not None else profile.send_sample
+    out = args.out or str(RESULTS.with_name(f"results{profile.suffix}.json"))
     started = time.perf_counter()
     for key, value in {
         "AWS_DEFAULT_REGION": REGION,
@@ -565,9 +615,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     planner = planner_bench.run(sizes, repeats=3)
     print(planner_bench.format_result(planner), flush=True)
 
-    tasks = [("nudge", n, args.send_sample) for n in sizes]
+    tasks = [("nudge", n, send_sample) for n in sizes]
     if not args.no_naive:
-        tasks += [("naive", n, None) for n in sizes]
+        tasks += [("naive", n, None) for n in sizes if n in profile.naive_sizes]
     tasks.sort(key=lambda t: -t[1])  # the longest first
     results: dict[tuple[str, int], dict] = {}
     ctx = multiprocessing.get_context("spawn")
@@ -601,22 +651,32 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "pass": h["pass"],
             }
         )
-    report["notes"] = notes(rows, args.send_sample)
+    report["profile"] = args.profile
+    report["notes"] = notes(rows, send_sample)
     report["elapsed_s"] = round(time.perf_counter() - started, 1)
-    Path(args.out).write_text(json.dumps(report, indent=2, default=str, ensure_ascii=False) + "\n")
+    Path(out).write_text(json.dumps(report, indent=2, default=str, ensure_ascii=False) + "\n")
     print()
     print(format_table(report))
-    print(f"\nwrote {args.out} in {report['elapsed_s']:.0f} s")
+    print(f"\nwrote {out} in {report['elapsed_s']:.0f} s")
+    verdicts = [(c["name"], c["value"], c["pass"]) for c in report["checks"]]
     if not args.no_ingest:  # orders in: webhooks and `nudge import` (bench/ingest.py)
         from bench import ingest
 
         print()
-        ingest.main(["--imports", args.imports] if args.imports else [])
+        imports = args.imports or ",".join(str(n) for n in profile.imports)
+        ingest_out = str(ingest.RESULTS.with_name(f"ingest-results{profile.suffix}.json"))
+        ingest.main(["--deliveries", str(profile.deliveries), "--imports", imports, "--out", ingest_out])
+        verdicts += ingest.verdicts(json.loads(Path(ingest_out).read_text(encoding="utf-8")))
     if not args.no_outcomes:  # outcomes: the stream path and `nudge report` (bench/outcomes.py)
         from bench import outcomes
 
         print()
-        outcomes.main([])
+        outcomes_out = str(outcomes.RESULTS.with_name(f"outcomes-results{profile.suffix}.json"))
+        outcomes.main(["--paid", str(profile.paid), "--ledger", str(profile.ledger), "--out", outcomes_out])
+        verdicts += outcomes.verdicts(json.loads(Path(outcomes_out).read_text(encoding="utf-8")))
+    print(f"\nverdicts ({args.profile} profile, {time.perf_counter() - started:.0f} s in all):")
+    for name, value, ok in verdicts:
+        print(f"  {'PASS' if ok else 'MISS'}  {name}: {value}")
     return 0
 
 

@@ -321,8 +321,9 @@ def test_personal_data_expires(template, translated):
     for name in ("plan", "send", "audit", "outcomes", "ingest"):
         code = (ROOT / "functions" / name / "app.py").read_text(encoding="utf-8")
         assert "inject_lambda_context(clear_state=True, log_event=False)" in code, name
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert "POWERTOOLS_LOGGER_LOG_EVENT" in readme and "expires_at" in readme
+    # The operator is told both: never log events whole, and how orders expire.
+    assert "POWERTOOLS_LOGGER_LOG_EVENT" in (ROOT / "docs" / "RELIABILITY.md").read_text(encoding="utf-8")
+    assert "expires_at" in (ROOT / "docs" / "RULES.md").read_text(encoding="utf-8")
 
 
 def test_the_audit_runs_daily_at_a_quiet_hour_in_the_shop_zone(template, translated):

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from datetime import date, datetime
 
 from nudge.adapters.dynamo_io import item_from_ddb
-from nudge.adapters.outcomes import ReportRecords, outcome_to_map, report_days, touches_from_item
+from nudge.adapters.ledger import outcome_to_map, touches_from_item
+from nudge.adapters.outcomes import ReportRecords, report_days
 from nudge.domain.outcomes import Outcome
 from nudge.services.ports import OrderTouches
 from tests.fakes import FakeReminderLedger

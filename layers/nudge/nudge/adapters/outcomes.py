@@ -1,4 +1,4 @@
-"""Outcomes in the reminder ledger: the outcomes function's reads and its write-once outcome, and
+"""Outcomes in the reminder ledger (its item layout: ``nudge.adapters.ledger``): the outcomes function's reads and its write-once outcome, and
 the report's reads (Query by day, never Scan).
 
 Each order's outcome is a map attribute ``outcome`` on the order's own ledger item, written with
@@ -16,13 +16,12 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from nudge.adapters.dynamo_io import batch_get, item_from_ddb
-from nudge.domain.instants import utc_iso
+from nudge.adapters.ledger import outcome_from_map, outcome_to_map, touches_from_item
 from nudge.domain.outcomes import HoldoutMark, Outcome, SmsSent
 from nudge.services.ports import OrderTouches
 
@@ -30,9 +29,6 @@ __all__ = [
     "HOLDOUT_INDEX",
     "DynamoOutcomeStore",
     "ReportRecords",
-    "outcome_from_map",
-    "outcome_to_map",
-    "touches_from_item",
 ]
 
 SENT_DAY_INDEX = "sent_day-last_sent_at"
@@ -41,77 +37,6 @@ MAX_ATTEMPTS = 10  # reminders per order the outcomes read back (rules.max_remin
 _TOUCH_FIELDS = (
     "order_id, phone, reminders_sent, last_sent_at, held_out_at, held_out_last_at, held_out_window"
 )
-
-
-def touches_from_item(item: Mapping[str, Any]) -> OrderTouches:
-    """One ledger item (plain values) -> what the outcomes need (shared with the in-memory fake)."""
-    oid = item["order_id"]
-    last = int(item.get("reminders_sent", 0))
-    sends = []
-    for attempt in range(1, last + 1):
-        at = item.get(f"sent_at_{attempt}")
-        if at is None and attempt == last:
-            at = item.get("last_sent_at")  # an entry recorded before per-attempt details
-        if at is None:
-            continue
-        sends.append(
-            SmsSent(
-                order_id=oid,
-                attempt=attempt,
-                sent_at=datetime.fromisoformat(at),
-                window=str(item.get(f"window_{attempt}", "")),
-                segments=int(item.get(f"segments_{attempt}", 1)),
-                variant=item.get(f"variant_{attempt}"),
-            )
-        )
-    holdout = None
-    if "held_out_at" in item:
-        first = datetime.fromisoformat(item["held_out_at"])
-        holdout = HoldoutMark(
-            order_id=oid,
-            first_at=first,
-            last_at=datetime.fromisoformat(item.get("held_out_last_at") or item["held_out_at"]),
-            window=str(item.get("held_out_window", "")),
-        )
-    return OrderTouches(tuple(sends), holdout, recorded="outcome" in item, phone=item.get("phone"))
-
-
-def outcome_to_map(outcome: Outcome, recorded_at: datetime) -> dict[str, Any]:
-    """The ``outcome`` attribute, low-level DynamoDB form."""
-    m: dict[str, Any] = {
-        "holdout": {"BOOL": outcome.holdout},
-        "paid_at": {"S": utc_iso(outcome.paid_at)},
-        "minutes_to_pay": {"N": str(outcome.minutes_to_pay)},
-        "amount": {"N": str(outcome.amount)},
-        "currency": {"S": outcome.currency},
-        "window": {"S": outcome.window},
-        "attribution_hours": {"N": str(outcome.attribution_hours)},
-        "recorded_at": {"S": utc_iso(recorded_at)},
-    }
-    if outcome.attempt is not None:
-        m["attempt"] = {"N": str(outcome.attempt)}
-    if outcome.sms_at is not None:
-        m["sms_at"] = {"S": utc_iso(outcome.sms_at)}
-    if outcome.variant is not None:
-        m["variant"] = {"S": outcome.variant}
-    return {"M": m}
-
-
-def outcome_from_map(order_id: str, m: Mapping[str, Any]) -> Outcome:
-    """The ``outcome`` attribute as plain values (``item_from_ddb``) -> Outcome."""
-    return Outcome(
-        order_id=order_id,
-        holdout=bool(m.get("holdout")),
-        attempt=int(m["attempt"]) if m.get("attempt") is not None else None,
-        sms_at=datetime.fromisoformat(m["sms_at"]) if m.get("sms_at") else None,
-        paid_at=datetime.fromisoformat(m["paid_at"]),
-        minutes_to_pay=float(m.get("minutes_to_pay", 0)),
-        amount=Decimal(str(m.get("amount", 0))),
-        currency=str(m.get("currency", "")),
-        window=str(m.get("window", "")),
-        attribution_hours=int(m.get("attribution_hours", 0)),
-        variant=str(m["variant"]) if m.get("variant") is not None else None,
-    )
 
 
 @dataclass(slots=True)

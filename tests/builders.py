@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from nudge.domain.config import Config, load_config
 from nudge.domain.models import Order
+from nudge.services.ports import OutgoingSms
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")  # the default shop zone
 # The standard instant: Monday 2026-11-23 10:00 in Shanghai, inside the default morning window
@@ -69,3 +70,15 @@ def order_model(*, age: timedelta = timedelta(hours=3), now: datetime = AT, **fi
 def config(**sections: Any) -> Config:
     """The rules config with some sections or keys overridden, e.g. ``config(rules={"wait_minutes": 150})``."""
     return load_config(sections)
+
+
+def outgoing(phone: str = "+8613800138000", text: str = "hi", **fields: Any) -> OutgoingSms:
+    """One SMS as the sender hands it to a gateway (``SmsGateway.publish``)."""
+    base: dict[str, Any] = {
+        "order_id": "o-1",
+        "attempt": 1,
+        "claim_token": "token-1",
+        "not_after": AT + timedelta(minutes=40),
+        "handed_at": AT,
+    }
+    return OutgoingSms(phone=phone, text=text, **{**base, **fields})

@@ -30,7 +30,9 @@ from nudge.domain.instants import utc_iso
 from nudge.domain.models import InvalidOrder, Order, ReminderState, SentReminder
 from nudge.services.ports import (
     ClaimOutcome,
+    OptedOutError,
     OrderNow,
+    OutgoingSms,
     PermanentSendError,
     SendRequest,
     TransientSendError,
@@ -309,6 +311,7 @@ class FakeSmsGateway:
         self.failing_numbers = set(failing_numbers)
         self.published: list[tuple[str, str, str]] = []  # (phone, text, message_id)
         self.opt_out_checks: list[str] = []
+        self.handed: list[OutgoingSms] = []  # every SMS handed over, published or not
         self._fail_next = 0
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -316,12 +319,18 @@ class FakeSmsGateway:
     def fail_next(self, n: int = 1) -> None:
         self._fail_next = n
 
+    checks_opt_out = False  # like SNS; True plays a gateway with its own opt-out list
+
     def is_opted_out(self, phone: str) -> bool:
         self.opt_out_checks.append(phone)
         return phone in self.opted_out
 
-    def publish(self, phone: str, text: str) -> str:
+    def publish(self, sms: OutgoingSms) -> str:
+        phone, text = sms.phone, sms.text
         with self._lock:
+            self.handed.append(sms)
+            if self.checks_opt_out and phone in self.opted_out:
+                raise OptedOutError("fake: the number opted out")
             if self._fail_next > 0:
                 self._fail_next -= 1
                 raise TransientSendError("fake: throttled")

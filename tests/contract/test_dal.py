@@ -42,7 +42,7 @@ from nudge.services.ports import (
 )
 from nudge_local.moto_env import StackResources, provision
 from nudge_local.pipeline import moto_sent_sms
-from tests.builders import order_record
+from tests.builders import order_record, outgoing
 from tests.fakes import FakeOrderRepository, FakeReminderLedger, FakeSmsGateway
 
 REGION = "us-east-1"
@@ -993,8 +993,8 @@ def gateway_env(request: pytest.FixtureRequest) -> Iterator[GatewayEnv]:
 
 def test_publish_sends_the_text(gateway_env: GatewayEnv) -> None:
     text = "【小店】您的订单还未付款，需要帮忙吗？"
-    first = gateway_env.gateway.publish("+8613800138000", text)
-    second = gateway_env.gateway.publish("+14155550100", "hello")
+    first = gateway_env.gateway.publish(outgoing("+8613800138000", text))
+    second = gateway_env.gateway.publish(outgoing("+14155550100", "hello"))
     assert first and second and first != second
     assert gateway_env.sent() == [("+8613800138000", text), ("+14155550100", "hello")]
 
@@ -1007,7 +1007,7 @@ def test_opted_out_numbers(gateway_env: GatewayEnv) -> None:
 
 def test_a_bad_number_is_a_permanent_error(gateway_env: GatewayEnv) -> None:
     with pytest.raises(PermanentSendError):
-        gateway_env.gateway.publish("not-a-number", "hi")
+        gateway_env.gateway.publish(outgoing("not-a-number", "hi"))
     assert gateway_env.sent() == []
 
 
@@ -1019,9 +1019,9 @@ def test_publish_sets_the_sms_attributes() -> None:
             "provide-client-params.sns.Publish", lambda params, **_: seen.append(params)
         )
         SnsSmsGateway(client, sender_id="NUDGE", origination_number="+18005550100", max_price="0.50").publish(
-            "+8613800138000", "hi"
+            outgoing("+8613800138000", "hi")
         )
-        SnsSmsGateway(client).publish("+8613800138000", "hi")
+        SnsSmsGateway(client).publish(outgoing("+8613800138000", "hi"))
     attrs = {k: v["StringValue"] for k, v in seen[0]["MessageAttributes"].items()}
     assert attrs == {
         "AWS.SNS.SMS.SMSType": "Transactional",
@@ -1052,7 +1052,7 @@ def test_throttling_and_5xx_are_transient(code: str, status: int) -> None:
         )
         gateway = SnsSmsGateway(client)
         with pytest.raises(TransientSendError):
-            gateway.publish("+8613800138000", "hi")
+            gateway.publish(outgoing("+8613800138000", "hi"))
         with pytest.raises(TransientSendError):
             gateway.is_opted_out("+8613800138000")
 
@@ -1062,7 +1062,7 @@ def test_other_client_errors_are_permanent() -> None:
     with Stubber(client) as stub:
         stub.add_client_error("publish", service_error_code="InvalidParameter", http_status_code=400)
         with pytest.raises(PermanentSendError):
-            SnsSmsGateway(client).publish("+8613800138000", "hi")
+            SnsSmsGateway(client).publish(outgoing("+8613800138000", "hi"))
 
 
 class Raising:
@@ -1076,8 +1076,10 @@ class Raising:
 def test_unreachable_sns_is_transient_but_a_lost_answer_is_not() -> None:
     with pytest.raises(TransientSendError):
         SnsSmsGateway(Raising(EndpointConnectionError(endpoint_url="https://sns"))).publish(
-            "+8613800138000", "x"
+            outgoing("+8613800138000", "x")
         )
     # A read timeout: SNS may have sent it. Releasing the claim could send it twice: propagate as is.
     with pytest.raises(ReadTimeoutError):
-        SnsSmsGateway(Raising(ReadTimeoutError(endpoint_url="https://sns"))).publish("+8613800138000", "x")
+        SnsSmsGateway(Raising(ReadTimeoutError(endpoint_url="https://sns"))).publish(
+            outgoing("+8613800138000", "x")
+        )

@@ -18,6 +18,7 @@ from nudge.domain.models import Order
 from nudge.domain.orders import parse_order
 from nudge.services.ports import ClaimOutcome, PermanentSendError, SendRequest, TransientSendError
 from nudge_local.pipeline import moto_sent_sms
+from tests.builders import outgoing
 from tests.fakes import FakeOrderRepository, FakeReminderLedger, FakeSendQueue, FakeSmsGateway, order_record
 
 CST = timezone(timedelta(hours=8))
@@ -44,18 +45,18 @@ def test_fake_gateway_fails_the_next_n_publishes() -> None:
     sms.fail_next(2)
     for _ in range(2):
         with pytest.raises(TransientSendError):
-            sms.publish("+8613800138000", "hi")
+            sms.publish(outgoing("+8613800138000", "hi"))
     assert sms.published == []
-    assert sms.publish("+8613800138000", "hi") == "fake-1"
+    assert sms.publish(outgoing("+8613800138000", "hi")) == "fake-1"
     assert sms.sent == [("+8613800138000", "hi")]
 
 
 def test_fake_gateway_failing_numbers_opt_outs_and_bad_numbers() -> None:
     sms = FakeSmsGateway(opted_out={"+8613800138099"}, failing_numbers={"+8613800138001"})
     with pytest.raises(TransientSendError):
-        sms.publish("+8613800138001", "hi")
+        sms.publish(outgoing("+8613800138001", "hi"))
     with pytest.raises(PermanentSendError):
-        sms.publish("13800138000", "hi")  # national, not E.164: SNS says InvalidParameter
+        sms.publish(outgoing("13800138000", "hi"))  # national, not E.164: SNS says InvalidParameter
     assert sms.is_opted_out("+8613800138099") and not sms.is_opted_out("+8613800138000")
     assert sms.opt_out_checks == ["+8613800138099", "+8613800138000"]
     # opting a number out later is just a set

@@ -127,15 +127,16 @@ class FlakySms:
 
     def __init__(self, real, fail: int, error: Exception):
         self.real, self.fail, self.error = real, fail, error
+        self.checks_opt_out = real.checks_opt_out
 
     def is_opted_out(self, phone):
         return self.real.is_opted_out(phone)
 
-    def publish(self, phone, text):
+    def publish(self, sms):
         if self.fail > 0:
             self.fail -= 1
             raise self.error
-        return self.real.publish(phone, text)
+        return self.real.publish(sms)
 
 
 def test_throttled_publishes_are_retried_within_the_window_and_sent_once(pipeline):

@@ -11,7 +11,7 @@ import pytest
 from nudge.domain.config import load_config
 from nudge.domain.restdays import RestDayCalendar
 from nudge.services.planning import WindowRun, plan_window
-from nudge.services.ports import SendRequest
+from nudge.services.ports import OutgoingSms, SendRequest
 from nudge.services.sending import Pacer, Sender, SendOutcome, TooEarlyError
 from nudge_local.pipeline import FakeClock
 from tests.builders import SHANGHAI, numbered_order
@@ -52,9 +52,9 @@ class SlowOptOutCheck(FakeSmsGateway):
         self.clock.advance(11)
         return super().is_opted_out(phone)
 
-    def publish(self, phone: str, text: str) -> str:
+    def publish(self, sms: OutgoingSms) -> str:
         self.published_at.append(self.clock.now())
-        return super().publish(phone, text)
+        return super().publish(sms)
 
 
 # The rule: no SMS is published at or after its not_after (the window's end or the start of the

@@ -150,7 +150,7 @@ def test_a_status_read_for_one_batch_is_not_trusted_by_the_next():
 
 def test_a_rejected_number_releases_its_claim_and_is_not_retried():
     class Rejecting(FakeSmsGateway):
-        def publish(self, phone, text):
+        def publish(self, sms):
             raise PermanentSendError("InvalidParameter")
 
     s, _ = sender(sms=Rejecting())
@@ -186,7 +186,7 @@ def test_pacing_that_runs_past_the_deadline_drops_the_sms():
 
 def test_a_publish_without_an_answer_keeps_the_claim_and_is_unconfirmed():
     class Silent(FakeSmsGateway):
-        def publish(self, phone, text):
+        def publish(self, sms):
             raise TimeoutError("read timeout")
 
     s, _ = sender(sms=Silent())
@@ -270,7 +270,7 @@ def test_a_throttled_publish_gives_the_buyers_slot_back():
 
 def test_a_publish_of_unknown_outcome_keeps_the_buyer_from_another_sms_for_24_hours():
     class Silent(FakeSmsGateway):
-        def publish(self, phone, text):
+        def publish(self, sms):
             raise TimeoutError("read timeout")
 
     s, clock = sender(sms=Silent())
@@ -325,7 +325,7 @@ class Crash(BaseException):
 
 def test_a_sender_that_died_after_its_claim_is_reported_once_as_unconfirmed():
     class Dying(FakeSmsGateway):
-        def publish(self, phone, text):
+        def publish(self, sms):
             raise Crash
 
     s, clock = sender(sms=Dying())
@@ -343,7 +343,7 @@ def test_a_sender_that_died_after_its_claim_is_reported_once_as_unconfirmed():
 
 def test_an_unknown_publish_is_recorded_so_its_redelivery_is_a_plain_duplicate():
     class Silent(FakeSmsGateway):
-        def publish(self, phone, text):
+        def publish(self, sms):
             raise TimeoutError("read timeout")
 
     s, clock = sender(sms=Silent())
@@ -356,7 +356,7 @@ def test_an_unknown_publish_is_recorded_so_its_redelivery_is_a_plain_duplicate()
 
 def test_an_unknown_publish_that_cannot_be_recorded_is_reported_by_its_redelivery():
     class Silent(FakeSmsGateway):
-        def publish(self, phone, text):
+        def publish(self, sms):
             raise TimeoutError("read timeout")
 
     s, clock = sender(sms=Silent())
@@ -374,3 +374,32 @@ def test_too_little_time_left_retries_later_without_a_claim():
         deliver(s, request(1), remaining_ms=lambda: 19_999)
     assert "o-1" not in s.ledger.items and s.ledger.sent_on(AT.date()) == 0 and s.sms.sent == []
     assert deliver(s, request(1), remaining_ms=lambda: 20_000) is SendOutcome.SENT
+
+
+# ------------------------------------------------------- a gateway that keeps its own opt-out list
+
+
+def test_a_gateway_with_its_own_opt_out_list_saves_the_check_call_and_keeps_the_promise():
+    """End User Messaging refuses an opted-out number at publish: the sender asks nothing first,
+    releases the claim, remembers the number for later plans, and never retries the SMS."""
+    sms = FakeSmsGateway(opted_out={"+8613800138002"})
+    sms.checks_opt_out = True
+    s, _ = sender(sms=sms)
+    assert deliver(s, request(1)) is SendOutcome.SENT
+    assert deliver(s, request(2)) is SendOutcome.OPTED_OUT
+    assert sms.opt_out_checks == []  # one call per SMS fewer than with SNS
+    assert [p for p, _ in sms.sent] == ["+8613800138001"]
+    assert "+8613800138002" in s.ledger.opted_out_phones()
+    assert s.ledger.sent_on(AT.date()) == 1  # the refused SMS gave its unit of the cap back
+    assert deliver(s, request(2)) is SendOutcome.OPTED_OUT and len(sms.sent) == 1
+
+
+def test_the_gateway_gets_the_claim_the_deadline_and_the_variant():
+    sms = FakeSmsGateway()
+    s, _ = sender(sms=sms)
+    req = replace(request(1), variant="cutoff")
+    assert deliver(s, req) is SendOutcome.SENT
+    (handed,) = sms.handed
+    assert (handed.order_id, handed.attempt, handed.variant) == ("o-1", 1, "cutoff")
+    assert handed.not_after == req.not_after and handed.handed_at == AT
+    assert handed.claim_token == s.ledger.items["o-1"]["claim_token"]

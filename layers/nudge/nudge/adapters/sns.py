@@ -10,7 +10,7 @@ from typing import Any
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError
 
-from nudge.services.ports import PermanentSendError, TransientSendError
+from nudge.services.ports import OutgoingSms, PermanentSendError, TransientSendError
 
 # The SNS client of the send function. botocore's defaults (60 s read timeout, retries) would let
 # a hung Publish run into the send function's own 60 s timeout: the invocation dies with its
@@ -74,13 +74,15 @@ class SnsSmsGateway:
             attrs["AWS.SNS.SMS.MaxPrice"] = str(max_price)
         self._attributes = {k: {"DataType": "String", "StringValue": v} for k, v in attrs.items()}
 
+    checks_opt_out = False  # SNS publishes to an opted-out number: the sender asks first
+
     def is_opted_out(self, phone: str) -> bool:
         resp = self._call(self._client.check_if_phone_number_is_opted_out, phoneNumber=phone)
         return bool(resp.get("isOptedOut"))
 
-    def publish(self, phone: str, text: str) -> str:
+    def publish(self, sms: OutgoingSms) -> str:
         resp = self._call(
-            self._client.publish, PhoneNumber=phone, Message=text, MessageAttributes=self._attributes
+            self._client.publish, PhoneNumber=sms.phone, Message=sms.text, MessageAttributes=self._attributes
         )
         return resp["MessageId"]
 

@@ -230,11 +230,50 @@ class SendQueue(Protocol):
         ...
 
 
+class OptedOutError(PermanentSendError):
+    """The gateway refused the SMS because the number opted out (its own list): nothing was sent."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingSms:
+    """One SMS handed to a gateway, with everything any gateway can use: End User Messaging's
+    time-to-live counts down to ``not_after`` and its ``Context`` names the order, attempt and
+    variant; Alibaba Cloud's ``OutId`` is the claim."""
+
+    phone: str  # E.164
+    text: str
+    order_id: str
+    attempt: int
+    claim_token: str
+    not_after: datetime  # past this instant the SMS must not reach the buyer
+    handed_at: datetime  # when the sender hands it over (the time-to-live counts from here)
+    variant: str | None = None
+
+    @classmethod
+    def of(cls, request: SendRequest, *, claim_token: str, handed_at: datetime) -> OutgoingSms:
+        return cls(
+            phone=request.phone,
+            text=request.text,
+            order_id=request.order_id,
+            attempt=request.attempt,
+            claim_token=claim_token,
+            not_after=request.not_after,
+            handed_at=handed_at,
+            variant=request.variant,
+        )
+
+
 class SmsGateway(Protocol):
+    # True: the gateway refuses opted-out numbers itself (raising OptedOutError), so the sender
+    # makes no per-SMS opt-out check call; False (SNS): the sender asks ``is_opted_out`` first.
+    checks_opt_out: bool
+
     def is_opted_out(self, phone: str) -> bool: ...
 
-    def publish(self, phone: str, text: str) -> str:
-        """Send one SMS; returns the message id. Raises TransientSendError when throttled."""
+    def publish(self, sms: OutgoingSms) -> str:
+        """Send one SMS; returns the gateway's message id. Raises TransientSendError when nothing
+        was sent and a retry may work, PermanentSendError (OptedOutError) when it never will; any
+        other error means the outcome is unknown."""
         ...
 
 

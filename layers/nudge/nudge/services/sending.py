@@ -30,8 +30,10 @@ from enum import StrEnum
 
 from nudge.services.ports import (
     ClaimOutcome,
+    OptedOutError,
     OrderNow,
     OrderRepository,
+    OutgoingSms,
     PermanentSendError,
     ReminderLedger,
     SendRequest,
@@ -165,16 +167,17 @@ class SendBatch:
             outcome, reason = skipped
             s.ledger.record_skip(request, reason, now)
             return outcome
-        try:
-            opted_out = s.sms.is_opted_out(request.phone)
-        except TransientSendError as exc:  # nothing claimed yet: just try again later
-            raise RetryLaterError(str(exc)) from exc
-        except PermanentSendError as exc:  # SNS will not take this number: publishing would fail too
-            s.ledger.record_skip(request, f"{SendOutcome.REJECTED.value}: {exc}", now)
-            return SendOutcome.REJECTED
-        if opted_out:
-            s.ledger.record_opt_out(request, now)  # later plans skip the number as opted_out
-            return SendOutcome.OPTED_OUT
+        if not s.sms.checks_opt_out:  # a gateway with its own opt-out list refuses at publish
+            try:
+                opted_out = s.sms.is_opted_out(request.phone)
+            except TransientSendError as exc:  # nothing claimed yet: just try again later
+                raise RetryLaterError(str(exc)) from exc
+            except PermanentSendError as exc:  # it will not take this number: publishing would fail too
+                s.ledger.record_skip(request, f"{SendOutcome.REJECTED.value}: {exc}", now)
+                return SendOutcome.REJECTED
+            if opted_out:
+                s.ledger.record_opt_out(request, now)  # later plans skip the number as opted_out
+                return SendOutcome.OPTED_OUT
         if s.dry_run:
             return SendOutcome.DRY_RUN
         if self.remaining_ms is not None and self.remaining_ms() < s.min_time_to_send.total_seconds() * 1000:
@@ -192,10 +195,14 @@ class SendBatch:
         if claim is not ClaimOutcome.CLAIMED:
             return self._not_claimed(request, claim, now)
         try:
-            message_id = s.sms.publish(request.phone, request.text)
+            message_id = s.sms.publish(OutgoingSms.of(request, claim_token=token, handed_at=now))
         except TransientSendError as exc:
             s.ledger.release(request, token)
             raise RetryLaterError(str(exc)) from exc
+        except OptedOutError:  # the gateway's own list: nothing sent, remembered for later plans
+            s.ledger.release(request, token)
+            s.ledger.record_opt_out(request, now)
+            return SendOutcome.OPTED_OUT
         except PermanentSendError as exc:
             s.ledger.release(request, token)
             s.ledger.record_skip(request, f"{SendOutcome.REJECTED.value}: {exc}", now)

@@ -1,0 +1,186 @@
+"""What became of an SMS after the gateway took it, and what a buyer's reply means (pure).
+
+Receipts come at least once and out of order. Each SMS ends in one delivery status: ``pending``
+until a final one arrives; the first final status stays (a late ``pending`` never replaces
+``delivered``, and a second final receipt changes nothing); an SMS with no final receipt 72 h
+after it was sent is ``unknown`` (both providers stop reporting by then).
+
+Replies: a reply that is an opt-out keyword, and nothing else, puts the number on the shop's
+do-not-contact list; any other reply goes to the staff.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+RECEIPT_DEADLINE = timedelta(hours=72)  # after this, no receipt will come: the status is unknown
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"  # queued or on its way (not final)
+    DELIVERED = "delivered"
+    FAILED = "failed"  # with the provider's code: unreachable, invalid number or message...
+    EXPIRED = "expired"  # its time-to-live ran out before the carrier took it
+    BLOCKED = "blocked"  # the carrier or the handset blocked it (spam filters included)
+    OPTED_OUT = "opted_out"
+    UNKNOWN = "unknown"  # no final receipt within RECEIPT_DEADLINE, or the provider does not know
+
+
+FINAL = frozenset(DeliveryStatus) - {DeliveryStatus.PENDING}
+
+
+class ReceiptError(ValueError):
+    """A receipt that cannot be read (missing id or status): counted and dropped."""
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """One provider report about one SMS, keyed as the provider knows it."""
+
+    message_id: str  # the gateway's id, as recorded on the ledger (End User Messaging, Alibaba BizId)
+    status: DeliveryStatus
+    at: datetime
+    code: str | None = None  # the provider's own status or error code
+    order_id: str | None = None  # from End User Messaging's Context, when present
+    attempt: int | None = None
+    claim_token: str | None = None  # Alibaba Cloud's OutId
+
+
+def takes(current: DeliveryStatus | None, new: DeliveryStatus) -> bool:
+    """Whether a receipt with ``new`` changes an SMS whose status is ``current``: never backwards,
+    and the first final status stays."""
+    if current is None:
+        return True
+    if current in FINAL:
+        return False
+    return new in FINAL  # pending -> a final status; pending again changes nothing
+
+
+def status_at(current: DeliveryStatus | None, sent_at: datetime, now: datetime) -> DeliveryStatus | None:
+    """The status to show at ``now``: ``unknown`` once RECEIPT_DEADLINE has passed with no final."""
+    if (current is None or current is DeliveryStatus.PENDING) and now - sent_at >= RECEIPT_DEADLINE:
+        return DeliveryStatus.UNKNOWN
+    return current
+
+
+# --------------------------------------------------------------------- End User Messaging SMS
+
+EUM_DETAIL_TYPE = "Text Message Delivery Status Updated"
+_EUM_STATUS = {
+    "TEXT_DELIVERED": DeliveryStatus.DELIVERED,
+    "TEXT_SUCCESSFUL": DeliveryStatus.DELIVERED,  # accepted by the carrier; some countries send only this
+    "TEXT_QUEUED": DeliveryStatus.PENDING,
+    "TEXT_PENDING": DeliveryStatus.PENDING,
+    "TEXT_BLOCKED": DeliveryStatus.BLOCKED,
+    "TEXT_CARRIER_BLOCKED": DeliveryStatus.BLOCKED,
+    "TEXT_SPAM": DeliveryStatus.BLOCKED,
+    "TEXT_PROTECT_BLOCKED": DeliveryStatus.BLOCKED,
+    "TEXT_TTL_EXPIRED": DeliveryStatus.EXPIRED,
+    "TEXT_CARRIER_UNREACHABLE": DeliveryStatus.FAILED,
+    "TEXT_UNREACHABLE": DeliveryStatus.FAILED,
+    "TEXT_INVALID": DeliveryStatus.FAILED,
+    "TEXT_INVALID_MESSAGE": DeliveryStatus.FAILED,
+    "TEXT_UNKNOWN": DeliveryStatus.UNKNOWN,
+}
+
+
+def receipt_from_eum_event(event: Mapping[str, Any]) -> Receipt:
+    """An EventBridge ``aws.sms-voice`` "Text Message Delivery Status Updated" event -> Receipt."""
+    detail = event.get("detail")
+    if event.get("detail-type") != EUM_DETAIL_TYPE or not isinstance(detail, Mapping):
+        raise ReceiptError("not a text message delivery event")
+    message_id, kind = detail.get("messageId"), detail.get("eventType")
+    if not isinstance(message_id, str) or not message_id:
+        raise ReceiptError("detail.messageId: missing")
+    status = _EUM_STATUS.get(kind) if isinstance(kind, str) else None
+    if status is None:
+        raise ReceiptError(f"detail.eventType: not a text status: {str(kind)[:40]!r}")
+    raw_context = detail.get("context")
+    context: Mapping[str, Any] = raw_context if isinstance(raw_context, Mapping) else {}
+    attempt = context.get("attempt")
+    return Receipt(
+        message_id=message_id,
+        status=status,
+        at=_from_millis(detail.get("eventTimestamp"), "detail.eventTimestamp"),
+        code=str(detail.get("messageStatus") or kind),
+        order_id=str(context["order_id"]) if context.get("order_id") else None,
+        attempt=int(attempt)
+        if isinstance(attempt, str) and attempt.isascii() and attempt.isdigit()
+        else None,
+    )
+
+
+def _from_millis(value: Any, field: str) -> datetime:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 10**14:
+        raise ReceiptError(f"{field}: not a time in milliseconds")
+    return datetime.fromtimestamp(value / 1000, UTC)
+
+
+# -------------------------------------------------------------------------- Alibaba Cloud SMS
+
+# Alibaba Cloud passes the carriers' report codes through. The one this reads is the CMPP state
+# shared by the three Chinese carriers, EXPIRED (the handset was off or out of reach for the
+# whole validity period); every other failure (UNDELIV, REJECTD, the carriers' MK:/MI:/IB: codes)
+# is `failed`, keeping its code, so a shop can look it up in its carrier's table.
+_ALIYUN_EXPIRED = frozenset({"EXPIRED"})
+_ALIYUN_TIME = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
+_CHINA = timedelta(hours=8)
+
+
+def receipt_from_aliyun_report(item: Mapping[str, Any]) -> Receipt:
+    """One item of Alibaba Cloud's ``SmsReport`` push -> Receipt. Its times are Beijing time."""
+    biz_id = item.get("biz_id")
+    if not isinstance(biz_id, str) or not biz_id:
+        raise ReceiptError("biz_id: missing")
+    success = item.get("success")
+    if not isinstance(success, bool):
+        raise ReceiptError("success: not true or false")
+    code = str(item.get("err_code") or ("DELIVERED" if success else "")) or None
+    if success:
+        status = DeliveryStatus.DELIVERED
+    elif code in _ALIYUN_EXPIRED:
+        status = DeliveryStatus.EXPIRED
+    else:
+        status = DeliveryStatus.FAILED
+    out_id = item.get("out_id")
+    return Receipt(
+        message_id=biz_id,
+        status=status,
+        at=_beijing(item.get("report_time"), "report_time"),
+        code=code,
+        claim_token=out_id if isinstance(out_id, str) and out_id else None,
+    )
+
+
+def _beijing(value: Any, field: str) -> datetime:
+    if not isinstance(value, str) or not _ALIYUN_TIME.match(value):
+        raise ReceiptError(f"{field}: expected YYYY-MM-DD HH:MM:SS")
+    try:
+        local = datetime.fromisoformat(value)
+    except ValueError:
+        raise ReceiptError(f"{field}: not a date") from None
+    return (local - _CHINA).replace(tzinfo=UTC)
+
+
+# ---------------------------------------------------------------------------------- replies
+
+# The carriers' and providers' standard opt-out words, and Chinese shops' convention: 退订 (TD)
+# and the single letters T, R, N that SMS footers ask for ("回T退订", "拒收请回复R").
+OPT_OUT_KEYWORDS = frozenset(
+    {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "退订", "TD", "T", "R", "N"}
+)
+_NOT_WORD = re.compile(r"[\W_]+")
+
+
+def is_opt_out_reply(text: str) -> bool:
+    """Whether a buyer's reply is an opt-out: the whole reply is one keyword, in any case, width or
+    punctuation ("Stop.", "ｓｔｏｐ", " 退订！"). "N" and "T" count only as the whole reply: "Not now"
+    and "Thanks" are replies for the staff, not opt-outs."""
+    word = _NOT_WORD.sub("", unicodedata.normalize("NFKC", text)).upper()
+    return word in OPT_OUT_KEYWORDS

@@ -1,0 +1,119 @@
+"""Delivery receipts and replies (nudge.domain.delivery), on the sample events in events/."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from nudge.domain.delivery import (
+    FINAL,
+    DeliveryStatus,
+    ReceiptError,
+    is_opt_out_reply,
+    receipt_from_aliyun_report,
+    receipt_from_eum_event,
+    status_at,
+    takes,
+)
+
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+S = DeliveryStatus
+
+
+def event(name: str):
+    return json.loads((EVENTS / name).read_text(encoding="utf-8"))
+
+
+def test_an_end_user_messaging_delivery_event():
+    r = receipt_from_eum_event(event("eum-text-delivered.json"))
+    assert (r.message_id, r.status, r.code) == (
+        "862a8790-60c0-4430-9b2b-658bdexample",
+        S.DELIVERED,
+        "DELIVERED",
+    )
+    assert (r.order_id, r.attempt) == ("o-1001", 1)  # the Context the gateway sent
+    assert r.at == datetime(2026, 11, 23, 1, 50, 9, 377000, tzinfo=UTC)
+
+
+def test_an_end_user_messaging_failure_keeps_its_code():
+    r = receipt_from_eum_event(event("eum-text-carrier-unreachable.json"))
+    assert (r.status, r.code) == (S.FAILED, "CARRIER_UNREACHABLE")
+
+
+@pytest.mark.parametrize(
+    ("kind", "status"),
+    [
+        ("TEXT_SUCCESSFUL", S.DELIVERED),
+        ("TEXT_QUEUED", S.PENDING),
+        ("TEXT_PENDING", S.PENDING),
+        ("TEXT_TTL_EXPIRED", S.EXPIRED),
+        ("TEXT_SPAM", S.BLOCKED),
+        ("TEXT_CARRIER_BLOCKED", S.BLOCKED),
+        ("TEXT_INVALID", S.FAILED),
+        ("TEXT_UNKNOWN", S.UNKNOWN),
+    ],
+)
+def test_every_text_event_type_has_a_status(kind, status):
+    e = event("eum-text-delivered.json")
+    e["detail"]["eventType"] = kind
+    assert receipt_from_eum_event(e).status is status
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"detail-type": "Voice Message Delivery Status Updated"},
+        {"detail": {"eventType": "TEXT_DELIVERED", "eventTimestamp": 1}},  # no messageId
+        {"detail": {"messageId": "m", "eventType": "VOICE_COMPLETED", "eventTimestamp": 1}},
+        {"detail": {"messageId": "m", "eventType": "TEXT_DELIVERED", "eventTimestamp": "soon"}},
+    ],
+)
+def test_an_unreadable_event_is_refused_not_guessed(change):
+    with pytest.raises(ReceiptError):
+        receipt_from_eum_event({**event("eum-text-delivered.json"), **change})
+
+
+def test_alibaba_reports_in_beijing_time_with_the_claim_as_out_id():
+    delivered, failed = (receipt_from_aliyun_report(i) for i in event("aliyun-sms-report.json"))
+    assert (delivered.status, delivered.message_id) == (S.DELIVERED, "900619746936498440^0")
+    assert delivered.claim_token == "fea780f996e74a299cdc53e3c70d9d05"
+    assert delivered.at == datetime(2026, 11, 23, 1, 50, 8, tzinfo=UTC)  # 09:50:08 Beijing
+    assert (failed.status, failed.code) == (S.FAILED, "UNDELIV")
+    expired = receipt_from_aliyun_report({**event("aliyun-sms-report.json")[1], "err_code": "EXPIRED"})
+    assert expired.status is S.EXPIRED
+    with pytest.raises(ReceiptError):
+        receipt_from_aliyun_report({**event("aliyun-sms-report.json")[0], "report_time": "yesterday"})
+
+
+def test_receipts_never_go_backwards_and_the_first_final_status_stays():
+    assert takes(None, S.PENDING) and takes(S.PENDING, S.DELIVERED)
+    assert not takes(S.DELIVERED, S.PENDING)  # a late "queued" after "delivered"
+    assert not takes(S.PENDING, S.PENDING)
+    for first in FINAL:
+        assert not any(takes(first, other) for other in S), first  # replayed or contradicting
+
+
+def test_no_final_receipt_in_72_hours_is_unknown():
+    sent = datetime(2026, 11, 23, 1, 50, tzinfo=UTC)
+    assert status_at(S.PENDING, sent, sent + timedelta(hours=71)) is S.PENDING
+    assert status_at(S.PENDING, sent, sent + timedelta(hours=72)) is S.UNKNOWN
+    assert status_at(None, sent, sent + timedelta(hours=72)) is S.UNKNOWN
+    assert status_at(S.DELIVERED, sent, sent + timedelta(days=9)) is S.DELIVERED
+
+
+@pytest.mark.parametrize(
+    "reply",
+    ["STOP", "stop", "Stop.", " ｓｔｏｐ ", "退订", "退订！", "TD", "t", "R", "n", "Unsubscribe", "QUIT"],
+)
+def test_opt_out_replies(reply):
+    assert is_opt_out_reply(reply)
+
+
+@pytest.mark.parametrize(
+    "reply", ["Not now", "Thanks", "stop sending me this please", "付款页面打不开", "", "NO", "STOPPED"]
+)
+def test_other_replies_go_to_the_staff(reply):
+    assert not is_opt_out_reply(reply)

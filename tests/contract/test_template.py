@@ -30,7 +30,10 @@ COMMON_ENV = {
     "EXTRA_CONFIG_JSON", "ORDERS_TABLE", "ORDERS_STATUS_INDEX", "LEDGER_TABLE", "LEDGER_DAY_INDEX",
     "IDEMPOTENCY_TABLE", "SEND_QUEUE_URL", "PAUSED_PARAMETER", "LEDGER_TTL_DAYS", "POWERTOOLS_TRACE_DISABLED",
 }  # fmt: skip
-SEND_ENV = {"SMS_SENDER_ID", "SMS_ORIGINATION_NUMBER", "SMS_TYPE", "SMS_PER_SECOND"}
+SEND_ENV = {
+    "SMS_SENDER_ID", "SMS_ORIGINATION_NUMBER", "SMS_TYPE", "SMS_PER_SECOND",
+    "SMS_GATEWAY", "SMS_CONFIGURATION_SET", "SMS_ORIGINATION_IDENTITY", "SMS_MAX_PRICE",
+}  # fmt: skip
 OUTPUTS = {
     "OrdersTableName", "LedgerTableName", "IdempotencyTableName", "SendQueueUrl", "SendDLQUrl",
     "SchedulerDLQUrl", "PausedParameterName", "PlanFunctionName", "SendFunctionName", "AlarmTopicArn",
@@ -39,6 +42,7 @@ OUTPUTS = {
 }  # fmt: skip
 # Orders in (webhooks): the ingest function's parameter and outputs.
 PARAMETERS |= {"IngestReservedConcurrency"}
+PARAMETERS |= {"SmsGateway", "SmsOriginationIdentity", "SmsMaxPrice"}  # the SMS gateway (docs/GATEWAYS.md)
 OUTPUTS |= {
     "IngestUrl", "StandardWebhooksUrl", "ShopifyWebhookUrl", "WooCommerceWebhookUrl",
     "StandardWebhooksSecretCommand", "ShopifySecretCommand", "WooCommerceSecretCommand",
@@ -46,7 +50,8 @@ OUTPUTS |= {
 # Actions that have no resource-level permissions: "*" is the only resource IAM takes for them.
 SMS_ACTIONS = {"sns:Publish", "sns:CheckIfPhoneNumberIsOptedOut"}
 XRAY_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
-STAR_ACTIONS = SMS_ACTIONS | XRAY_ACTIONS
+EUM_ACTIONS = {"sms-voice:SendTextMessage"}  # checked against identities registered outside the stack
+STAR_ACTIONS = SMS_ACTIONS | XRAY_ACTIONS | EUM_ACTIONS
 SCHEDULED_TIME = "<aws.scheduler.scheduled-time>"
 
 
@@ -235,11 +240,22 @@ def test_functions_share_globals(translated):
     assert set(translated["Resources"]["SendFunction"]["Properties"]["Environment"]["Variables"]) >= SEND_ENV
 
 
+def _branches(statement: dict[str, Any]):
+    """A statement, or each real branch of an ``Fn::If`` one (every case a stack can deploy)."""
+    if "Fn::If" in statement:
+        for branch in statement["Fn::If"][1:]:
+            if branch != {"Ref": "AWS::NoValue"}:
+                yield branch
+    else:
+        yield statement
+
+
 def iam_statements(cfn: dict[str, Any]):
     for lid, role in of_type(cfn, "AWS::IAM::Role").items():
         for policy in role["Properties"].get("Policies", []):
-            for statement in policy["PolicyDocument"]["Statement"]:
-                yield lid, statement
+            for conditional in policy["PolicyDocument"]["Statement"]:
+                for statement in _branches(conditional):
+                    yield lid, statement
     for lid, policy in of_type(cfn, "AWS::IAM::Policy").items():
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
             yield lid, statement
@@ -262,7 +278,9 @@ def test_least_privilege(translated):
             assert actions <= STAR_ACTIONS, (lid, statement)
     star = [(lid, s) for lid, s in statements if "*" in as_list(s.get("Resource"))]
     assert {lid for lid, _ in star} == {"SendFunctionRole"}
-    assert sorted(set(as_list(s["Action"])) for _, s in star) == sorted([SMS_ACTIONS, XRAY_ACTIONS])
+    assert sorted(sorted(as_list(s["Action"])) for _, s in star) == sorted(
+        sorted(actions) for actions in (SMS_ACTIONS, XRAY_ACTIONS, EUM_ACTIONS)
+    )
     plan_actions = {a for lid, s in statements if lid == "PlanFunctionRole" for a in as_list(s["Action"])}
     assert {"dynamodb:Query", "sqs:SendMessage", "ssm:GetParameter", "dynamodb:BatchGetItem"} <= plan_actions
     # The plan publishes only the staff call digest, to its own topic.
@@ -301,7 +319,7 @@ def test_the_send_role_is_its_own_and_as_narrow_as_aws_allows(translated):
         assert [s["Resource"] for s in by_action[action]] == [{"Fn::GetAtt": ["SendLogGroup", "Arn"]}]
     assert send["LoggingConfig"] == {"LogGroup": {"Ref": "SendLogGroup"}}
     assert {a for a in by_action if a.startswith("xray:")} == XRAY_ACTIONS  # Tracing: Active
-    assert set(by_action) == sqs | logs | XRAY_ACTIONS | SMS_ACTIONS | {
+    assert set(by_action) == sqs | logs | XRAY_ACTIONS | SMS_ACTIONS | EUM_ACTIONS | {
         "dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem",
         "ssm:GetParameter",
     }  # fmt: skip
@@ -500,3 +518,36 @@ def test_template_is_not_mutated_by_evaluation(template):
     assert template == before
     with pytest.raises(ValueError, match="SchedulerRole"):
         evaluate(template, events)
+
+
+# ------------------------------------------------------------------------------ the SMS gateway
+
+
+def test_end_user_messaging_is_a_parameter_away_and_sns_stays_the_default(template):
+    params = template["Parameters"]["SmsGateway"]
+    assert params["Default"] == "sns" and params["AllowedValues"] == ["sns", "end-user-messaging"]
+    env = template["Resources"]["SendFunction"]["Properties"]["Environment"]["Variables"]
+    assert evaluate(template, env["SMS_GATEWAY"]) == "sns"
+    assert evaluate(template, env["SMS_CONFIGURATION_SET"]) == ""  # no configuration set with SNS
+    assert template["Resources"]["SmsConfigurationSet"]["Condition"] == "UseEndUserMessaging"
+    eum = {"SmsGateway": "end-user-messaging"}
+    assert evaluate(template, env["SMS_GATEWAY"], parameters=eum) == "end-user-messaging"
+    created = {"SmsConfigurationSet": {"Ref": "nudge-local-sms"}}
+    assert (
+        evaluate(template, env["SMS_CONFIGURATION_SET"], parameters=eum, physical=created)
+        == "nudge-local-sms"
+    )
+
+
+def test_the_send_role_may_send_text_messages_only_with_end_user_messaging(translated):
+    policy = translated["Resources"]["SendFunctionRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+    (conditional,) = [s for s in policy["Statement"] if "Fn::If" in s]
+    condition, statement, otherwise = conditional["Fn::If"]
+    assert condition == "UseEndUserMessaging" and otherwise == {"Ref": "AWS::NoValue"}
+    assert statement["Action"] == "sms-voice:SendTextMessage" and statement["Effect"] == "Allow"
+
+
+def test_bad_gateway_parameters_are_refused(template):
+    for name, value in (("SmsGateway", "aliyun-someday"), ("SmsMaxPrice", "1"), ("SmsMaxPrice", "abc")):
+        with pytest.raises(ValueError, match=name):
+            evaluate(template, {"Ref": name}, parameters={name: value})

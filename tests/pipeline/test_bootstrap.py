@@ -62,6 +62,8 @@ def test_settings_keep_the_template_variable_names_and_defaults():
         ("SMS_TYPE", "Spam", "SMS_TYPE: String should match pattern"),
         ("DAILY_SMS_CAP", "lots", "DAILY_SMS_CAP: not a whole number: 'lots'"),
         ("EXTRA_CONFIG_JSON", "[1]", "EXTRA_CONFIG_JSON: must be a JSON object"),
+        ("SMS_GATEWAY", "aliyun-someday", "SMS_GATEWAY: Input should be 'sns' or 'end-user-messaging'"),
+        ("SMS_MAX_PRICE", "1", "SMS_MAX_PRICE: String should match pattern"),
     ],
 )
 def test_a_bad_variable_is_one_line_naming_it(variable, value, message):
@@ -69,6 +71,37 @@ def test_a_bad_variable_is_one_line_naming_it(variable, value, message):
     with pytest.raises(ConfigError) as caught:
         load_settings(env)
     assert str(caught.value).startswith(message) and "\n" not in str(caught.value)
+
+
+def test_the_send_app_takes_the_stacks_gateway():
+    from nudge.adapters.end_user_messaging import EUM_PUBLISH_TIMEOUT, EndUserMessagingGateway
+    from nudge.adapters.sns import SnsSmsGateway
+
+    made: list[tuple[str, object]] = []
+
+    def clients(service_name, *, config=None):
+        made.append((service_name, config))
+        return object()
+
+    sns = bootstrap.build_send_app(load_settings(ENV), clients=clients)
+    assert isinstance(sns.sender.sms, SnsSmsGateway) and "pinpoint-sms-voice-v2" not in dict(made)
+    eum_env = {
+        **ENV,
+        "SMS_GATEWAY": "end-user-messaging",
+        "SMS_CONFIGURATION_SET": "shop-sms",
+        "SMS_ORIGINATION_IDENTITY": "pool-1",
+        "SMS_MAX_PRICE": "0.05",
+    }
+    eum = bootstrap.build_send_app(load_settings(eum_env), clients=clients).sender
+    assert isinstance(eum.sms, EndUserMessagingGateway) and eum.sms.checks_opt_out
+    assert eum.publish_timeout == EUM_PUBLISH_TIMEOUT
+    assert eum.sms.fixed_parameters == {  # what every SendTextMessage carries
+        "MessageType": "TRANSACTIONAL",
+        "ConfigurationSetName": "shop-sms",
+        "OriginationIdentity": "pool-1",
+        "MaxPrice": "0.05",
+    }
+    assert dict(made)["pinpoint-sms-voice-v2"].retries == {"total_max_attempts": 1}
 
 
 # ------------------------------------------------------------------------------------ imports

@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # each builder imports what it builds: a handler loads only i
         OrdersStore,
         ReminderLedger,
         SendQueue,
+        SmsGateway,
         StaffNotifier,
         WebhookSecrets,
     )
@@ -168,6 +169,38 @@ class SendApp:
     paused: Callable[[], bool]
 
 
+def sms_gateway(settings: Settings, clients: ClientFactory) -> tuple[SmsGateway, timedelta]:
+    """The stack's SMS gateway (``SmsGateway`` parameter) and the longest one hand-off can take.
+
+    Short timeouts and no SDK retries (each adapter's client config): a hung hand-off ends in the
+    "outcome unknown" path well before the function's timeout, never sent twice.
+    """
+    if settings.sms_gateway == "end-user-messaging":
+        from nudge.adapters.end_user_messaging import (
+            EUM_CLIENT_CONFIG,
+            EUM_PUBLISH_TIMEOUT,
+            EndUserMessagingGateway,
+        )
+
+        eum = EndUserMessagingGateway(
+            clients("pinpoint-sms-voice-v2", config=EUM_CLIENT_CONFIG),
+            configuration_set=settings.sms_configuration_set or None,
+            origination_identity=settings.sms_origination_identity or None,
+            max_price=settings.sms_max_price or None,
+            message_type=settings.sms_type.upper(),
+        )
+        return eum, EUM_PUBLISH_TIMEOUT
+    from nudge.adapters.sns import SNS_CLIENT_CONFIG, SNS_PUBLISH_TIMEOUT, SnsSmsGateway
+
+    sns = SnsSmsGateway(
+        clients("sns", config=SNS_CLIENT_CONFIG),
+        sender_id=settings.sms_sender_id,
+        origination_number=settings.sms_origination_number,
+        sms_type=settings.sms_type,
+    )
+    return sns, SNS_PUBLISH_TIMEOUT
+
+
 def build_send_app(
     settings: Settings,
     *,
@@ -176,22 +209,14 @@ def build_send_app(
     sleep: Callable[[float], None] = time.sleep,
 ) -> SendApp:
 
-    from nudge.adapters.sns import SNS_CLIENT_CONFIG, SNS_PUBLISH_TIMEOUT, SnsSmsGateway
     from nudge.services.sending import Pacer, Sender
 
     dynamodb = clients("dynamodb")
-    # Short timeouts and no botocore retries on Publish (see SNS_CLIENT_CONFIG): a hung Publish
-    # ends in the "outcome unknown" path well before the function's timeout, never sent twice.
-    sns = clients("sns", config=SNS_CLIENT_CONFIG)
+    sms, publish_timeout = sms_gateway(settings, clients)
     sender = Sender(
         orders=_order_repository(settings, dynamodb),
         ledger=_ledger(settings, dynamodb),
-        sms=SnsSmsGateway(
-            sns,
-            sender_id=settings.sms_sender_id,
-            origination_number=settings.sms_origination_number,
-            sms_type=settings.sms_type,
-        ),
+        sms=sms,
         clock=clock,
         # template.yaml caps the queue's pollers (MaximumConcurrency): each paces at its share of
         # the shop's SMS-per-second ceiling, so together they stay under it.
@@ -199,7 +224,7 @@ def build_send_app(
         daily_cap=settings.config.rules.daily_sms_cap,
         buyer_min_interval=timedelta(hours=settings.config.rules.buyer_min_interval_hours),
         max_age=timedelta(hours=settings.config.rules.max_age_hours),
-        publish_timeout=SNS_PUBLISH_TIMEOUT,
+        publish_timeout=publish_timeout,
         new_token=lambda: uuid.uuid4().hex,
         dry_run=settings.dry_run,
     )

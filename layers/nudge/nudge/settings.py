@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
@@ -49,6 +49,11 @@ class Settings(BaseModel):
     sms_origination_number: str = Field("", alias="SMS_ORIGINATION_NUMBER")
     sms_type: str = Field("Transactional", pattern="^(Transactional|Promotional)$", alias="SMS_TYPE")
     sms_per_second: float = Field(5, ge=0.01, allow_inf_nan=False, alias="SMS_PER_SECOND")
+    # Who sends the SMS (template parameter SmsGateway); the End User Messaging settings below.
+    sms_gateway: Literal["sns", "end-user-messaging"] = Field("sns", alias="SMS_GATEWAY")
+    sms_configuration_set: str = Field("", alias="SMS_CONFIGURATION_SET")
+    sms_origination_identity: str = Field("", alias="SMS_ORIGINATION_IDENTITY")
+    sms_max_price: str = Field("", pattern=r"^([0-9]{0,2}\.[0-9]{1,5})?$", alias="SMS_MAX_PRICE")
     # The send queue's MaximumConcurrency: each poller paces at its share of sms_per_second.
     send_pollers: int = Field(2, ge=1, alias="SEND_MAX_CONCURRENCY")
     # The staff call digest's SNS topic (plan function only); empty: no digest is sent.

@@ -69,13 +69,14 @@ class EndUserMessagingGateway:
         if message_type not in ("TRANSACTIONAL", "PROMOTIONAL"):
             raise ValueError("message_type must be TRANSACTIONAL or PROMOTIONAL")
         self._client = client
-        self._fixed: dict[str, Any] = {"MessageType": message_type}
+        # What every SendTextMessage carries besides the SMS itself (the stack's settings).
+        self.fixed_parameters: dict[str, Any] = {"MessageType": message_type}
         if configuration_set:
-            self._fixed["ConfigurationSetName"] = configuration_set
+            self.fixed_parameters["ConfigurationSetName"] = configuration_set
         if origination_identity:
-            self._fixed["OriginationIdentity"] = origination_identity
+            self.fixed_parameters["OriginationIdentity"] = origination_identity
         if max_price is not None:
-            self._fixed["MaxPrice"] = str(max_price)
+            self.fixed_parameters["MaxPrice"] = str(max_price)
 
     def is_opted_out(self, phone: str) -> bool:
         return False  # never asked: the service refuses opted-out numbers at send (checks_opt_out)
@@ -90,7 +91,7 @@ class EndUserMessagingGateway:
             MessageBody=sms.text,
             TimeToLive=time_to_live(sms),
             Context=context,
-            **self._fixed,
+            **self.fixed_parameters,
         )
         return resp["MessageId"]
 

@@ -1,4 +1,4 @@
-"""The orders-in bench at a tiny size: it runs, and the properties its README table shows hold."""
+"""The orders-in bench at a tiny size: it runs, and the properties its table in docs/PERFORMANCE.md shows hold."""
 
 from __future__ import annotations
 

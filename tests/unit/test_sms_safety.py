@@ -276,7 +276,7 @@ TEMPLATES = st.sampled_from(
 URL_LIKE = re.compile(
     r"://|www[.\u3002]|[a-z0-9\-][.\u3002](?:[a-z]{2,}|xn--)|[^\W_]\.[^\W\d_]{2,}"
     # (a Unicode label before "。" is not checked here: the shop's own Chinese text ends sentences
-    # with "。"; test_review_content.py checks those domains field by field)
+    # with "。"; test_content_links.py checks those domains field by field)
     r"|\d{1,3}(?:[.\u3002]\d{1,3}){3}",
     re.IGNORECASE,
 )

@@ -26,7 +26,7 @@ from nudge.domain.phones import phone_info
 
 SOURCES = ("shopify", "woocommerce")  # platforms whose order ids are prefixed "<platform>:"
 
-# DESIGN's order record: the only attributes an event may write (anything else in a payload is dropped).
+# The order record (docs/RULES.md): the only attributes an event may write (anything else in a payload is dropped).
 ORDER_RECORD_FIELDS = (
     "order_id",
     "buyer_id",

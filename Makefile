@@ -68,6 +68,7 @@ typecheck: install
 	$(BIN)/mypy functions/audit/app.py
 	$(BIN)/mypy functions/outcomes/app.py
 	$(BIN)/mypy functions/ingest/app.py
+	$(BIN)/mypy functions/receipts/app.py
 
 # The pure core and the services over fakes (tests/unit): no moto, seconds.
 test-unit: install

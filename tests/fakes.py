@@ -26,6 +26,7 @@ from nudge.adapters.ledger import (
 )
 from nudge.adapters.orders import PLANNING_STATUSES, order_now, planning_lower_bound
 from nudge.adapters.sqs import SQS_BATCH_LIMIT, SqsSendQueue
+from nudge.domain.delivery import DeliveryStatus, Receipt, takes
 from nudge.domain.instants import utc_iso
 from nudge.domain.models import InvalidOrder, Order, ReminderState, SentReminder
 from nudge.services.ports import (
@@ -34,6 +35,7 @@ from nudge.services.ports import (
     OrderNow,
     OutgoingSms,
     PermanentSendError,
+    ReceiptOutcome,
     SendRequest,
     TransientSendError,
     claim_failure,
@@ -248,6 +250,27 @@ class FakeReminderLedger:
             item[f"segments_{request.attempt}"] = request.segments
             if request.variant is not None:
                 item[f"variant_{request.attempt}"] = request.variant
+
+    def apply_receipt(self, receipt: Receipt) -> ReceiptOutcome:
+        if receipt.order_id is None or receipt.attempt is None:
+            return ReceiptOutcome.UNKNOWN_MESSAGE
+        a = receipt.attempt
+        with self._lock:
+            item = self.items.get(receipt.order_id)
+            if item is None:
+                return ReceiptOutcome.UNKNOWN_MESSAGE
+            recorded = item.get(f"message_id_{a}")
+            unconfirmed = recorded is None and a in item.get("unconfirmed_attempts", set())
+            if recorded != receipt.message_id and not unconfirmed:
+                return ReceiptOutcome.UNKNOWN_MESSAGE
+            current = item.get(f"delivery_{a}")
+            if not takes(DeliveryStatus(current) if current else None, receipt.status):
+                return ReceiptOutcome.UNCHANGED
+            item[f"message_id_{a}"] = receipt.message_id
+            item[f"delivery_{a}"] = receipt.status.value
+            item[f"delivery_code_{a}"] = receipt.code or ""
+            item[f"delivery_at_{a}"] = utc_iso(receipt.at)
+            return ReceiptOutcome.SETTLED if unconfirmed else ReceiptOutcome.APPLIED
 
     def record_skip(self, request: SendRequest, reason: str, at: datetime) -> None:
         with self._lock:

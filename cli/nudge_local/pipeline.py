@@ -520,6 +520,20 @@ class LocalPipeline:
             module.APP.set(self.ingest_app)
         return module.lambda_handler(event, LambdaContextStub("nudge-local-IngestFunction"))
 
+    def delivery_event(self, event: dict[str, Any]) -> dict[str, Any]:
+        """End User Messaging's EventBridge rule invoking the receipts function with one delivery
+        event. The function exists only with SmsGateway=end-user-messaging; it reads the ledger
+        with the send function's settings, so the harness plays it whatever gateway sent."""
+        module = getattr(self, "receipts_module", None)
+        if module is None:
+            from nudge import bootstrap
+            from nudge.settings import load_settings
+
+            module = self.receipts_module = _load_handler("receipts", FUNCTIONS / "receipts" / "app.py")
+            env = {**self.resources.function_envs["SendFunction"], **self._env_overrides}
+            module.APP.set(bootstrap.build_receipts_app(load_settings(env), clients=self._clients))
+        return module.lambda_handler(dict(event), LambdaContextStub("nudge-local-ReceiptsFunction"))
+
     def webhook_secret(self, route: str) -> str | None:
         """The route's secret as the sender is given it (Standard Webhooks: "whsec_" + the stored value)."""
         import boto3

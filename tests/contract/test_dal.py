@@ -1083,3 +1083,66 @@ def test_unreachable_sns_is_transient_but_a_lost_answer_is_not() -> None:
         SnsSmsGateway(Raising(ReadTimeoutError(endpoint_url="https://sns"))).publish(
             outgoing("+8613800138000", "x")
         )
+
+
+# --- delivery receipts: fake or dynamo ---------------------------------------------------------
+
+
+def _receipt(
+    status: str,
+    message_id: str = "m1",
+    *,
+    order_id: str | None = "o1",
+    attempt: int | None = 1,
+    minutes: int = 1,
+):
+    from nudge.domain.delivery import DeliveryStatus, Receipt
+
+    return Receipt(
+        message_id=message_id,
+        status=DeliveryStatus(status),
+        at=NOW + timedelta(minutes=minutes),
+        code=status.upper(),
+        order_id=order_id,
+        attempt=attempt,
+    )
+
+
+def test_a_receipt_is_applied_once_and_never_backwards(ledger_env: LedgerEnv) -> None:
+    from nudge.services.ports import ReceiptOutcome as R
+
+    led = ledger_env.ledger
+    led.claim(request(), "t1", 500, NOW)
+    led.record_sent(request(), "t1", "m1", NOW)
+    assert led.apply_receipt(_receipt("pending")) is R.APPLIED
+    assert led.apply_receipt(_receipt("delivered", minutes=3)) is R.APPLIED
+    assert led.apply_receipt(_receipt("delivered", minutes=3)) is R.UNCHANGED  # delivered twice
+    assert led.apply_receipt(_receipt("pending", minutes=2)) is R.UNCHANGED  # late, out of order
+    assert led.apply_receipt(_receipt("failed", minutes=9)) is R.UNCHANGED  # the first final stays
+    item = ledger_env.item("o1")
+    assert (item["delivery_1"], item["delivery_code_1"]) == ("delivered", "DELIVERED")
+
+
+def test_a_receipt_for_no_known_sms_writes_nothing(ledger_env: LedgerEnv) -> None:
+    from nudge.services.ports import ReceiptOutcome as R
+
+    led = ledger_env.ledger
+    led.claim(request(), "t1", 500, NOW)
+    led.record_sent(request(), "t1", "m1", NOW)
+    assert led.apply_receipt(_receipt("delivered", "forged")) is R.UNKNOWN_MESSAGE
+    assert led.apply_receipt(_receipt("delivered", attempt=2)) is R.UNKNOWN_MESSAGE
+    assert led.apply_receipt(_receipt("delivered", order_id="o-nobody")) is R.UNKNOWN_MESSAGE
+    assert led.apply_receipt(_receipt("delivered", order_id=None)) is R.UNKNOWN_MESSAGE
+    assert "delivery_1" not in ledger_env.item("o1") and ledger_env.item("o-nobody") == {}
+
+
+def test_a_receipt_settles_an_unconfirmed_send(ledger_env: LedgerEnv) -> None:
+    from nudge.services.ports import ReceiptOutcome as R
+
+    led = ledger_env.ledger
+    led.claim(request(), "t1", 500, NOW)
+    led.record_unconfirmed(request(), "unconfirmed: publish outcome unknown", NOW)
+    assert led.apply_receipt(_receipt("delivered", "m-late")) is R.SETTLED
+    item = ledger_env.item("o1")
+    assert (item["message_id_1"], item["delivery_1"]) == ("m-late", "delivered")
+    assert led.apply_receipt(_receipt("delivered", "m-other")) is R.UNKNOWN_MESSAGE  # now it has an id

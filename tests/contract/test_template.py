@@ -551,3 +551,19 @@ def test_bad_gateway_parameters_are_refused(template):
     for name, value in (("SmsGateway", "aliyun-someday"), ("SmsMaxPrice", "1"), ("SmsMaxPrice", "abc")):
         with pytest.raises(ValueError, match=name):
             evaluate(template, {"Ref": name}, parameters={name: value})
+
+
+def test_the_receipts_function_hears_end_user_messaging_delivery_events_only(template, translated):
+    receipts = template["Resources"]["ReceiptsFunction"]
+    assert receipts["Condition"] == "UseEndUserMessaging"
+    assert receipts["Properties"]["Events"]["Delivery"]["Properties"]["Pattern"] == {
+        "source": ["aws.sms-voice"],
+        "detail-type": ["Text Message Delivery Status Updated"],
+    }
+    statements = [s for lid, s in iam_statements(translated) if lid == "ReceiptsFunctionRole"]
+    actions = {a for s in statements for a in as_list(s["Action"]) if a.startswith("dynamodb:")}
+    assert actions == {"dynamodb:UpdateItem", "dynamodb:GetItem"}  # its SMS's ledger item, nothing else
+    (rule,) = [
+        r for r in of_type(translated, "AWS::Events::Rule").values() if "aws.sms-voice" in json.dumps(r)
+    ]
+    assert rule["Condition"] == "UseEndUserMessaging"

@@ -18,7 +18,7 @@ from nudge_local.pipeline import LambdaContextStub, schedule_event
 from tests.builders import SHANGHAI
 
 ROOT = Path(__file__).resolve().parents[2]
-HANDLERS = ["plan", "send", "audit"]
+HANDLERS = ["plan", "send", "audit", "receipts"]
 ENV = {
     "ORDERS_TABLE": "orders",
     "ORDERS_STATUS_INDEX": "status-created_at",

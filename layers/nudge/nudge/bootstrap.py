@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # each builder imports what it builds: a handler loads only i
     from nudge.domain.restdays import RestDayCalendar
     from nudge.services.outcomes import OutcomeRecorder
     from nudge.services.ports import (
+        DeliveryLedger,
         OrderRepository,
         OrdersStore,
         ReminderLedger,
@@ -273,6 +274,24 @@ def build_outcomes_app(
     )
 
 
+# ----------------------------------------------------------------------------------- receipts
+
+
+@dataclass(slots=True)
+class ReceiptsApp:
+    settings: Settings
+    ledger: DeliveryLedger
+
+
+def build_receipts_app(settings: Settings, *, clients: ClientFactory) -> ReceiptsApp:
+    from nudge.adapters.ledger import DynamoReminderLedger
+
+    ledger = DynamoReminderLedger(
+        clients("dynamodb"), settings.ledger_table, settings.ledger_day_index, settings.ledger_ttl_days
+    )
+    return ReceiptsApp(settings=settings, ledger=ledger)
+
+
 # ----------------------------------------------------------------------------------- ingest
 
 
@@ -396,6 +415,10 @@ def outcomes_app_from_env() -> OutcomesApp:
     return build_outcomes_app(load_settings(os.environ), clients=session_clients())
 
 
+def receipts_app_from_env() -> ReceiptsApp:
+    return build_receipts_app(load_settings(os.environ), clients=session_clients())
+
+
 def ingest_app_from_env() -> IngestApp:
     return build_ingest_app(load_settings(os.environ), clients=session_clients())
 
@@ -442,6 +465,7 @@ __all__ = [
     "Lazy",
     "OutcomesApp",
     "PlanApp",
+    "ReceiptsApp",
     "ReportApp",
     "SendApp",
     "build_audit_app",
@@ -450,6 +474,7 @@ __all__ = [
     "build_ingest_app",
     "build_outcomes_app",
     "build_plan_app",
+    "build_receipts_app",
     "build_report_app",
     "build_send_app",
     "handler_tracer",

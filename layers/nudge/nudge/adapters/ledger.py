@@ -22,6 +22,8 @@ listing the numbers SNS reported opted out, and two contact items per buyer (by 
     message_id_<n>    S   SNS message id of attempt n
     sent_at_<n>, window_<n>, segments_<n>   S, S, N   attempt n's SMS, for the outcomes report
     variant_<n>       S   the text variant attempt n was sent with (only with messages.variants)
+    delivery_<n>, delivery_code_<n>, delivery_at_<n>   S   attempt n's delivery status from the
+                          gateway's receipts (nudge.domain.delivery), never backwards
     held_out_at       S   first time the order was held out (holdout group), UTC ISO } the
     held_out_day      S   shop-local YYYY-MM-DD of that                              } holdout index
     held_out_last_at, held_out_window   S   the latest hold-out decision and its window
@@ -75,10 +77,18 @@ from nudge.adapters.dynamo_io import (
     transaction_token,
     unique,
 )
+from nudge.domain.delivery import DeliveryStatus, Receipt
 from nudge.domain.instants import stored_instant, utc_iso
 from nudge.domain.models import ReminderState, SentReminder
 from nudge.domain.outcomes import HoldoutMark, Outcome, SmsSent
-from nudge.services.ports import ClaimOutcome, DalError, OrderTouches, SendRequest, claim_failure
+from nudge.services.ports import (
+    ClaimOutcome,
+    DalError,
+    OrderTouches,
+    ReceiptOutcome,
+    SendRequest,
+    claim_failure,
+)
 
 log = logging.getLogger(__name__)
 
@@ -470,6 +480,53 @@ class DynamoReminderLedger:
                     f"record_sent {request.dedupe_key}: claim not held by this token (message {message_id})"
                 ) from exc
             raise
+
+    def apply_receipt(self, receipt: Receipt) -> ReceiptOutcome:
+        if receipt.order_id is None or receipt.attempt is None:
+            return ReceiptOutcome.UNKNOWN_MESSAGE  # only the context finds the SMS's item
+        a = receipt.attempt
+        names = {
+            "#mid": f"message_id_{a}",
+            "#st": f"delivery_{a}",
+            "#code": f"delivery_code_{a}",
+            "#at": f"delivery_at_{a}",
+        }
+        values = {
+            ":m": s_value(receipt.message_id),
+            ":s": s_value(receipt.status.value),
+            ":c": s_value(receipt.code or ""),
+            ":at": s_value(utc_iso(receipt.at)),
+            ":a": n_value(a),
+            ":pending": s_value(DeliveryStatus.PENDING.value),
+        }
+        # The SMS: its recorded message id, or an attempt reported unconfirmed (its id was never
+        # known: the receipt settles it). Never backwards: see nudge.domain.delivery.takes.
+        sms = "(#mid = :m OR (attribute_not_exists(#mid) AND contains(unconfirmed_attempts, :a)))"
+        if receipt.status is DeliveryStatus.PENDING:
+            fresh = "attribute_not_exists(#st)"
+            del values[":pending"]  # DynamoDB refuses a value the expressions do not use
+        else:
+            fresh = "(attribute_not_exists(#st) OR #st = :pending)"
+        try:
+            old = self._client.update_item(
+                TableName=self._table,
+                Key={"order_id": s_value(receipt.order_id)},
+                UpdateExpression="SET #st = :s, #code = :c, #at = :at, #mid = :m",
+                ConditionExpression=f"{sms} AND {fresh}",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_OLD",  # did it have a message id? (settling an unconfirmed send)
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+            item = self._read_consistent(receipt.order_id)
+            known = item.get(f"message_id_{a}") == receipt.message_id or (
+                f"message_id_{a}" not in item and a in {int(x) for x in item.get("unconfirmed_attempts", ())}
+            )
+            return ReceiptOutcome.UNCHANGED if known else ReceiptOutcome.UNKNOWN_MESSAGE
+        settled = f"message_id_{a}" not in old.get("Attributes", {})
+        return ReceiptOutcome.SETTLED if settled else ReceiptOutcome.APPLIED
 
     def record_skip(self, request: SendRequest, reason: str, at: datetime) -> None:
         self._append_skip(request, reason, at)

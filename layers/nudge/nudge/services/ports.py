@@ -11,6 +11,7 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
+from nudge.domain.delivery import Receipt
 from nudge.domain.models import InvalidOrder, Order, ReminderState, SentReminder
 from nudge.domain.order_changes import OrderChange
 from nudge.domain.outcomes import HoldoutMark, Outcome, SmsSent
@@ -297,6 +298,23 @@ class OrdersStore(Protocol):
     def apply(
         self, change: OrderChange, *, delivery: str | None = None, now: datetime | None = None
     ) -> WriteOutcome: ...
+
+
+# ------------------------------------------------------------------------------ receipts
+
+
+class ReceiptOutcome(StrEnum):
+    APPLIED = "applied"  # the SMS's delivery status changed
+    SETTLED = "settled"  # an unconfirmed send's receipt: the SMS did go out, now it is known
+    UNCHANGED = "unchanged"  # a repeat, or older than what is recorded (never backwards)
+    UNKNOWN_MESSAGE = "unknown_message"  # no SMS with this id for that order and attempt: dropped
+
+
+class DeliveryLedger(Protocol):
+    def apply_receipt(self, receipt: Receipt) -> ReceiptOutcome:
+        """Record a receipt on its SMS's ledger item (one conditional write): never backwards,
+        never creating an item. ``receipt`` names the order and attempt (the gateway's context)."""
+        ...
 
 
 # ------------------------------------------------------------------------------ outcomes

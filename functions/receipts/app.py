@@ -1,0 +1,48 @@
+"""Receipts function: End User Messaging's delivery events (EventBridge, source aws.sms-voice).
+
+Thin shell: read the event, record it on the SMS's ledger item (``record_delivery_event``), count
+it. Unreadable events and events for no known SMS are counted and dropped (a retry cannot fix
+them); a DynamoDB error raises, so Lambda retries the event. Logs never hold the phone number.
+"""
+
+from __future__ import annotations
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from nudge import bootstrap
+from nudge.services.ports import ReceiptOutcome
+from nudge.services.receipts import record_delivery_event
+
+logger = Logger()
+tracer = bootstrap.handler_tracer()
+metrics = Metrics()
+
+APP = bootstrap.Lazy(bootstrap.receipts_app_from_env)
+
+
+# log_event=False whatever POWERTOOLS_LOGGER_LOG_EVENT says: delivery events hold phone numbers.
+@logger.inject_lambda_context(clear_state=True, log_event=False)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    app = APP.get()
+    result = record_delivery_event(event, app.ledger)
+    if result.outcome is None:
+        metrics.add_metric(name="ReceiptUnreadable", unit=MetricUnit.Count, value=1)
+        logger.warning("delivery event not readable", extra={"problem": result.problem})
+        return {"result": "unreadable", "problem": result.problem}
+    metrics.add_metric(name=f"Receipt_{result.outcome.value}", unit=MetricUnit.Count, value=1)
+    receipt = result.receipt
+    if receipt is not None and result.outcome in (ReceiptOutcome.APPLIED, ReceiptOutcome.SETTLED):
+        metrics.add_metric(name=f"Delivery_{receipt.status.value}", unit=MetricUnit.Count, value=1)
+    extra = {
+        "outcome": result.outcome.value,
+        "order_id": receipt.order_id if receipt else None,
+        "attempt": receipt.attempt if receipt else None,
+        "status": receipt.status.value if receipt else None,
+        "code": receipt.code if receipt else None,
+    }
+    logger.info("delivery receipt", extra=extra)
+    return {"result": result.outcome.value}

@@ -214,6 +214,13 @@ def print_report(
     console.print(
         f"  ROI (recovered {currency} per {currency} of SMS): {ratio if ratio is not None else '-'}; cost per recovered order {per_order}"
     )
+    if "delivered" in report:  # receipts exist (End User Messaging)
+        failed = ", ".join(f"{code} {n}" for code, n in report["failed"].items()) or "none"
+        console.print(
+            f"  delivered {report['delivered']} ({_pct(report['delivery_rate'])} of the SMS with a final receipt), "
+            f"expired {report['expired']}, failed: {escape(failed)}; "
+            f"recovered after a delivered SMS: {report['recovered_delivered']}"
+        )
     h = report["holdout"]
     if h is None:
         console.print("  holdout: none (rules.holdout_percent is 0, or no order was held out in these days)")

@@ -587,7 +587,7 @@ def _delivery(report: dict[str, Any]) -> str:
         facts.append(f"{e(_int(delivered))} delivered")
     facts.append(f"{e(_int(failed_total))} failed")
     if expired is not None:
-        facts.append(f"{e(_int(expired))} expired (no receipt in time)")
+        facts.append(f"{e(_int(expired))} expired (not taken before its deadline)")
     parts.append(f'<p class="facts">{" · ".join(facts)}</p>')
     if failed:
         items = sorted(failed.items(), key=lambda kv: (-kv[1], kv[0]))

@@ -10,14 +10,16 @@ from pathlib import Path
 
 import pytest
 
+from nudge.domain.delivery import DeliveryStatus
 from nudge.domain.models import Reason
+from nudge.services.ports import ReceiptOutcome
 from nudge.services.sending import SendOutcome
 from nudge_local.moto_env import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 HANDLERS = "".join(
     (ROOT / "functions" / f / "app.py").read_text(encoding="utf-8")
-    for f in ("plan", "send", "outcomes", "ingest")
+    for f in ("plan", "send", "outcomes", "ingest", "receipts")
 )
 AWS_METRICS = {
     "AWS/Lambda": {"Errors", "Throttles", "IteratorAge", "Invocations"},
@@ -69,6 +71,14 @@ def emitted(name: str) -> bool:
         return 'name=f"Decision_{reason}"' in HANDLERS and name[9:] in {r.value for r in Reason} | {"send"}
     if name.startswith("Send_"):
         return 'name=f"Send_{outcome}"' in HANDLERS and name[5:] in {o.value for o in SendOutcome}
+    if name.startswith("Delivery_"):  # one per delivery status (receipts)
+        return 'name=f"Delivery_{receipt.status.value}"' in HANDLERS and name[9:] in {
+            d.value for d in DeliveryStatus
+        }
+    if name.startswith("Receipt_"):
+        return 'name=f"Receipt_{result.outcome.value}"' in HANDLERS and name[8:] in {
+            o.value for o in ReceiptOutcome
+        }
     return False
 
 

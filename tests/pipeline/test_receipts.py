@@ -3,12 +3,14 @@ handler onto the ledger item of an SMS the pipeline sent (moto; stack from templ
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from nudge_cli.cli import main
 from nudge_local.pipeline import FakeClock, LocalPipeline
 from tests.builders import MORNING_OPENS, QUIET, numbered_order
 
@@ -21,7 +23,10 @@ def delivery(message_id: str, order_id: str, kind: str = "TEXT_DELIVERED", attem
     """The sample event (events/eum-text-delivered.json) about this SMS."""
     event = json.loads((EVENTS / "eum-text-delivered.json").read_text(encoding="utf-8"))
     event["detail"].update(
-        messageId=message_id, eventType=kind, context={"order_id": order_id, "attempt": attempt}
+        messageId=message_id,
+        eventType=kind,
+        messageStatus=kind.removeprefix("TEXT_"),
+        context={"order_id": order_id, "attempt": attempt},
     )
     return event
 
@@ -45,3 +50,16 @@ def test_receipts_land_on_the_sms_once_and_never_backwards():
         unreadable = delivery(m1, "o-1")
         del unreadable["detail"]["messageId"]
         assert p.delivery_event(unreadable)["result"] == "unreadable"
+        m2 = p.ledger_item("o-2")["message_id_1"]
+        assert p.delivery_event(delivery(m2, "o-2", "TEXT_CARRIER_UNREACHABLE")) == {"result": "applied"}
+        # nudge report reads them back: one delivered, one failed by its code
+        tables = ["--ledger-table", p.resources.ledger_table, "--orders-table", p.resources.orders_table]
+        out = io.StringIO()
+        assert main(["report", *tables, "--to", "2026-11-23", "--days", "1", "--json"], out) == 0
+    r = json.loads(out.getvalue())
+    assert (r["delivered"], r["failed"], r["expired"], r["delivery_rate"]) == (
+        1,
+        {"CARRIER_UNREACHABLE": 1},
+        0,
+        0.5,
+    )

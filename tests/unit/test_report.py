@@ -327,3 +327,27 @@ def test_a_held_out_order_texted_later_counts_in_the_holdout_group_only():
         assert (r["holdout"]["orders"], r["holdout"]["paid"]) == (1, 1)
         assert (r["sms"], r["segments"]) == (2, 2)  # "h"'s SMS still cost money
         assert r["cost_currency"] == "CNY"
+
+
+# ------------------------------------------------------------------------ delivery receipts
+
+
+def test_without_receipts_the_report_says_nothing_about_delivery():
+    assert "delivered" not in report([sms("a", 1, at(0, 10))], [])
+
+
+def test_delivery_figures_from_receipts():
+    sent = [
+        replace(sms("a", 1, at(0, 10)), delivery="delivered", delivery_code="DELIVERED"),
+        replace(sms("b", 1, at(0, 10)), delivery="delivered", delivery_code="DELIVERED"),
+        replace(sms("c", 1, at(0, 10)), delivery="failed", delivery_code="CARRIER_UNREACHABLE"),
+        replace(sms("d", 1, at(0, 10)), delivery="blocked", delivery_code="SPAM"),
+        replace(sms("e", 1, at(0, 10)), delivery="expired", delivery_code="TTL_EXPIRED"),
+        replace(sms("f", 1, at(0, 10)), delivery="pending", delivery_code="PENDING"),  # on its way
+        sms("g", 1, at(0, 10)),  # no receipt yet
+    ]
+    r = report(sent, [outcome("a", 1, at(0, 10), 15), outcome("c", 1, at(0, 10), 30)])
+    assert (r["delivered"], r["expired"]) == (2, 1)
+    assert r["failed"] == {"CARRIER_UNREACHABLE": 1, "SPAM": 1}
+    assert r["delivery_rate"] == round(2 / 5, 4)  # of the SMS with a final receipt
+    assert r["recovered_delivered"] == 1  # "c" paid too, but its SMS was not delivered

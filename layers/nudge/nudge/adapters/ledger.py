@@ -641,6 +641,8 @@ def touches_from_item(item: Mapping[str, Any]) -> OrderTouches:
                 window=str(item.get(f"window_{attempt}", "")),
                 segments=int(item.get(f"segments_{attempt}", 1)),
                 variant=item.get(f"variant_{attempt}"),
+                delivery=item.get(f"delivery_{attempt}"),
+                delivery_code=item.get(f"delivery_code_{attempt}") or None,
             )
         )
     holdout = None

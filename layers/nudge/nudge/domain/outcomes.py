@@ -57,6 +57,8 @@ class SmsSent:
     window: str  # "09:50-10:40"; "" when the ledger entry predates per-attempt details
     segments: int
     variant: str | None = None  # the text's variant (messages.variants); None without variants
+    delivery: str | None = None  # its delivery status from the gateway's receipts (None: no receipt)
+    delivery_code: str | None = None  # the provider's code with it
 
 
 @dataclass(frozen=True, slots=True)

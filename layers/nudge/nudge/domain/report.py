@@ -166,7 +166,37 @@ def build_report(
         "by_attempt": table(by_attempt, "attempt"),
         "by_variant": _by_variant(by_variant, variants, currency, min_arm),
     }
+    report.update(_delivery([s for sends in sends_by_order.values() for s in sends], reminded_outcomes))
     return report
+
+
+def _delivery(sms: list[SmsSent], outcomes: dict[str, Outcome]) -> dict[str, Any]:
+    """What the receipts say about the period's SMS; nothing at all when no SMS has a receipt (SNS
+    without delivery logs). ``delivery_rate`` = delivered / SMS with a final receipt (``pending``
+    ones are still on their way); ``failed`` counts every other final status by the provider's
+    code (blocked, opted out and unknown included); ``recovered_delivered`` = recovered orders
+    whose credited SMS was delivered."""
+    with_receipt = [s for s in sms if s.delivery is not None]
+    if not with_receipt:
+        return {}
+    delivered = sum(1 for s in with_receipt if s.delivery == "delivered")
+    expired = sum(1 for s in with_receipt if s.delivery == "expired")
+    failed: dict[str, int] = {}
+    for s in with_receipt:
+        if s.delivery not in ("delivered", "expired", "pending"):
+            code = s.delivery_code or str(s.delivery)
+            failed[code] = failed.get(code, 0) + 1
+    final = delivered + expired + sum(failed.values())
+    credited = {(o.order_id, o.attempt) for o in outcomes.values()}
+    return {
+        "delivered": delivered,
+        "delivery_rate": _rate(delivered, final),
+        "failed": dict(sorted(failed.items())),
+        "expired": expired,
+        "recovered_delivered": sum(
+            1 for s in with_receipt if s.delivery == "delivered" and (s.order_id, s.attempt) in credited
+        ),
+    }
 
 
 def _by_variant(

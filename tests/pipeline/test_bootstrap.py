@@ -101,7 +101,7 @@ def test_the_send_app_takes_the_stacks_gateway():
         "OriginationIdentity": "pool-1",
         "MaxPrice": "0.05",
     }
-    assert dict(made)["pinpoint-sms-voice-v2"].retries == {"total_max_attempts": 1}
+    assert dict(made)["pinpoint-sms-voice-v2"].retries["total_max_attempts"] == 1  # one attempt, never retried
 
 
 # ------------------------------------------------------------------------------------ imports

@@ -69,6 +69,7 @@ typecheck: install
 	$(BIN)/mypy functions/outcomes/app.py
 	$(BIN)/mypy functions/ingest/app.py
 	$(BIN)/mypy functions/receipts/app.py
+	$(BIN)/mypy functions/replies/app.py
 
 # The pure core and the services over fakes (tests/unit): no moto, seconds.
 test-unit: install

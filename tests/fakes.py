@@ -285,8 +285,11 @@ class FakeReminderLedger:
 
     def record_opt_out(self, request: SendRequest, at: datetime) -> None:
         self.record_skip(request, OPTED_OUT_SKIP, at)
+        self.add_opted_out(request.phone, at)
+
+    def add_opted_out(self, phone: str, at: datetime) -> None:
         with self._lock:
-            self._item(OPTED_OUT_KEY).setdefault("phones", set()).add(request.phone)
+            self._item(OPTED_OUT_KEY).setdefault("phones", set()).add(phone)
 
     def opted_out_phones(self) -> set[str]:
         with self._lock:

@@ -534,6 +534,40 @@ class LocalPipeline:
             module.APP.set(bootstrap.build_receipts_app(load_settings(env), clients=self._clients))
         return module.lambda_handler(dict(event), LambdaContextStub("nudge-local-ReceiptsFunction"))
 
+    def inbound_sms(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """A buyer's SMS to the shop's number: End User Messaging publishes it to the stack's inbound
+        topic, whose subscription invokes the replies function (one SNS record)."""
+        module = getattr(self, "replies_module", None)
+        if module is None:
+            from nudge import bootstrap
+            from nudge.settings import load_settings
+
+            module = self.replies_module = _load_handler("replies", FUNCTIONS / "replies" / "app.py")
+            env = {
+                **self.resources.function_envs["PlanFunction"],
+                **self._env_overrides,
+            }  # has the staff topic
+            app = bootstrap.build_replies_app(load_settings(env), clients=self._clients, clock=self.clock.now)
+            module.APP.set(app)
+        event = {
+            "Records": [
+                {
+                    "EventSource": "aws:sns",
+                    "EventVersion": "1.0",
+                    "EventSubscriptionArn": f"arn:aws:sns:{REGION}:{ACCOUNT}:nudge-inbound:local",
+                    "Sns": {
+                        "Type": "Notification",
+                        "MessageId": str(uuid.uuid4()),
+                        "TopicArn": f"arn:aws:sns:{REGION}:{ACCOUNT}:nudge-inbound",
+                        "Subject": None,
+                        "Message": json.dumps(payload, ensure_ascii=False),
+                        "Timestamp": self.clock.now().isoformat(),
+                    },
+                }
+            ]
+        }
+        return module.lambda_handler(event, LambdaContextStub("nudge-local-RepliesFunction"))
+
     def webhook_secret(self, route: str) -> str | None:
         """The route's secret as the sender is given it (Standard Webhooks: "whsec_" + the stored value)."""
         import boto3

@@ -43,6 +43,7 @@ OUTPUTS = {
 # Orders in (webhooks): the ingest function's parameter and outputs.
 PARAMETERS |= {"IngestReservedConcurrency"}
 PARAMETERS |= {"SmsGateway", "SmsOriginationIdentity", "SmsMaxPrice"}  # the SMS gateway (docs/GATEWAYS.md)
+OUTPUTS |= {"InboundSmsTopicArn"}  # buyers' replies (End User Messaging two-way SMS)
 OUTPUTS |= {
     "IngestUrl", "StandardWebhooksUrl", "ShopifyWebhookUrl", "WooCommerceWebhookUrl",
     "StandardWebhooksSecretCommand", "ShopifySecretCommand", "WooCommerceSecretCommand",
@@ -567,3 +568,23 @@ def test_the_receipts_function_hears_end_user_messaging_delivery_events_only(tem
         r for r in of_type(translated, "AWS::Events::Rule").values() if "aws.sms-voice" in json.dumps(r)
     ]
     assert rule["Condition"] == "UseEndUserMessaging"
+
+
+def test_replies_reach_the_replies_function_from_end_user_messaging_only(template, translated):
+    res = template["Resources"]
+    for lid in ("InboundSmsTopic", "InboundSmsTopicPolicy", "RepliesFunction"):
+        assert res[lid]["Condition"] == "UseEndUserMessaging", lid
+    (statement,) = res["InboundSmsTopicPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "sms-voice.amazonaws.com"}
+    assert statement["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+    statements = [s for lid, s in iam_statements(translated) if lid == "RepliesFunctionRole"]
+    granted = {
+        (a, json.dumps(s["Resource"]))
+        for s in statements
+        for a in as_list(s["Action"])
+        if ":" in a and not a.startswith(("logs:", "xray:"))
+    }
+    assert granted == {
+        ("dynamodb:UpdateItem", json.dumps({"Fn::GetAtt": ["LedgerTable", "Arn"]})),
+        ("sns:Publish", json.dumps({"Ref": "StaffTopic"})),
+    }

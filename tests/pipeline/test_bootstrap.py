@@ -18,7 +18,7 @@ from nudge_local.pipeline import LambdaContextStub, schedule_event
 from tests.builders import SHANGHAI
 
 ROOT = Path(__file__).resolve().parents[2]
-HANDLERS = ["plan", "send", "audit", "receipts"]
+HANDLERS = ["plan", "send", "audit", "receipts", "replies"]
 ENV = {
     "ORDERS_TABLE": "orders",
     "ORDERS_STATUS_INDEX": "status-created_at",
@@ -101,7 +101,9 @@ def test_the_send_app_takes_the_stacks_gateway():
         "OriginationIdentity": "pool-1",
         "MaxPrice": "0.05",
     }
-    assert dict(made)["pinpoint-sms-voice-v2"].retries["total_max_attempts"] == 1  # one attempt, never retried
+    assert (
+        dict(made)["pinpoint-sms-voice-v2"].retries["total_max_attempts"] == 1
+    )  # one attempt, never retried
 
 
 # ------------------------------------------------------------------------------------ imports

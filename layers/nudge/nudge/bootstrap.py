@@ -292,6 +292,27 @@ def build_receipts_app(settings: Settings, *, clients: ClientFactory) -> Receipt
     return ReceiptsApp(settings=settings, ledger=ledger)
 
 
+@dataclass(slots=True)
+class RepliesApp:
+    settings: Settings
+    ledger: DeliveryLedger
+    staff: StaffNotifier | None
+    clock: Clock
+
+
+def build_replies_app(
+    settings: Settings, *, clients: ClientFactory, clock: Clock = system_clock
+) -> RepliesApp:
+    from nudge.adapters.ledger import DynamoReminderLedger
+    from nudge.adapters.staff import SnsStaffNotifier
+
+    ledger = DynamoReminderLedger(
+        clients("dynamodb"), settings.ledger_table, settings.ledger_day_index, settings.ledger_ttl_days
+    )
+    staff = SnsStaffNotifier(clients("sns"), settings.staff_topic_arn) if settings.staff_topic_arn else None
+    return RepliesApp(settings=settings, ledger=ledger, staff=staff, clock=clock)
+
+
 # ----------------------------------------------------------------------------------- ingest
 
 
@@ -419,6 +440,10 @@ def receipts_app_from_env() -> ReceiptsApp:
     return build_receipts_app(load_settings(os.environ), clients=session_clients())
 
 
+def replies_app_from_env() -> RepliesApp:
+    return build_replies_app(load_settings(os.environ), clients=session_clients())
+
+
 def ingest_app_from_env() -> IngestApp:
     return build_ingest_app(load_settings(os.environ), clients=session_clients())
 
@@ -466,6 +491,7 @@ __all__ = [
     "OutcomesApp",
     "PlanApp",
     "ReceiptsApp",
+    "RepliesApp",
     "ReportApp",
     "SendApp",
     "build_audit_app",
@@ -475,6 +501,7 @@ __all__ = [
     "build_outcomes_app",
     "build_plan_app",
     "build_receipts_app",
+    "build_replies_app",
     "build_report_app",
     "build_send_app",
     "handler_tracer",

@@ -555,13 +555,16 @@ class DynamoReminderLedger:
 
     def record_opt_out(self, request: SendRequest, at: datetime) -> None:
         self.record_skip(request, OPTED_OUT_SKIP, at)
+        self.add_opted_out(request.phone, at)
+
+    def add_opted_out(self, phone: str, at: datetime) -> None:
         # One small item holds every opted-out number (a string set, <= ~20k numbers in 400 KB),
         # so a plan learns them all in one read; its TTL is refreshed by each new opt-out.
         self._client.update_item(
             TableName=self._table,
             Key={"order_id": s_value(OPTED_OUT_KEY)},
             UpdateExpression="ADD phones :p SET expires_at = :exp",
-            ExpressionAttributeValues={":p": {"SS": [request.phone]}, ":exp": n_value(epoch(at + self._ttl))},
+            ExpressionAttributeValues={":p": {"SS": [phone]}, ":exp": n_value(epoch(at + self._ttl))},
         )
 
     def opted_out_phones(self) -> set[str]:

@@ -178,6 +178,26 @@ OPT_OUT_KEYWORDS = frozenset(
 _NOT_WORD = re.compile(r"[\W_]+")
 
 
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A buyer's SMS to the shop's number."""
+
+    phone: str  # the buyer's number, E.164
+    body: str
+    in_reply_to: str | None = None  # the gateway's id of the SMS answered, when it says
+
+
+def reply_from_eum_inbound(payload: Mapping[str, Any]) -> Reply:
+    """End User Messaging's two-way SMS payload (published to the shop's SNS topic) -> Reply."""
+    phone, body = payload.get("originationNumber"), payload.get("messageBody")
+    if not isinstance(phone, str) or not phone.startswith("+") or not phone[1:].isdigit():
+        raise ReceiptError("originationNumber: not an E.164 number")
+    if not isinstance(body, str):
+        raise ReceiptError("messageBody: missing")
+    previous = payload.get("previousPublishedMessageId")
+    return Reply(phone=phone, body=body[:1600], in_reply_to=previous if isinstance(previous, str) else None)
+
+
 def is_opt_out_reply(text: str) -> bool:
     """Whether a buyer's reply is an opt-out: the whole reply is one keyword, in any case, width or
     punctuation ("Stop.", "ｓｔｏｐ", " 退订！"). "N" and "T" count only as the whole reply: "Not now"

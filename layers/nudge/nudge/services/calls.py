@@ -41,7 +41,7 @@ class CallEntry:
     buyer_name: str | None
 
 
-def _plain(text: str | None, limit: int = _NAME_MAX) -> str | None:
+def staff_text(text: str | None, limit: int = _NAME_MAX) -> str | None:
     """Buyer-written text for a staff e-mail: no control, format (bidi, zero-width) characters."""
     if not text:
         return None
@@ -68,9 +68,9 @@ def call_entries(
                 order_id=order.order_id,
                 amount=order.amount,
                 currency=order.currency or config.shop.currency,
-                item_title=_plain(order.item_title, 60),
+                item_title=staff_text(order.item_title, 60),
                 closes_at=closes,
-                buyer_name=_plain(order.buyer_name),
+                buyer_name=staff_text(order.buyer_name),
             )
         )
     return sorted(out, key=lambda e: (e.closes_at, -e.amount, e.order_id))

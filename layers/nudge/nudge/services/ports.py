@@ -311,6 +311,10 @@ class ReceiptOutcome(StrEnum):
 
 
 class DeliveryLedger(Protocol):
+    def add_opted_out(self, phone: str, at: datetime) -> None:
+        """Put the number on the do-not-contact list (what ``opted_out_phones`` returns)."""
+        ...
+
     def apply_receipt(self, receipt: Receipt) -> ReceiptOutcome:
         """Record a receipt on its SMS's ledger item (one conditional write): never backwards,
         never creating an item. ``receipt`` names the order and attempt (the gateway's context)."""

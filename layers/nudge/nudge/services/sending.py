@@ -136,7 +136,15 @@ class Sender:
         """
         ids = list(dict.fromkeys(r.order_id for r in requests))
         orders_now = self.orders.current(ids) if ids and not paused else {}
-        return SendBatch(self, paused=paused, orders_now=orders_now, remaining_ms=remaining_ms)
+        # A gateway with its own opt-out list is not asked per SMS, and it does not know the shop's
+        # list (buyers who replied 退订 or TD, numbers added by staff): read it once per batch, so an
+        # opt-out reaches the SMS already queued too.
+        opted_out = (
+            self.ledger.opted_out_phones() if ids and not paused and self.sms.checks_opt_out else set()
+        )
+        return SendBatch(
+            self, paused=paused, orders_now=orders_now, remaining_ms=remaining_ms, opted_out=opted_out
+        )
 
 
 @dataclass(slots=True)
@@ -147,6 +155,7 @@ class SendBatch:
     paused: bool = False
     orders_now: dict[str, OrderNow] = field(default_factory=dict)
     remaining_ms: Callable[[], int] | None = None
+    opted_out: set[str] = field(default_factory=set)  # the shop's list, read for this batch
 
     def deliver(self, request: SendRequest) -> SendOutcome:
         s = self.sender
@@ -167,6 +176,9 @@ class SendBatch:
             outcome, reason = skipped
             s.ledger.record_skip(request, reason, now)
             return outcome
+        if request.phone in self.opted_out:  # the shop's own list (a reply, the staff)
+            s.ledger.record_skip(request, SendOutcome.OPTED_OUT.value, now)
+            return SendOutcome.OPTED_OUT
         if not s.sms.checks_opt_out:  # a gateway with its own opt-out list refuses at publish
             try:
                 opted_out = s.sms.is_opted_out(request.phone)

@@ -24,7 +24,6 @@ from typing import Any
 from nudge.domain.orders import text_problem, time_problem
 from nudge.domain.phones import phone_info
 
-
 # The order record (docs/RULES.md): the only attributes an event may write (anything else in a payload is dropped).
 ORDER_RECORD_FIELDS = (
     "order_id",

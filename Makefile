@@ -78,9 +78,11 @@ test-unit: install
 test: lint typecheck check-template pytest
 
 # Ends by writing the report page (open it in a browser); not tracked by git.
+# make demo GATEWAY=end-user-messaging: the same with End User Messaging (receipts, a STOP reply).
 DEMO_HTML ?= nudge-demo-report.html
+GATEWAY ?= sns
 demo: install
-	$(BIN)/nudge demo --html $(DEMO_HTML)
+	$(BIN)/nudge demo --html $(DEMO_HTML) --gateway $(GATEWAY)
 
 # make bench: every verdict in under 15 minutes on 2 cores (bench.run's quick profile: growth read
 # from smaller steps, SMS sampled above 10k); make bench-full: the sizes docs/PERFORMANCE.md quotes

@@ -80,6 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--html", type=Path, default=None, metavar="FILE", help="end by writing the report page here"
     )
+    demo.add_argument(
+        "--gateway",
+        choices=("sns", "end-user-messaging"),
+        default="sns",
+        help="the SmsGateway the demo stack sends with (end-user-messaging adds receipts and a reply)",
+    )
 
     for command in COMMANDS.values():
         if command.add_parser is not None:
@@ -230,7 +236,7 @@ def run_demo(args: argparse.Namespace, out: TextIO) -> int:
         if (exc.name or "").split(".")[0] != "moto":
             raise
         raise UsageError("demo: needs moto: pip install 'nudge[demo]' (make demo does it)") from None
-    return demo(out, at=args.at, html=args.html)
+    return demo(out, at=args.at, html=args.html, gateway=args.gateway)
 
 
 @dataclass(frozen=True, slots=True)

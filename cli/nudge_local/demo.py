@@ -75,13 +75,16 @@ def _orders_arrive_by_webhook(p: LocalPipeline, records: list[dict], at: datetim
     print(f"   a forged order.paid for o-1001: {answer['statusCode']} (nothing written)", file=out)
 
 
-def run_demo(out: TextIO, *, at: datetime | None = None, html: Path | None = None) -> int:
+def run_demo(
+    out: TextIO, *, at: datetime | None = None, html: Path | None = None, gateway: str = "sns"
+) -> int:
     at = at or DEFAULT_AT
     clock = FakeClock(at)
     orders_file = EVENTS / "sample-orders.jsonl"
     history = read_history_jsonl((EVENTS / "sample-history.jsonl").read_text(encoding="utf-8").splitlines())
     env = {**QUIET, "EXTRA_CONFIG_JSON": json.dumps(DEMO_CONFIG, ensure_ascii=False)}
-    with LocalPipeline(clock=clock, env=env) as p:
+    via = "End User Messaging" if gateway == "end-user-messaging" else "SNS"
+    with LocalPipeline(clock=clock, env=env, gateway=gateway) as p:
         r = p.resources
         window = r.env["WINDOWS"].split(",")[0]
         print("Nudge demo: the whole pipeline on moto (no AWS account is touched)", file=out)
@@ -124,7 +127,7 @@ def run_demo(out: TextIO, *, at: datetime | None = None, html: Path | None = Non
         stats = p.drain_queue()
         sent = p.sent_sms()
         print(
-            f"   {stats['invocations']} invocation(s), {stats['messages']} message(s); SNS received {len(sent)} SMS:",
+            f"   {stats['invocations']} invocation(s), {stats['messages']} message(s); {via} received {len(sent)} SMS:",
             file=out,
         )
         for phone, text in sent:
@@ -135,6 +138,9 @@ def run_demo(out: TextIO, *, at: datetime | None = None, html: Path | None = Non
                 for skip in item.get("skips", []):
                     print(f"     {d['order_id']}: not sent at send time: {skip.get('reason')}", file=out)
 
+        if gateway == "end-user-messaging":
+            _receipts_and_a_reply(p, out)
+
         print("\n3) The scheduler retries the same event (a duplicate invocation)", file=out)
         second = p.fire_window(window, at, started_at=at + timedelta(seconds=30))
         again = p.drain_queue()
@@ -143,7 +149,7 @@ def run_demo(out: TextIO, *, at: datetime | None = None, html: Path | None = Non
             file=out,
         )
         print(
-            f"   queue delivered {again['messages']} message(s); SNS total still {len(p.sent_sms())}",
+            f"   queue delivered {again['messages']} message(s); {via} total still {len(p.sent_sms())}",
             file=out,
         )
 
@@ -161,7 +167,7 @@ def run_demo(out: TextIO, *, at: datetime | None = None, html: Path | None = Non
         newly = [d["order_id"] for d in third["decisions"] if d["action"] == "send"]
         remembered = [d["order_id"] for d in third["decisions"] if d["reason"] == "opted_out"]
         print(
-            f"   opted out at SNS in step 2, now skipped when planning: {', '.join(remembered) or 'none'}",
+            f"   opted out at {via} in step 2, now skipped when planning: {', '.join(remembered) or 'none'}",
             file=out,
         )
         for order_id, (phone, text) in zip(newly, p.sent_sms()[len(sent) :], strict=False):
@@ -174,11 +180,44 @@ def run_demo(out: TextIO, *, at: datetime | None = None, html: Path | None = Non
         phones = Counter(phone for phone, _ in p.sent_sms())
         twice = [mask_phone(phone) for phone, n in phones.items() if n > 1]
         print(
-            f"\nSNS received {sum(phones.values())} SMS in all; any number texted twice: {twice or 'none'}",
+            f"\n{via} received {sum(phones.values())} SMS in all; any number texted twice: {twice or 'none'}",
             file=out,
         )
         _outcomes_step(p, at, out, html)
         return 1 if twice else 0
+
+
+def _receipts_and_a_reply(p: LocalPipeline, out: TextIO) -> None:
+    """With End User Messaging: its delivery events come back (one carrier failure among them),
+    and one buyer answers 退订."""
+    texts = p.sms_voice.sent
+    print("\n2b) End User Messaging's delivery events reach the receipts function (EventBridge)", file=out)
+    for n, text in enumerate(texts):
+        kind = "TEXT_CARRIER_UNREACHABLE" if n == len(texts) - 1 else "TEXT_DELIVERED"
+        event = {
+            "version": "0",
+            "id": str(n),
+            "detail-type": "Text Message Delivery Status Updated",
+            "source": "aws.sms-voice",
+            "detail": {
+                "eventType": kind,
+                "eventTimestamp": int(p.clock.now().timestamp() * 1000) + 5000,
+                "messageId": text.message_id,
+                "messageStatus": kind.removeprefix("TEXT_"),
+                "context": text.params.get("Context", {}),
+            },
+        }
+        result = p.delivery_event(event)["result"]
+        print(f"     {mask_phone(text.phone)}: {kind.removeprefix('TEXT_').lower()} ({result})", file=out)
+    if texts:
+        replier = texts[0].phone
+        answer = p.inbound_sms(
+            {"originationNumber": replier, "destinationNumber": "+12125550101", "messageBody": "退订"}
+        )
+        print(
+            f"   {mask_phone(replier)} replies 退订: {answer['results'][0]}; no later plan or queued SMS reaches it",
+            file=out,
+        )
 
 
 # (order, minutes after its last SMS) of the demo's buyers who pay; a negative delay pays before

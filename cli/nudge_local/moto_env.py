@@ -362,6 +362,7 @@ def provision(
         "AWS::SSM::Parameter": _create_ssm_parameter,
         "AWS::SNS::Topic": _create_topic,
         "AWS::SecretsManager::Secret": _create_secret,
+        "AWS::SMSVOICE::ConfigurationSet": _name_sms_configuration_set,
     }
     clients: dict[str, Any] = {}
 
@@ -555,6 +556,15 @@ def _create_queue(client: Any, logical_id: str, props: Mapping[str, Any], stack_
     url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     return {"Ref": url, "Arn": arn, "QueueName": name, "QueueUrl": url}
+
+
+def _name_sms_configuration_set(
+    client: Any, logical_id: str, props: Mapping[str, Any], stack_name: str
+) -> dict[str, str]:
+    """End User Messaging has no moto backend: the configuration set is only named (the local
+    client, ``nudge_local.sms_voice``, takes any name)."""
+    name = _physical_name(props, "ConfigurationSetName", logical_id, stack_name)
+    return {"Ref": name, "ConfigurationSetName": name}
 
 
 def _create_topic(client: Any, logical_id: str, props: Mapping[str, Any], stack_name: str) -> dict[str, str]:

@@ -266,9 +266,14 @@ class LocalPipeline:
         env: Mapping[str, str] | None = None,
         template: Path = TEMPLATE,
         retry_delay_seconds: float = 370,  # the send queue's visibility timeout in template.yaml
+        gateway: str = "sns",  # the SmsGateway parameter: "sns" or "end-user-messaging"
     ):
+        from nudge_local.sms_voice import LocalSmsVoiceClient
+
         self.clock = clock
-        self._parameters = dict(parameters or {})
+        self.gateway = gateway
+        self.sms_voice = LocalSmsVoiceClient()  # End User Messaging's stand-in (moto has none)
+        self._parameters = {**(parameters or {}), "SmsGateway": gateway}
         self._env_overrides = dict(env or {})
         self._template = template
         self.retry_delay_seconds = retry_delay_seconds
@@ -310,7 +315,16 @@ class LocalPipeline:
         self.plan_module = _load_handler("plan", FUNCTIONS / "plan" / "app.py")
         self.send_module = _load_handler("send", FUNCTIONS / "send" / "app.py")
         self.audit_module = _load_handler("audit", FUNCTIONS / "audit" / "app.py")
-        self._clients = bootstrap.session_clients(boto3.session.Session(region_name=REGION))
+        real = bootstrap.session_clients(boto3.session.Session(region_name=REGION))
+
+        def clients(service_name: str, *, config: Any = None) -> Any:
+            return (
+                self.sms_voice
+                if service_name == "pinpoint-sms-voice-v2"
+                else real(service_name, config=config)
+            )
+
+        self._clients = clients
         self._build_apps()
         self._stream_sequence = 0
         self.sqs = boto3.client("sqs", region_name=REGION)
@@ -670,7 +684,10 @@ class LocalPipeline:
         return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
 
     def sent_sms(self) -> list[tuple[str, str]]:
-        """The SMS moto's SNS received, oldest first: [(phone, text)]."""
+        """The SMS the gateway took, oldest first: [(phone, text)] (moto's SNS, or End User
+        Messaging's stand-in)."""
+        if self.gateway == "end-user-messaging":
+            return [(t.phone, t.body) for t in self.sms_voice.sent]
         return moto_sent_sms(ACCOUNT, REGION)
 
     def staff_digests(self) -> list[tuple[str | None, str]]:

@@ -19,3 +19,11 @@ def test_demo_runs_the_pipeline_and_sends_nothing_twice(tmp_path):
     assert "是付款遇到问题了吗" in out and "付款当天发货" in out
     assert "by variant" in out and "caring" in out and "cutoff" in out
     assert 'id="by-variant"' in page.read_text(encoding="utf-8")
+
+
+def test_demo_with_end_user_messaging_shows_receipts_and_an_opt_out_by_reply(tmp_path):
+    code, out = run("demo", "--gateway", "end-user-messaging", "--html", str(tmp_path / "r.html"))
+    assert code == 0 and "End User Messaging received 5 SMS:" in out
+    assert "delivery events reach the receipts function" in out and "carrier_unreachable (applied)" in out
+    assert "replies 退订: opted_out" in out and "any number texted twice: none" in out
+    assert "delivered 4 (80.0% of the SMS with a final receipt)" in out  # nudge report reads them back

@@ -46,10 +46,13 @@ FIVE = [
 ]
 
 
-@pytest.fixture
-def pipeline():
+# Every promise here holds whichever gateway sends (the SmsGateway parameter): SNS on moto, and End
+# User Messaging through its local stand-in with the service's request and error shapes.
+@pytest.fixture(params=["sns", "end-user-messaging"])
+def pipeline(request):
     def make(parameters=None, env=None, at=AT):
-        return LocalPipeline(clock=FakeClock(at), parameters=parameters, env={**QUIET, **(env or {})})
+        env = {**QUIET, **(env or {})}
+        return LocalPipeline(clock=FakeClock(at), parameters=parameters, env=env, gateway=request.param)
 
     return make
 

@@ -67,6 +67,7 @@ class Profile:
     imports: tuple[int, ...]  # `nudge import` sizes, each run twice (bench.ingest)
     paid: int  # stream records' paid orders (bench.outcomes)
     ledger: int  # ledger items `nudge report` reads (bench.outcomes)
+    gateway_orders: int  # one window per SMS gateway, calls per SMS (bench.gateways)
     suffix: str  # results files: bench/results<suffix>.json ...
 
 
@@ -80,6 +81,7 @@ PROFILES = {
         imports=(2_000, 10_000),
         paid=2_000,
         ledger=100_000,
+        gateway_orders=200,
         suffix="-quick",
     ),
     # The sizes the docs quote (docs/PERFORMANCE.md): about an hour, most of it the 100k import.
@@ -91,6 +93,7 @@ PROFILES = {
         imports=(10_000, 100_000),
         paid=10_000,
         ledger=100_000,
+        gateway_orders=1_000,
         suffix="",
     ),
 }
@@ -676,6 +679,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         outcomes_out = str(outcomes.RESULTS.with_name(f"outcomes-results{profile.suffix}.json"))
         outcomes.main(["--paid", str(profile.paid), "--ledger", str(profile.ledger), "--out", outcomes_out])
         verdicts += outcomes.verdicts(json.loads(Path(outcomes_out).read_text(encoding="utf-8")))
+    # the send path per SMS gateway: calls per SMS, the sustained rate (bench/gateways.py)
+    from bench import gateways
+
+    print()
+    gateways_out = str(gateways.RESULTS.with_name(f"gateways-results{profile.suffix}.json"))
+    gateways.main(["--orders", str(profile.gateway_orders), "--minutes", "50", "--out", gateways_out])
+    verdicts += gateways.verdicts(json.loads(Path(gateways_out).read_text(encoding="utf-8")))
     print(f"\nverdicts ({args.profile} profile, {time.perf_counter() - started:.0f} s in all):")
     for name, value, ok in verdicts:
         print(f"  {'INFO' if ok is None else 'PASS' if ok else 'MISS'}  {name}: {value}")

@@ -19,14 +19,14 @@ Errors, by what they mean for the claim (``nudge.services.sending``):
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 from botocore.config import Config
-from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError
+from botocore.exceptions import ClientError
 
+from nudge.adapters.hand_off import call_once
 from nudge.services.ports import OptedOutError, OutgoingSms, PermanentSendError, TransientSendError
 
 __all__ = [
@@ -44,6 +44,17 @@ EUM_PUBLISH_TIMEOUT = timedelta(seconds=2 + 10)
 MIN_TTL_SECONDS, MAX_TTL_SECONDS = 5, 259_200  # the API's bounds: 5 s .. 72 h
 _TRANSIENT_CODES = frozenset({"ThrottlingException", "InternalServerException"})
 _OPTED_OUT = "DESTINATION_PHONE_NUMBER_OPTED_OUT"
+
+
+def _classify(exc: ClientError) -> type[Exception]:
+    """End User Messaging's error table (the module docstring)."""
+    code = exc.response.get("Error", {}).get("Code", "")
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+    if code in _TRANSIENT_CODES or status >= 500:
+        return TransientSendError
+    if code == "ConflictException" and exc.response.get("Reason") == _OPTED_OUT:
+        return OptedOutError
+    return PermanentSendError
 
 
 def time_to_live(sms: OutgoingSms) -> int:
@@ -85,8 +96,10 @@ class EndUserMessagingGateway:
         context = {"order_id": sms.order_id, "attempt": str(sms.attempt)}
         if sms.variant is not None:
             context["variant"] = sms.variant
-        resp = self._call(
+        resp = call_once(
             self._client.send_text_message,
+            service="End User Messaging",
+            classify=_classify,
             DestinationPhoneNumber=sms.phone,
             MessageBody=sms.text,
             TimeToLive=time_to_live(sms),
@@ -94,22 +107,3 @@ class EndUserMessagingGateway:
             **self.fixed_parameters,
         )
         return resp["MessageId"]
-
-    @staticmethod
-    def _call(fn: Callable[..., dict[str, Any]], **kwargs: Any) -> dict[str, Any]:
-        try:
-            return fn(**kwargs)
-        except (ConnectTimeoutError, EndpointConnectionError) as exc:  # the request never left
-            raise TransientSendError(f"End User Messaging unreachable: {exc}") from exc
-        # ReadTimeoutError / ConnectionClosedError propagate: the SMS may have been sent.
-        except ClientError as exc:
-            response = exc.response
-            code = response.get("Error", {}).get("Code", "")
-            reason = response.get("Reason") or response.get("Error", {}).get("Reason", "")
-            status = response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
-            text = f"End User Messaging {code}{f' {reason}' if reason else ''}: {response.get('Error', {}).get('Message')}"
-            if code in _TRANSIENT_CODES or status >= 500:
-                raise TransientSendError(text) from exc
-            if code == "ConflictException" and reason == _OPTED_OUT:
-                raise OptedOutError(text) from exc
-            raise PermanentSendError(text) from exc

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 from botocore.config import Config
-from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError
+from botocore.exceptions import ClientError
 
+from nudge.adapters.hand_off import call_once
 from nudge.services.ports import OutgoingSms, PermanentSendError, TransientSendError
 
 # The SNS client of the send function. botocore's defaults (60 s read timeout, retries) would let
@@ -39,10 +39,11 @@ _TRANSIENT_CODES = frozenset(
 )
 
 
-def _is_transient(exc: ClientError) -> bool:
+def _classify(exc: ClientError) -> type[Exception]:
+    """SNS's error table: throttling and 5xx are transient, every other answer permanent."""
     code = exc.response.get("Error", {}).get("Code", "")
     status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
-    return code in _TRANSIENT_CODES or status >= 500
+    return TransientSendError if code in _TRANSIENT_CODES or status >= 500 else PermanentSendError
 
 
 class SnsSmsGateway:
@@ -77,24 +78,21 @@ class SnsSmsGateway:
     checks_opt_out = False  # SNS publishes to an opted-out number: the sender asks first
 
     def is_opted_out(self, phone: str) -> bool:
-        resp = self._call(self._client.check_if_phone_number_is_opted_out, phoneNumber=phone)
+        resp = call_once(
+            self._client.check_if_phone_number_is_opted_out,
+            service="SNS",
+            classify=_classify,
+            phoneNumber=phone,
+        )
         return bool(resp.get("isOptedOut"))
 
     def publish(self, sms: OutgoingSms) -> str:
-        resp = self._call(
-            self._client.publish, PhoneNumber=sms.phone, Message=sms.text, MessageAttributes=self._attributes
+        resp = call_once(
+            self._client.publish,
+            service="SNS",
+            classify=_classify,
+            PhoneNumber=sms.phone,
+            Message=sms.text,
+            MessageAttributes=self._attributes,
         )
         return resp["MessageId"]
-
-    @staticmethod
-    def _call(fn: Callable[..., dict[str, Any]], **kwargs: Any) -> dict[str, Any]:
-        try:
-            return fn(**kwargs)
-        except (ConnectTimeoutError, EndpointConnectionError) as exc:  # the request never left
-            raise TransientSendError(f"SNS unreachable: {exc}") from exc
-        # ReadTimeoutError / ConnectionClosedError propagate: the SMS may have been delivered.
-        except ClientError as exc:
-            err = exc.response.get("Error", {})
-            if _is_transient(exc):
-                raise TransientSendError(f"SNS {err.get('Code')}: {err.get('Message')}") from exc
-            raise PermanentSendError(f"SNS {err.get('Code')}: {err.get('Message')}") from exc

@@ -136,7 +136,14 @@ def read_report(
     )
     listed = []
     if with_orders:
-        recovered = recovered_orders(records.outcomes, records.sms, first_day=first, last_day=last, zone=zone)
+        recovered = recovered_orders(
+            records.outcomes,
+            records.sms,
+            first_day=first,
+            last_day=last,
+            zone=zone,
+            held_out=records.held_out,
+        )
         now = app.orders.current([o.order_id for o in recovered])  # one batched read
         listed = [
             {

@@ -73,6 +73,18 @@ def test_a_held_out_order_that_pays_is_recorded_as_holdout():
     assert attribute_payment(pay(T0 + timedelta(hours=78)), [], mark, attribution_hours=72) is None
 
 
+def test_a_held_out_order_texted_after_the_switch_stays_the_holdouts_measured_from_its_sms():
+    """Held out at T0, the share set to 0, texted 3 days later, paid 20 minutes after that SMS:
+    the holdout's payment (as assigned), inside the window that SMS opened."""
+    mark = HoldoutMark("o1", T0, T0, W1)
+    late_sms = sms(1, T0 + timedelta(hours=74))
+    o = attribute_payment(pay(T0 + timedelta(hours=74, minutes=20)), [late_sms], mark, attribution_hours=72)
+    assert o is not None and o.holdout and o.attempt is None and o.minutes_to_pay == 20.0
+    assert (
+        attribute_payment(pay(T0 + timedelta(hours=74 + 72)), [late_sms], mark, attribution_hours=72) is None
+    )
+
+
 # ------------------------------------------------------------------------ reading the stream
 
 

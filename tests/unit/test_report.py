@@ -327,6 +327,10 @@ def test_a_held_out_order_texted_later_counts_in_the_holdout_group_only():
         assert (r["holdout"]["orders"], r["holdout"]["paid"]) == (1, 1)
         assert (r["sms"], r["segments"]) == (2, 2)  # "h"'s SMS still cost money
         assert r["cost_currency"] == "CNY"
+        listed = recovered_orders(
+            [paid], records, first_day=DAY, last_day=DAY + timedelta(days=6), zone=ZONE, held_out=[mark]
+        )
+        assert listed == []  # `nudge report --orders` agrees with the totals
 
 
 # ------------------------------------------------------------------------ delivery receipts

@@ -108,9 +108,10 @@ def attribute_payment(
     """The outcome to record for this payment, or None when Nudge cannot claim it.
 
     Analysed as assigned: an order once held out belongs to the holdout group for good. If it is
-    texted later (the share lowered or set to 0), its payment is still measured as the holdout's,
-    from its hold-out marks, never credited to those SMS: counting it in both groups, or moving it
-    to the reminded one, would make the lift grow for everything held out before the switch.
+    texted later (the share lowered or set to 0), its payment is still measured as the holdout's
+    (from its latest hold-out mark or later SMS), never credited to those SMS: counting it in both
+    groups, or moving it to the reminded one, would make the lift grow for everything held out
+    before the switch.
     """
     window = timedelta(hours=attribution_hours)
     paid_at = payment.paid_at
@@ -137,6 +138,11 @@ def attribute_payment(
     if holdout is None or holdout.first_at > paid_at:
         return None  # never texted, never held out (or paid before it would have been texted)
     reference = holdout.last_at if holdout.last_at <= paid_at else holdout.first_at
+    # Texted after the holdout was switched off: each later SMS stands where the hold-out decision
+    # it replaced stood, so the window runs from the latest of them (the payment stays the
+    # holdout's; measured from the marks alone, a payment after a late SMS would be dropped from
+    # the holdout group's paid count and inflate the lift).
+    reference = max([reference, *(s.sent_at for s in sends if s.sent_at <= paid_at)])
     if paid_at - reference >= window:
         return None
     return Outcome(

@@ -261,11 +261,23 @@ def roi(report_row: dict[str, Any], currency: str) -> float | None:
 
 
 def recovered_orders(
-    outcomes: Iterable[Outcome], sms: Iterable[SmsSent], *, first_day: date, last_day: date, zone: ZoneInfo
+    outcomes: Iterable[Outcome],
+    sms: Iterable[SmsSent],
+    *,
+    first_day: date,
+    last_day: date,
+    zone: ZoneInfo,
+    held_out: Iterable[HoldoutMark] = (),
 ) -> list[Outcome]:
-    """The recovered (not held-out) orders the report counts, oldest payment first."""
+    """The recovered orders the report counts, oldest payment first: never a held-out order (as
+    assigned, even one texted later whose outcome was recorded before that rule)."""
+    held_ids = {h.order_id for h in held_out}
     in_period = {
         (s.order_id, s.attempt) for s in sms if first_day <= s.sent_at.astimezone(zone).date() <= last_day
     }
-    hits = [o for o in outcomes if not o.holdout and (o.order_id, o.attempt) in in_period]
+    hits = [
+        o
+        for o in outcomes
+        if not o.holdout and o.order_id not in held_ids and (o.order_id, o.attempt) in in_period
+    ]
     return sorted(hits, key=lambda o: (o.paid_at, o.order_id))

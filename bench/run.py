@@ -689,7 +689,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"\nverdicts ({args.profile} profile, {time.perf_counter() - started:.0f} s in all):")
     for name, value, ok in verdicts:
         print(f"  {'INFO' if ok is None else 'PASS' if ok else 'MISS'}  {name}: {value}")
-    return 0
+    missed = sum(1 for _, _, ok in verdicts if ok is False)
+    print(f"{missed} goal(s) missed" if missed else "every goal met")
+    return 1 if missed else 0  # make bench fails when a goal is missed
 
 
 def notes(rows: dict[int, dict], send_sample: int | None) -> list[str]:

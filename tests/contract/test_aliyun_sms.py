@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qsl, quote, urlsplit
@@ -23,7 +23,9 @@ import pytest
 
 from nudge.adapters.aliyun_sms import AliyunSmsGateway, aliyun_phone, make_client
 from nudge.services.ports import OptedOutError, PermanentSendError, TransientSendError
+from nudge.services.sending import RetryLaterError, SendOutcome, UnconfirmedSendError
 from tests.builders import outgoing
+from tests.unit.test_services import deliver, request, sender
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY_ID, SECRET = "LTAI-test-key", "test-secret"
@@ -281,3 +283,46 @@ def test_the_other_gateways_never_load_the_sdk():
     env = {"PYTHONPATH": str(ROOT / "layers" / "nudge"), "PATH": "/usr/bin:/bin"}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+# ------------------------------------------------------------------ the send path's promises
+
+
+def aliyun_request(i: int = 1):
+    return replace(request(i), template_params=PARAMS)
+
+
+def test_through_the_sender_an_accepted_sms_is_recorded_with_alibabas_id(dysmsapi):
+    s, _ = sender(sms=gateway(dysmsapi.endpoint))
+    assert deliver(s, aliyun_request()) is SendOutcome.SENT
+    assert s.ledger.items["o-1"]["message_id_1"] == "900619746936498440^0"  # the receipt names it
+    (seen,) = dysmsapi.seen
+    assert seen.query["OutId"] == "t0"  # the claim the sender took before the call
+    assert deliver(s, aliyun_request()) is SendOutcome.DUPLICATE  # a redelivery sends nothing
+    assert len(dysmsapi.seen) == 1
+
+
+def test_through_the_sender_flow_control_gives_the_claim_back_and_a_retry_sends(dysmsapi):
+    dysmsapi.answers.append(Answer(200, {"Code": "isv.BUSINESS_LIMIT_CONTROL", "Message": "触发分钟级流控"}))
+    s, _ = sender(sms=gateway(dysmsapi.endpoint))
+    with pytest.raises(RetryLaterError, match="BUSINESS_LIMIT_CONTROL"):
+        deliver(s, aliyun_request())
+    assert deliver(s, aliyun_request()) is SendOutcome.SENT  # SQS's redelivery
+    assert len(dysmsapi.seen) == 2
+
+
+def test_through_the_sender_a_lost_answer_keeps_the_claim_and_is_never_resent(dysmsapi):
+    dysmsapi.answers.append(Answer(delay=1.5))
+    s, clock = sender(sms=gateway(dysmsapi.endpoint, read_timeout_ms=300))
+    with pytest.raises(UnconfirmedSendError, match="publish outcome unknown"):
+        deliver(s, aliyun_request())
+    clock.advance(370)  # SQS redelivers after the visibility timeout
+    assert deliver(s, aliyun_request()) is SendOutcome.DUPLICATE
+    assert len(dysmsapi.seen) == 1  # Alibaba Cloud saw it once: SendSms is not idempotent
+
+
+def test_through_the_sender_a_refused_number_is_recorded_not_retried(dysmsapi):
+    dysmsapi.answers.append(Answer(200, {"Code": "isv.MOBILE_NUMBER_ILLEGAL", "Message": "非法手机号"}))
+    s, _ = sender(sms=gateway(dysmsapi.endpoint))
+    assert deliver(s, aliyun_request()) is SendOutcome.REJECTED
+    assert "isv.MOBILE_NUMBER_ILLEGAL" in s.ledger.items["o-1"]["skips"][-1]["reason"]

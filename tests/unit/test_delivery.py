@@ -15,6 +15,7 @@ from nudge.domain.delivery import (
     is_opt_out_reply,
     receipt_from_aliyun_report,
     receipt_from_eum_event,
+    reply_from_aliyun_up,
     status_at,
     takes,
 )
@@ -117,3 +118,26 @@ def test_opt_out_replies(reply):
 )
 def test_other_replies_go_to_the_staff(reply):
     assert not is_opt_out_reply(reply)
+
+
+def test_alibaba_cloud_replies_by_push():
+    stop, question = (reply_from_aliyun_up(i) for i in event("aliyun-sms-up.json"))
+    assert (stop.phone, stop.body) == ("+8613800138003", "退订")
+    assert is_opt_out_reply(stop.body)
+    assert (question.phone, question.body) == ("+8613800138004", "付款页面打不开")
+    assert not is_opt_out_reply(question.body)
+    assert reply_from_aliyun_up({"phone_number": "+8613800138003", "content": "TD"}).phone == "+8613800138003"
+
+
+@pytest.mark.parametrize(
+    ("item", "field"),
+    [
+        ({"phone_number": "85291234567", "content": "T"}, "phone_number"),
+        ({"phone_number": 13800138003, "content": "T"}, "phone_number"),
+        ({"phone_number": "1380013800", "content": "T"}, "phone_number"),
+        ({"phone_number": "13800138003"}, "content"),
+    ],
+)
+def test_an_unreadable_alibaba_cloud_reply_names_its_field(item, field):
+    with pytest.raises(ReceiptError, match=field):
+        reply_from_aliyun_up(item)

@@ -198,6 +198,23 @@ def reply_from_eum_inbound(payload: Mapping[str, Any]) -> Reply:
     return Reply(phone=phone, body=body[:1600], in_reply_to=previous if isinstance(previous, str) else None)
 
 
+_MAINLAND_MOBILE = re.compile(r"^(?:\+?86|0086)?(1\d{10})$")
+
+
+def reply_from_aliyun_up(item: Mapping[str, Any]) -> Reply:
+    """One item of Alibaba Cloud's ``SmsUp`` push (a buyer's reply to the shop's signature) -> Reply.
+
+    Its ``phone_number`` is a mainland mobile number without prefix ("13800138003"); replies reach
+    Alibaba Cloud only through the mainland carriers. The push names no SMS it answers."""
+    phone, body = item.get("phone_number"), item.get("content")
+    match = _MAINLAND_MOBILE.match(phone) if isinstance(phone, str) else None
+    if match is None:
+        raise ReceiptError("phone_number: not a mainland mobile number")
+    if not isinstance(body, str):
+        raise ReceiptError("content: missing")
+    return Reply(phone=f"+86{match[1]}", body=body[:1600])
+
+
 def is_opt_out_reply(text: str) -> bool:
     """Whether a buyer's reply is an opt-out: the whole reply is one keyword, in any case, width or
     punctuation ("Stop.", "ｓｔｏｐ", " 退订！"). "N" and "T" count only as the whole reply: "Not now"

@@ -61,6 +61,7 @@ __all__ = [
     "count_segments",
     "format_amount",
     "render_reminder",
+    "template_params",
     "variant_key",
 ]
 
@@ -377,11 +378,15 @@ _SYMBOLS = {
 }
 
 
+def _amount_value(amount: Decimal, currency: str) -> Decimal:
+    quantum = Decimal(1) if currency.upper() in _ZERO_DECIMAL else Decimal("0.01")
+    return Decimal(amount).quantize(quantum, rounding=ROUND_HALF_UP)
+
+
 def format_amount(amount: Decimal, currency: str, locale: str) -> str:
     """``Decimal("199.00"), "CNY"`` -> "¥199.00" (zh-CN) / "CNY 199.00" (en). See the module doc."""
     currency = currency.upper()
-    quantum = Decimal(1) if currency in _ZERO_DECIMAL else Decimal("0.01")
-    value = Decimal(amount).quantize(quantum, rounding=ROUND_HALF_UP)
+    value = _amount_value(amount, currency)
     number = format(value, ",f" if locale == "en" else "f")
     symbol = _SYMBOLS.get(locale, {}).get(currency)
     return f"{symbol}{number}" if symbol else f"{currency} {number}"
@@ -663,6 +668,49 @@ def render_reminder(
         return RenderedSms(body, encoding, segments)
 
     return _fit(build, values, messages.max_segments)
+
+
+# Registered templates (a provider that sends its own approved text, e.g. Alibaba Cloud's
+# TemplateCode + TemplateParam): the values Nudge fills in, by variable name.
+TEMPLATE_PARAM_NAMES = ("name", "item", "amount", "cutoff", "closes")
+TEMPLATE_VALUE_CHARS = 20  # the providers' usual cap on one variable's value (shorter is safe)
+_NO_NAME = {"zh-CN": "亲", "en": "customer"}
+_NO_ITEM = {"zh-CN": "商品", "en": "your order"}
+
+
+def template_params(
+    order: Order, *, shop: ShopConfig, window: Window | None, now: datetime
+) -> dict[str, str]:
+    """The values of a provider's registered reminder template, cleaned like the texts Nudge writes.
+
+    ``name`` and ``item`` are the order's buyer name and item title after the same clean-up as in
+    ``render_reminder`` (no link, no phone number, no control character, no 【】), cut to
+    ``TEMPLATE_VALUE_CHARS``; when missing they read "亲" / "商品" ("customer" / "your order"), since a
+    provider refuses an empty variable. ``amount`` is the number alone ("199.00", "1299"): the
+    currency sign belongs in the registered text, where providers want it. ``cutoff`` (the window's
+    shipping cut-off) and ``closes`` (the order's closing time) are left out when they are unknown or
+    already past, as the texts leave them out: a template that names them then fails at the
+    provider rather than saying something false. A link is never a value: a template may only
+    hold the shop's own fixed, registered link.
+    """
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    locale = shop.locale
+    values = {
+        "name": _cut(_text_field(order.buyer_name, name=True)) or _NO_NAME.get(locale, _NO_NAME["en"]),
+        "item": _cut(_text_field(order.item_title)) or _NO_ITEM.get(locale, _NO_ITEM["en"]),
+        "amount": format(_amount_value(order.amount, order.currency or shop.currency), "f"),
+        "cutoff": _ship_by(window, shop, now),
+        "closes": _closes_at(order, shop, now, locale),
+    }
+    return {k: v for k, v in values.items() if v}
+
+
+def _cut(value: str | None) -> str | None:
+    if value is None or len(value) <= TEMPLATE_VALUE_CHARS:
+        return value
+    head = _without_links(value[: TEMPLATE_VALUE_CHARS - 1]).rstrip(_TITLE_TAIL + " ")
+    return head + "…" if head else None
 
 
 def _template(messages: MessagesConfig, locale: str, attempt: int, variant: int | None) -> str:

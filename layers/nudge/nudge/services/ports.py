@@ -6,7 +6,7 @@ Each method is one batched round trip (or a few pages), never a call per order o
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
@@ -15,6 +15,14 @@ from nudge.domain.delivery import Receipt
 from nudge.domain.models import InvalidOrder, Order, ReminderState, SentReminder
 from nudge.domain.order_changes import OrderChange
 from nudge.domain.outcomes import HoldoutMark, Outcome, SmsSent
+
+
+def _template_params(value: object) -> dict[str, str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ValueError("template_params: expected an object of strings")
+    return {str(k): str(v) for k, v in value.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +43,9 @@ class SendRequest:
     # scheduled time still plans): the queue holds the message back, the sender re-checks.
     not_before: datetime | None = None
     variant: str | None = None  # the order's variant of the text (messages.variants), if any
+    # The text's values for a gateway that sends registered templates (Alibaba Cloud's
+    # TemplateParam: messages.template_params); None for gateways that send ``text`` itself.
+    template_params: dict[str, str] | None = field(default=None, hash=False)
 
     def to_json(self) -> dict:
         out = asdict(self)
@@ -42,6 +53,8 @@ class SendRequest:
         out["planned_at"] = self.planned_at.isoformat()
         out["day"] = self.day.isoformat()
         out["not_before"] = self.not_before.isoformat() if self.not_before else None
+        if self.template_params is None:
+            del out["template_params"]  # the messages of the text-sending gateways stay as they were
         return out
 
     @classmethod
@@ -60,6 +73,7 @@ class SendRequest:
             not_before=datetime.fromisoformat(data["not_before"]) if data.get("not_before") else None,
             # Absent from a message queued before variants existed.
             variant=str(data["variant"]) if data.get("variant") is not None else None,
+            template_params=_template_params(data.get("template_params")),
         )
 
     @property
@@ -249,6 +263,8 @@ class OutgoingSms:
     not_after: datetime  # past this instant the SMS must not reach the buyer
     handed_at: datetime  # when the sender hands it over (the time-to-live counts from here)
     variant: str | None = None
+    # The values of a registered template (Alibaba Cloud's TemplateParam), when the plan made them.
+    template_params: Mapping[str, str] | None = field(default=None, hash=False)
 
     @classmethod
     def of(cls, request: SendRequest, *, claim_token: str, handed_at: datetime) -> OutgoingSms:
@@ -261,6 +277,7 @@ class OutgoingSms:
             not_after=request.not_after,
             handed_at=handed_at,
             variant=request.variant,
+            template_params=request.template_params,
         )
 
 

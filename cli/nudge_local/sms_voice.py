@@ -7,6 +7,7 @@ backend for it. Only what Nudge calls, with the service's real request and error
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +36,22 @@ class LocalSmsVoiceClient:
 
     def send_text_message(self, **params: Any) -> dict[str, Any]:
         validate_parameters(params, _MODEL.operation_model("SendTextMessage").input_shape)
+        # botocore checks minimum lengths only; the service also holds each Context value to its
+        # maximum and pattern (no space at either end), and answers ValidationException.
+        rule = _MODEL.shape_for("ContextValue").metadata
+        for key, value in (params.get("Context") or {}).items():
+            if len(value) > rule["max"] or not re.fullmatch(rule["pattern"], value):
+                raise ClientError(
+                    {
+                        "Error": {
+                            "Code": "ValidationException",
+                            "Message": f"Context.{key}: not a valid value",
+                        },
+                        "Reason": "INVALID_PARAMETER",
+                        "ResponseMetadata": {"HTTPStatusCode": 400},
+                    },
+                    "SendTextMessage",
+                )
         phone = params["DestinationPhoneNumber"]
         if phone.endswith("99") or phone in self.opted_out:
             raise ClientError(

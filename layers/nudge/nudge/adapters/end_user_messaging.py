@@ -1,7 +1,8 @@
 """SMS through AWS End User Messaging SMS (``pinpoint-sms-voice-v2`` ``SendTextMessage``).
 
-What it adds over SNS: ``TimeToLive`` (an SMS the carrier has not taken before the SMS's own
-deadline dies there, so a queued reminder can never reach a buyer hours late), ``Context`` (the
+What it adds over SNS: ``TimeToLive`` (an SMS not handed to the carrier before the SMS's own
+deadline is dropped, rather than leaving hours late; a carrier that has it may still deliver
+late), ``Context`` (the
 order, the attempt and the text variant come back on every delivery event), ``MaxPrice``, a
 configuration set whose delivery events reach EventBridge, and the service's own opt-out list: a
 number that answered STOP is refused at ``SendTextMessage`` (``DESTINATION_PHONE_NUMBER_OPTED_OUT``),
@@ -57,6 +58,13 @@ def _classify(exc: ClientError) -> type[Exception]:
     return PermanentSendError
 
 
+_CONTEXT_VALUE_MAX = 800
+
+
+def _context_value_ok(value: str) -> bool:
+    return 0 < len(value) <= _CONTEXT_VALUE_MAX and value == value.strip()
+
+
 def time_to_live(sms: OutgoingSms) -> int:
     """Seconds from the hand-off to the SMS's deadline, within the API's bounds."""
     seconds = int((sms.not_after - sms.handed_at).total_seconds())
@@ -93,9 +101,13 @@ class EndUserMessagingGateway:
         return False  # never asked: the service refuses opted-out numbers at send (checks_opt_out)
 
     def publish(self, sms: OutgoingSms) -> str:
-        context = {"order_id": sms.order_id, "attempt": str(sms.attempt)}
-        if sms.variant is not None:
-            context["variant"] = sms.variant
+        # Context values the service takes (ContextValue: 1-800 characters, no space at either end).
+        # An order id it would refuse (possible by the order contract) is left out rather than
+        # have the SMS refused: it goes out, and its receipts are counted as for no known SMS.
+        candidates = {"order_id": sms.order_id, "attempt": str(sms.attempt), "variant": sms.variant}
+        context = {k: v for k, v in candidates.items() if v is not None and _context_value_ok(v)}
+        if "order_id" not in context:
+            context.pop("attempt", None)  # an attempt alone names no SMS
         resp = call_once(
             self._client.send_text_message,
             service="End User Messaging",

@@ -282,8 +282,10 @@ class OutgoingSms:
 
 
 class SmsGateway(Protocol):
-    # True: the gateway refuses opted-out numbers itself (raising OptedOutError), so the sender
-    # makes no per-SMS opt-out check call; False (SNS): the sender asks ``is_opted_out`` first.
+    # True: the sender makes no per-SMS opt-out check call (the gateway keeps its own list and
+    # refuses with OptedOutError, like End User Messaging, or has no such call, like Alibaba
+    # Cloud) and reads the shop's own list once per batch instead. False (SNS): the sender asks
+    # ``is_opted_out`` before each claim.
     checks_opt_out: bool
 
     def is_opted_out(self, phone: str) -> bool: ...

@@ -206,6 +206,13 @@ class SendBatch:
         claim = s.ledger.claim(request, token, s.daily_cap, now, s.buyer_min_interval)
         if claim is not ClaimOutcome.CLAIMED:
             return self._not_claimed(request, claim, now)
+        # The claim takes time too (a transaction conflict is retried with backoff): the deadline
+        # is checked once more at the real hand-off, whose instant the gateway's time-to-live counts
+        # from. Given back, the attempt is planned again in a later window.
+        now = s.clock()
+        if now + s.publish_timeout >= request.not_after:
+            s.ledger.release(request, token)
+            return SendOutcome.PAST_DEADLINE
         try:
             message_id = s.sms.publish(OutgoingSms.of(request, claim_token=token, handed_at=now))
         except TransientSendError as exc:

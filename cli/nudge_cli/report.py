@@ -77,6 +77,9 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         calls_app = build_calls_app(ledger_table=ledger_table, orders_table=orders_table, clients=clients)
         write_html(args.html, report, calls_app, config, currency)
         if not args.json:
+            # The page alone, unless tables were asked for too (--orders, --by): print those as well.
+            if args.orders or args.by:
+                print_report(report, config, currency, out, listed if args.orders else None, by=args.by)
             print(f"report page written to {args.html}", file=out)
             return 0
     if args.json:

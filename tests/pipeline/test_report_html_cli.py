@@ -52,6 +52,12 @@ def test_report_html_writes_the_page_with_the_figures_and_the_open_calls(tmp_pat
         out = io.StringIO()
         assert main([*args, "--json", "--html", str(tmp_path / "again.html")], out) == 0
         assert json.loads(out.getvalue()) == data
+        # --html with --orders: the tables asked for are printed too, then the line
+        out = io.StringIO()
+        assert main([*args, "--orders", "--html", str(tmp_path / "third.html")], out) == 0
+        printed = out.getvalue()
+        assert "recovered orders" in printed and "o-1" in printed
+        assert printed.endswith(f"report page written to {tmp_path / 'third.html'}\n")
         bad = main([*args, "--html", str(tmp_path / "no-such-dir" / "r.html")], io.StringIO())
     assert bad == 2
     assert page.startswith("<!doctype html>") and "Content-Security-Policy" in page

@@ -295,6 +295,14 @@ def test_each_variant_is_compared_with_the_first_configured_with_newcombe():
     assert (rows["urgent"]["reminded"], rows["urgent"]["paid"], rows["urgent"]["paid_rate"]) == (150, 45, 0.3)
 
 
+def test_a_baseline_with_no_sms_keeps_its_row_and_nothing_is_compared_with_another_variant():
+    records, paid = variant_week({"b": (150, 30), "c": (150, 60)})
+    rows = report(records, paid, variants=["a", "b", "c"])["by_variant"]
+    assert [row["variant"] for row in rows] == ["a", "b", "c"]
+    assert (rows[0]["reminded"], rows[0]["paid_rate"], rows[0]["diff"]) == (0, None, None)
+    assert all(row["diff"] is None and row["ci95"] == "not enough data" for row in rows[1:])
+
+
 def test_under_100_orders_a_variant_is_not_enough_data():
     records, paid = variant_week({"a": (150, 30), "b": (99, 30)})
     rows = {row["variant"]: row for row in report(records, paid, variants=["a", "b"])["by_variant"]}

@@ -208,6 +208,10 @@ def _by_variant(
     get a row of their own, ``variant`` null, so the rows still add up to the totals."""
     if not any(name is not None for name in groups):
         return []
+    if configured and configured[0] not in groups:
+        # The baseline sent nothing in the period: it keeps its row (all zero), so no other variant
+        # silently becomes the one compared with; every difference is then "not enough data".
+        groups = {**groups, configured[0]: _Figures()}
     rank = {name: i for i, name in enumerate(configured)}
     names = sorted(groups, key=lambda n: (n is None, rank.get(n or "", len(rank)), n or ""))
     first = groups[names[0]] if names[0] is not None else None

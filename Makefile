@@ -70,6 +70,7 @@ typecheck: install
 	$(BIN)/mypy functions/ingest/app.py
 	$(BIN)/mypy functions/receipts/app.py
 	$(BIN)/mypy functions/replies/app.py
+	$(BIN)/mypy cli/nudge_cli cli/nudge_local
 
 # The pure core and the services over fakes (tests/unit): no moto, seconds.
 test-unit: install

@@ -606,8 +606,11 @@ class LocalPipeline:
         arn = self.resources.secrets[PLATFORMS[route].stack_secret]
         boto3.client("secretsmanager", region_name=REGION).put_secret_value(SecretId=arn, SecretString=value)
         self._clear_powertools_caches()
-        if getattr(self, "ingest_app", None) is not None:
-            self.ingest_app.secrets.forget()
+        from nudge.adapters.secrets import SecretsManagerSecrets
+
+        secrets = getattr(getattr(self, "ingest_app", None), "secrets", None)
+        if isinstance(secrets, SecretsManagerSecrets):  # the real adapter remembers "not set" a while
+            secrets.forget()
 
     # -- the services moto does not play --------------------------------------------------------
     def fire_window(

@@ -16,9 +16,9 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from nudge.adapters.ledger import (
-    SNS_MESSAGE_PREFIX,
     OPTED_OUT_KEY,
     OPTED_OUT_SKIP,
+    SNS_MESSAGE_PREFIX,
     ClaimNotHeldError,
     contact_keys,
     latest_per_order,

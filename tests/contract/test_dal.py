@@ -1162,7 +1162,10 @@ def test_an_sns_log_receipt_finds_its_sms_through_the_pointer_and_the_pointer_is
     assert not {"sent_day", "held_out_day", "phone", "reminders_sent"} & set(pointer)
     assert led.apply_receipt(_receipt("delivered", order_id=None, attempt=None)) is R.APPLIED
     assert led.apply_receipt(_receipt("delivered", order_id=None, attempt=None)) is R.UNCHANGED
-    assert led.apply_receipt(_receipt("delivered", "m-unknown", order_id=None, attempt=None)) is R.UNKNOWN_MESSAGE
+    assert (
+        led.apply_receipt(_receipt("delivered", "m-unknown", order_id=None, attempt=None))
+        is R.UNKNOWN_MESSAGE
+    )
     assert env.item("#sns-message#m-unknown") == {}
     assert env.item("o1")["delivery_1"] == "delivered"
     # Never in a plan's view: not an order's state, not a recent send.

@@ -647,7 +647,9 @@ def test_sns_delivery_logs_stack_pieces(template, translated):
     (statement,) = role["Policies"][0]["PolicyDocument"]["Statement"]
     assert statement["Resource"] == [{"Fn::GetAtt": [g, "Arn"]} for g in names]  # never "*"
     command = template["Outputs"]["SnsDeliveryStatusLogsCommand"]["Value"]
-    assert "aws sns set-sms-attributes" in str(command) and "DeliveryStatusSuccessSamplingRate" in str(command)
+    assert "aws sns set-sms-attributes" in str(command) and "DeliveryStatusSuccessSamplingRate" in str(
+        command
+    )
 
 
 def test_the_template_translates_with_sns_delivery_logs_on():

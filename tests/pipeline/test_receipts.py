@@ -106,7 +106,12 @@ def test_sns_delivery_logs_land_on_the_sms_through_the_ledgers_pointer():
         assert len(pointers) == 3  # one per SMS sent
         pointer = p.ledger_item(f"#sns-message#{m1}")
         assert (pointer["sms_order_id"], pointer["sms_attempt"]) == ("o-1", 1)
-        assert set(pointer) == {"order_id", "sms_order_id", "sms_attempt", "expires_at"}  # no phone, no index key
+        assert set(pointer) == {
+            "order_id",
+            "sms_order_id",
+            "sms_attempt",
+            "expires_at",
+        }  # no phone, no index key
         logs = sns_logs_event(
             (m1, "SUCCESS", "Message has been accepted by phone carrier"),
             (m2, "FAILURE", "Phone is currently unreachable/unavailable"),
@@ -116,7 +121,10 @@ def test_sns_delivery_logs_land_on_the_sms_through_the_ledgers_pointer():
         counts = {"applied": 2, "unknown_message": 1, "unreadable": 1}
         assert p.delivery_event(logs) == {"result": "logs", "counts": counts}
         before = ledger_keys(p)
-        assert p.delivery_event(logs) == {"result": "logs", "counts": {"unchanged": 2, "unknown_message": 1, "unreadable": 1}}
+        assert p.delivery_event(logs) == {
+            "result": "logs",
+            "counts": {"unchanged": 2, "unknown_message": 1, "unreadable": 1},
+        }
         assert ledger_keys(p) == before  # a replay changes nothing; the unknown id created nothing
         assert (p.ledger_item("o-1")["delivery_1"], p.ledger_item("o-1")["delivery_code_1"]) == (
             "delivered",

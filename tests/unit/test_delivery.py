@@ -161,12 +161,21 @@ def test_the_subscription_samples_decode_to_sns_log_lines_shaped_like_aws():
     payload = json.loads(gzip.decompress(base64.b64decode(raw["awslogs"]["data"])))
     assert payload["messageType"] == "DATA_MESSAGE"
     assert payload["logGroup"] == "sns/us-east-1/123456789012/DirectPublishToPhoneNumber/Failure"
-    assert set(payload) == {"messageType", "owner", "logGroup", "logStream", "subscriptionFilters", "logEvents"}
+    assert set(payload) == {
+        "messageType",
+        "owner",
+        "logGroup",
+        "logStream",
+        "subscriptionFilters",
+        "logEvents",
+    }
     assert set(payload["logEvents"][0]) == {"id", "timestamp", "message"}
     (line,) = sns_log_lines("sns-sms-delivery-log-failure.json")
     assert set(line) == {"notification", "delivery", "status"}
     assert set(line["notification"]) == {"messageId", "timestamp"}
-    assert {"destination", "providerResponse", "priceInUSD", "smsType", "dwellTimeMs"} <= set(line["delivery"])
+    assert {"destination", "providerResponse", "priceInUSD", "smsType", "dwellTimeMs"} <= set(
+        line["delivery"]
+    )
 
 
 def test_an_sns_success_line_is_delivered_and_names_only_the_message():
@@ -234,7 +243,7 @@ def test_a_subscription_event_that_is_not_base64_gzip_json_is_refused_and_a_cont
     import gzip
 
     for data in ("not base64!", base64.b64encode(b"plain").decode(), None):
-        with pytest.raises(ReceiptError, match="awslogs.data"):
+        with pytest.raises(ReceiptError, match=r"awslogs\.data"):
             cloudwatch_log_messages({"awslogs": {"data": data}})
     control = {"messageType": "CONTROL_MESSAGE", "logEvents": [{"id": "", "timestamp": 1, "message": "hi"}]}
     data = base64.b64encode(gzip.compress(json.dumps(control).encode())).decode()

@@ -205,7 +205,9 @@ def cloudwatch_log_messages(event: Mapping[str, Any]) -> list[str]:
     events = payload.get("logEvents")
     if payload.get("messageType") != "DATA_MESSAGE" or not isinstance(events, list):
         raise ReceiptError("awslogs.data: not a DATA_MESSAGE with logEvents")
-    return [e["message"] if isinstance(e, Mapping) and isinstance(e.get("message"), str) else "" for e in events]
+    return [
+        e["message"] if isinstance(e, Mapping) and isinstance(e.get("message"), str) else "" for e in events
+    ]
 
 
 # -------------------------------------------------------------------------- Alibaba Cloud SMS

@@ -33,11 +33,18 @@ RESULTS = Path(__file__).resolve().parent / "gateways-results.json"
 SHOP = ZoneInfo("Asia/Shanghai")
 WINDOW_OPENS = datetime(2026, 11, 23, 9, 50, tzinfo=SHOP)
 QUIET = {"LOG_LEVEL": "ERROR", "POWERTOOLS_METRICS_DISABLED": "true"}
-GATEWAYS = ("sns", "end-user-messaging")
+# Also measured: SNS with its SMS delivery-status logs on (SnsDeliveryStatusLogs), whose ledger
+# writes a pointer per SMS (message id -> order) for the receipts.
+SNS_WITH_LOGS = "sns+delivery-logs"
+VARIANTS: dict[str, tuple[str, dict[str, str]]] = {
+    "sns": ("sns", {}),
+    "end-user-messaging": ("end-user-messaging", {}),
+    SNS_WITH_LOGS: ("sns", {"SnsDeliveryStatusLogs": "100"}),
+}
 RATE = 5.0  # template.yaml's SmsPerSecond default
 
 
-def calls_per_sms(gateway: str, orders: int) -> dict[str, Any]:
+def calls_per_sms(variant: str, orders: int) -> dict[str, Any]:
     from bench.calls import CallCounter
     from nudge_local.pipeline import FakeClock, LocalPipeline
 
@@ -54,7 +61,10 @@ def calls_per_sms(gateway: str, orders: int) -> dict[str, Any]:
             }
             for i in range(orders)
         ]
-        with LocalPipeline(clock=FakeClock(WINDOW_OPENS), env=QUIET, gateway=gateway) as p:
+        gateway, parameters = VARIANTS[variant]
+        with LocalPipeline(
+            clock=FakeClock(WINDOW_OPENS), env=QUIET, gateway=gateway, parameters=parameters
+        ) as p:
             counter.mark_harness(p.sqs, p.dynamodb.meta.client)
             p.load_orders(records)
             p.fire_window("09:50-10:40@11:00", WINDOW_OPENS)
@@ -71,7 +81,7 @@ def calls_per_sms(gateway: str, orders: int) -> dict[str, Any]:
     total = sum(calls.values())
     per_sms_ops = sum(n for op, n in calls.items() if op not in per_batch)
     return {
-        "gateway": gateway,
+        "gateway": variant,
         "orders": orders,
         "sms_sent": sent,
         "invocations": drained["invocations"],
@@ -195,7 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     result = {
         "generated_by": "python -m bench.gateways",
-        "calls": [calls_per_sms(g, args.orders) for g in GATEWAYS],
+        "calls": [calls_per_sms(v, args.orders) for v in VARIANTS],
         "rate": sustained_rate(args.minutes),
     }
     result["elapsed_s"] = round(time.perf_counter() - started, 1)

@@ -11,13 +11,14 @@ import json
 import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from nudge.adapters.ledger import (
     OPTED_OUT_KEY,
     OPTED_OUT_SKIP,
+    SNS_MESSAGE_PREFIX,
     ClaimNotHeldError,
     contact_keys,
     latest_per_order,
@@ -104,10 +105,11 @@ class FakeOrderRepository:
 class FakeReminderLedger:
     """The reminder ledger in dicts, one lock standing in for DynamoDB's conditional writes."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, message_pointers: bool = False) -> None:
         self.items: dict[str, dict[str, Any]] = {}
         self.quota: dict[date, int] = {}
         self._lock = threading.Lock()
+        self._message_pointers = message_pointers  # SNS delivery-status logs: see adapters/ledger.py
 
     def states(self, order_ids: Sequence[str]) -> dict[str, ReminderState]:
         out: dict[str, ReminderState] = {}
@@ -250,8 +252,19 @@ class FakeReminderLedger:
             item[f"segments_{request.attempt}"] = request.segments
             if request.variant is not None:
                 item[f"variant_{request.attempt}"] = request.variant
+            if self._message_pointers:
+                self.items[SNS_MESSAGE_PREFIX + message_id] = {
+                    "order_id": SNS_MESSAGE_PREFIX + message_id,
+                    "sms_order_id": request.order_id,
+                    "sms_attempt": request.attempt,
+                }
 
     def apply_receipt(self, receipt: Receipt) -> ReceiptOutcome:
+        if self._message_pointers and receipt.order_id is None:
+            with self._lock:
+                pointer = self.items.get(SNS_MESSAGE_PREFIX + receipt.message_id)
+            if pointer is not None:
+                receipt = replace(receipt, order_id=pointer["sms_order_id"], attempt=pointer["sms_attempt"])
         if receipt.order_id is None or receipt.attempt is None:
             return ReceiptOutcome.UNKNOWN_MESSAGE
         a = receipt.attempt

@@ -536,7 +536,8 @@ class LocalPipeline:
 
     def delivery_event(self, event: dict[str, Any]) -> dict[str, Any]:
         """End User Messaging's EventBridge rule invoking the receipts function with one delivery
-        event. The function exists only with SmsGateway=end-user-messaging; it reads the ledger
+        event, or a CloudWatch Logs subscription with SNS's delivery-status log lines. The function
+        exists with SmsGateway=end-user-messaging or SnsDeliveryStatusLogs on; it reads the ledger
         with the send function's settings, so the harness plays it whatever gateway sent."""
         module = getattr(self, "receipts_module", None)
         if module is None:

@@ -1,8 +1,10 @@
-"""Receipts function: End User Messaging's delivery events (EventBridge, source aws.sms-voice).
+"""Receipts function: End User Messaging's delivery events (EventBridge, source aws.sms-voice) and
+SNS's SMS delivery-status logs (a CloudWatch Logs subscription, SnsDeliveryStatusLogs on).
 
-Thin shell: read the event, record it on the SMS's ledger item (``record_delivery_event``), count
-it. Unreadable events and events for no known SMS are counted and dropped (a retry cannot fix
-them); a DynamoDB error raises, so Lambda retries the event. Logs never hold the phone number.
+Thin shell: read the event, record each receipt on its SMS's ledger item (``record_delivery_event``,
+``record_sns_delivery_logs``), count them. Unreadable events or log lines and receipts for no known
+SMS are counted and dropped (a retry cannot fix them); a DynamoDB error raises, so Lambda retries
+the event. Logs never hold the phone number.
 """
 
 from __future__ import annotations
@@ -13,7 +15,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from nudge import bootstrap
 from nudge.services.ports import ReceiptOutcome
-from nudge.services.receipts import record_delivery_event
+from nudge.services.receipts import (
+    ReceiptResult,
+    is_cloudwatch_logs_event,
+    record_delivery_event,
+    record_sns_delivery_logs,
+)
 
 logger = Logger()
 tracer = bootstrap.handler_tracer()
@@ -28,11 +35,23 @@ APP = bootstrap.Lazy(bootstrap.receipts_app_from_env)
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     app = APP.get()
+    if is_cloudwatch_logs_event(event):
+        counts: dict[str, int] = {}
+        for result in record_sns_delivery_logs(event, app.ledger):
+            name = _count(result)
+            counts[name] = counts.get(name, 0) + 1
+        return {"result": "logs", "counts": counts}
     result = record_delivery_event(event, app.ledger)
+    name = _count(result)
+    return {"result": name, "problem": result.problem} if result.outcome is None else {"result": name}
+
+
+def _count(result: ReceiptResult) -> str:
+    """Metrics and one log line for one receipt; its outcome's name."""
     if result.outcome is None:
         metrics.add_metric(name="ReceiptUnreadable", unit=MetricUnit.Count, value=1)
         logger.warning("delivery event not readable", extra={"problem": result.problem})
-        return {"result": "unreadable", "problem": result.problem}
+        return "unreadable"
     metrics.add_metric(name=f"Receipt_{result.outcome.value}", unit=MetricUnit.Count, value=1)
     receipt = result.receipt
     if receipt is not None and result.outcome in (ReceiptOutcome.APPLIED, ReceiptOutcome.SETTLED):
@@ -45,4 +64,4 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
         "code": receipt.code if receipt else None,
     }
     logger.info("delivery receipt", extra=extra)
-    return {"result": result.outcome.value}
+    return result.outcome.value

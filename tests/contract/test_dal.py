@@ -181,14 +181,14 @@ def orders_env(request: pytest.FixtureRequest) -> Iterator[OrdersEnv]:
 
 
 class LedgerEnv:
-    def __init__(self, kind: str, ddb: Any | None):
+    def __init__(self, kind: str, ddb: Any | None, *, message_pointers: bool = False):
         self.kind = kind
         self.ddb = ddb
         self.calls = CallCounter(ddb, "dynamodb") if ddb else None
         self.ledger: Any = (
-            FakeReminderLedger()
+            FakeReminderLedger(message_pointers=message_pointers)
             if kind == "fake"
-            else DynamoReminderLedger(ddb, LEDGER, DAY_INDEX, ttl_days=30)
+            else DynamoReminderLedger(ddb, LEDGER, DAY_INDEX, ttl_days=30, message_pointers=message_pointers)
         )
 
     def item(self, key: str) -> dict[str, Any]:
@@ -1146,3 +1146,60 @@ def test_a_receipt_settles_an_unconfirmed_send(ledger_env: LedgerEnv) -> None:
     item = ledger_env.item("o1")
     assert (item["message_id_1"], item["delivery_1"]) == ("m-late", "delivered")
     assert led.apply_receipt(_receipt("delivered", "m-other")) is R.UNKNOWN_MESSAGE  # now it has an id
+
+
+def test_an_sns_log_receipt_finds_its_sms_through_the_pointer_and_the_pointer_is_no_order(
+    ledger_env: LedgerEnv,
+) -> None:
+    from nudge.services.ports import ReceiptOutcome as R
+
+    env = LedgerEnv(ledger_env.kind, ledger_env.ddb, message_pointers=True)
+    led = env.ledger
+    led.claim(request(), "t1", 500, NOW)
+    led.record_sent(request(), "t1", "m1", NOW)
+    pointer = env.item("#sns-message#m1")
+    assert (pointer["sms_order_id"], int(pointer["sms_attempt"])) == ("o1", 1)
+    assert not {"sent_day", "held_out_day", "phone", "reminders_sent"} & set(pointer)
+    assert led.apply_receipt(_receipt("delivered", order_id=None, attempt=None)) is R.APPLIED
+    assert led.apply_receipt(_receipt("delivered", order_id=None, attempt=None)) is R.UNCHANGED
+    assert (
+        led.apply_receipt(_receipt("delivered", "m-unknown", order_id=None, attempt=None))
+        is R.UNKNOWN_MESSAGE
+    )
+    assert env.item("#sns-message#m-unknown") == {}
+    assert env.item("o1")["delivery_1"] == "delivered"
+    # Never in a plan's view: not an order's state, not a recent send.
+    assert set(led.states(["o1", "#sns-message#m1"])) == {"o1"}
+    assert [r.order_id for r in led.recent_sends(NOW - timedelta(hours=1), [request().day])] == ["o1"]
+
+
+def test_without_sns_logs_no_pointer_is_written_or_read(ledger_env: LedgerEnv) -> None:
+    from nudge.services.ports import ReceiptOutcome as R
+
+    led = ledger_env.ledger
+    led.claim(request(), "t1", 500, NOW)
+    led.record_sent(request(), "t1", "m1", NOW)
+    assert ledger_env.item("#sns-message#m1") == {}
+    assert led.apply_receipt(_receipt("delivered", order_id=None, attempt=None)) is R.UNKNOWN_MESSAGE
+
+
+def test_a_failed_pointer_write_loses_only_the_receipt_never_the_recorded_send(ddb: Any) -> None:
+    from botocore.exceptions import ClientError
+
+    class PointerWritesFail:
+        def __init__(self, client: Any):
+            self._client = client
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._client, name)
+
+        def update_item(self, **kwargs: Any) -> Any:
+            if kwargs["Key"]["order_id"]["S"].startswith("#sns-message#"):
+                raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException"}}, "UpdateItem")
+            return self._client.update_item(**kwargs)
+
+    led = DynamoReminderLedger(PointerWritesFail(ddb), LEDGER, DAY_INDEX, ttl_days=30, message_pointers=True)
+    led.claim(request(), "t1", 500, NOW)
+    led.record_sent(request(), "t1", "m1", NOW)  # no raise: the SMS is out and recorded
+    item = item_from_ddb(ddb.get_item(TableName=LEDGER, Key={"order_id": {"S": "o1"}})["Item"])
+    assert item["message_id_1"] == "m1"

@@ -44,6 +44,8 @@ OUTPUTS = {
 PARAMETERS |= {"IngestReservedConcurrency"}
 PARAMETERS |= {"SmsGateway", "SmsOriginationIdentity", "SmsMaxPrice"}  # the SMS gateway (docs/GATEWAYS.md)
 OUTPUTS |= {"InboundSmsTopicArn"}  # buyers' replies (End User Messaging two-way SMS)
+PARAMETERS |= {"SnsDeliveryStatusLogs"}  # receipts from SNS's SMS delivery-status logs
+OUTPUTS |= {"SnsDeliveryStatusLogsCommand"}
 OUTPUTS |= {
     "IngestUrl", "StandardWebhooksUrl", "ShopifyWebhookUrl", "WooCommerceWebhookUrl",
     "StandardWebhooksSecretCommand", "ShopifySecretCommand", "WooCommerceSecretCommand",
@@ -63,6 +65,10 @@ def template() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def translated() -> dict[str, Any]:
+    return translate()
+
+
+def translate(parameters: dict[str, str] | None = None) -> dict[str, Any]:
     """The CloudFormation SAM deploys (samtranslator, offline: no managed-policy lookups)."""
     from samtranslator.translator.transform import transform
     from samtranslator.yaml_helper import yaml_parse
@@ -79,7 +85,7 @@ def translated() -> dict[str, Any]:
                 props[key] = "s3://bucket/key"
     with pytest.MonkeyPatch.context() as mp:  # the translator insists on a session region
         mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        return transform(sam, {"AWS::Region": "us-east-1"}, NoManagedPolicies())
+        return transform(sam, {"AWS::Region": "us-east-1", **(parameters or {})}, NoManagedPolicies())
 
 
 def of_type(cfn: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
@@ -556,8 +562,9 @@ def test_bad_gateway_parameters_are_refused(template):
 
 def test_the_receipts_function_hears_end_user_messaging_delivery_events_only(template, translated):
     receipts = template["Resources"]["ReceiptsFunction"]
-    assert receipts["Condition"] == "UseEndUserMessaging"
-    assert receipts["Properties"]["Events"]["Delivery"]["Properties"]["Pattern"] == {
+    assert receipts["Condition"] == "HasReceipts"  # End User Messaging, or SNS with delivery logs
+    assert "Events" not in receipts["Properties"]  # each source has its own condition
+    assert template["Resources"]["ReceiptsFunctionDelivery"]["Properties"]["EventPattern"] == {
         "source": ["aws.sms-voice"],
         "detail-type": ["Text Message Delivery Status Updated"],
     }
@@ -587,4 +594,68 @@ def test_replies_reach_the_replies_function_from_end_user_messaging_only(templat
     assert granted == {
         ("dynamodb:UpdateItem", json.dumps({"Fn::GetAtt": ["LedgerTable", "Arn"]})),
         ("sns:Publish", json.dumps({"Ref": "StaffTopic"})),
+    }
+
+
+def test_sns_delivery_logs_are_off_by_default_and_on_only_with_sns(template):
+    spec = template["Parameters"]["SnsDeliveryStatusLogs"]
+    assert spec["Default"] == "off"
+    env = template["Resources"]["SendFunction"]["Properties"]["Environment"]["Variables"]
+    receipts_env = template["Resources"]["ReceiptsFunction"]["Properties"]["Environment"]["Variables"]
+    on = {"SnsDeliveryStatusLogs": "25"}
+    for variables in (env, receipts_env):
+        assert evaluate(template, variables["SNS_DELIVERY_LOGS"]) == "false"
+        assert evaluate(template, variables["SNS_DELIVERY_LOGS"], parameters=on) == "true"
+        eum_on = {**on, "SmsGateway": "end-user-messaging"}  # its own receipts: no SNS logs, no pointers
+        assert evaluate(template, variables["SNS_DELIVERY_LOGS"], parameters=eum_on) == "false"
+    for value in ("on", "101", "-1", "50%"):
+        with pytest.raises(ValueError, match="SnsDeliveryStatusLogs"):
+            evaluate(template, {"Ref": "SnsDeliveryStatusLogs"}, parameters={"SnsDeliveryStatusLogs": value})
+
+
+def test_sns_delivery_logs_stack_pieces(template, translated):
+    res = translated["Resources"]
+    pieces = {
+        "SnsSmsDeliveryLogGroup", "SnsSmsFailureLogGroup", "SnsDeliveryLogsRole",
+        "SnsSmsDeliveryLogsPermission", "SnsSmsFailureLogsPermission",
+        "SnsSmsDeliveryLogsSubscription", "SnsSmsFailureLogsSubscription",
+    }  # fmt: skip
+    for lid in pieces:
+        assert res[lid]["Condition"] == "UseSnsDeliveryLogs", lid
+    assert template["Outputs"]["SnsDeliveryStatusLogsCommand"]["Condition"] == "UseSnsDeliveryLogs"
+    names = {
+        lid: res[lid]["Properties"]["LogGroupName"]["Fn::Sub"]
+        for lid in ("SnsSmsDeliveryLogGroup", "SnsSmsFailureLogGroup")
+    }
+    assert names == {  # the names SNS writes to: fixed by SNS
+        "SnsSmsDeliveryLogGroup": "sns/${AWS::Region}/${AWS::AccountId}/DirectPublishToPhoneNumber",
+        "SnsSmsFailureLogGroup": "sns/${AWS::Region}/${AWS::AccountId}/DirectPublishToPhoneNumber/Failure",
+    }
+    for lid in names:  # phone numbers: kept no longer than SNS takes to report
+        assert res[lid]["Properties"]["RetentionInDays"] <= 3
+    for group, kind in (("SnsSmsDeliveryLogGroup", "Delivery"), ("SnsSmsFailureLogGroup", "Failure")):
+        permission = res[f"SnsSms{kind}LogsPermission"]["Properties"]
+        assert permission["Principal"] == "logs.amazonaws.com"
+        assert permission["SourceArn"] == {"Fn::GetAtt": [group, "Arn"]}  # that log group only
+        subscription = res[f"SnsSms{kind}LogsSubscription"]
+        assert subscription["Properties"]["DestinationArn"] == {"Fn::GetAtt": ["ReceiptsFunction", "Arn"]}
+        assert subscription["Properties"]["LogGroupName"] == {"Ref": group}
+        assert subscription["DependsOn"] == f"SnsSms{kind}LogsPermission"
+    role = res["SnsDeliveryLogsRole"]["Properties"]
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "sns.amazonaws.com"}
+    (statement,) = role["Policies"][0]["PolicyDocument"]["Statement"]
+    assert statement["Resource"] == [{"Fn::GetAtt": [g, "Arn"]} for g in names]  # never "*"
+    command = template["Outputs"]["SnsDeliveryStatusLogsCommand"]["Value"]
+    assert "aws sns set-sms-attributes" in str(command) and "DeliveryStatusSuccessSamplingRate" in str(
+        command
+    )
+
+
+def test_the_template_translates_with_sns_delivery_logs_on():
+    cfn = translate({"SnsDeliveryStatusLogs": "100", "SmsGateway": "sns"})
+    assert cfn["Resources"]["ReceiptsFunction"]["Condition"] == "HasReceipts"
+    assert of_type(cfn, "AWS::Logs::SubscriptionFilter").keys() == {
+        "SnsSmsDeliveryLogsSubscription",
+        "SnsSmsFailureLogsSubscription",
     }

@@ -12,9 +12,11 @@ from nudge.domain.delivery import (
     FINAL,
     DeliveryStatus,
     ReceiptError,
+    cloudwatch_log_messages,
     is_opt_out_reply,
     receipt_from_aliyun_report,
     receipt_from_eum_event,
+    receipt_from_sns_delivery_log,
     reply_from_aliyun_up,
     status_at,
     takes,
@@ -141,3 +143,108 @@ def test_alibaba_cloud_replies_by_push():
 def test_an_unreadable_alibaba_cloud_reply_names_its_field(item, field):
     with pytest.raises(ReceiptError, match=field):
         reply_from_aliyun_up(item)
+
+
+# ------------------------------------------------------------- SNS SMS delivery-status logs
+
+
+def sns_log_lines(name: str) -> list[dict]:
+    """The SNS log lines inside a CloudWatch Logs subscription sample event in events/."""
+    return [json.loads(m) for m in cloudwatch_log_messages(event(name))]
+
+
+def test_the_subscription_samples_decode_to_sns_log_lines_shaped_like_aws():
+    import base64
+    import gzip
+
+    raw = event("sns-sms-delivery-log-failure.json")
+    payload = json.loads(gzip.decompress(base64.b64decode(raw["awslogs"]["data"])))
+    assert payload["messageType"] == "DATA_MESSAGE"
+    assert payload["logGroup"] == "sns/us-east-1/123456789012/DirectPublishToPhoneNumber/Failure"
+    assert set(payload) == {
+        "messageType",
+        "owner",
+        "logGroup",
+        "logStream",
+        "subscriptionFilters",
+        "logEvents",
+    }
+    assert set(payload["logEvents"][0]) == {"id", "timestamp", "message"}
+    (line,) = sns_log_lines("sns-sms-delivery-log-failure.json")
+    assert set(line) == {"notification", "delivery", "status"}
+    assert set(line["notification"]) == {"messageId", "timestamp"}
+    assert {"destination", "providerResponse", "priceInUSD", "smsType", "dwellTimeMs"} <= set(
+        line["delivery"]
+    )
+
+
+def test_an_sns_success_line_is_delivered_and_names_only_the_message():
+    (line,) = sns_log_lines("sns-sms-delivery-log-success.json")
+    r = receipt_from_sns_delivery_log(line)
+    assert (r.message_id, r.status, r.code) == (
+        "34d9b400-c6dd-5444-820d-fbeb0f1f54cf",
+        S.DELIVERED,
+        "Message has been accepted by phone carrier",
+    )
+    assert r.at == datetime(2026, 11, 23, 2, 0, 34, 558000, tzinfo=UTC)
+    assert r.order_id is None and r.attempt is None  # the ledger's pointer finds the SMS
+    assert "+1206" not in repr(r)  # the phone number is never carried on
+
+
+@pytest.mark.parametrize(
+    ("response", "status"),
+    [
+        ("Phone carrier has blocked this message", S.BLOCKED),
+        ("Phone has blocked SMS", S.BLOCKED),
+        ("Phone number is opted out", S.OPTED_OUT),
+        ("Phone is currently unreachable/unavailable", S.FAILED),
+        ("Invalid phone number", S.FAILED),
+        ("This delivery would exceed max price", S.FAILED),
+        ("Unknown error attempting to reach phone", S.UNKNOWN),
+        ("Message ttl expired", S.EXPIRED),
+        ("Something SNS never said before", S.FAILED),
+    ],
+)
+def test_an_sns_failure_line_is_read_from_its_provider_response(response, status):
+    (line,) = sns_log_lines("sns-sms-delivery-log-failure.json")
+    line["delivery"]["providerResponse"] = response
+    r = receipt_from_sns_delivery_log(line)
+    assert (r.status, r.code) == (status, response)
+
+
+def test_an_sns_failure_code_is_the_text_truncated_and_a_missing_text_is_the_status():
+    (line,) = sns_log_lines("sns-sms-delivery-log-failure.json")
+    line["delivery"]["providerResponse"] = "Phone  is\ncurrently " + "x" * 200
+    code = receipt_from_sns_delivery_log(line).code
+    assert code is not None and len(code) == 80 and code.startswith("Phone is currently x")
+    del line["delivery"]["providerResponse"]
+    assert receipt_from_sns_delivery_log(line).code == "FAILURE"
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (lambda r: r["notification"].pop("messageId"), "notification.messageId"),
+        (lambda r: r["notification"].update(timestamp="yesterday"), "notification.timestamp"),
+        (lambda r: r["notification"].update(timestamp="2026-13-45 00:00:00.000"), "notification.timestamp"),
+        (lambda r: r.update(status="DELIVERED"), "status"),
+        (lambda r: r.pop("delivery"), "not an SNS SMS delivery log record"),
+    ],
+)
+def test_an_unreadable_sns_line_names_its_field(change, field):
+    (line,) = sns_log_lines("sns-sms-delivery-log-success.json")
+    change(line)
+    with pytest.raises(ReceiptError, match=field):
+        receipt_from_sns_delivery_log(line)
+
+
+def test_a_subscription_event_that_is_not_base64_gzip_json_is_refused_and_a_control_message_is_empty():
+    import base64
+    import gzip
+
+    for data in ("not base64!", base64.b64encode(b"plain").decode(), None):
+        with pytest.raises(ReceiptError, match=r"awslogs\.data"):
+            cloudwatch_log_messages({"awslogs": {"data": data}})
+    control = {"messageType": "CONTROL_MESSAGE", "logEvents": [{"id": "", "timestamp": 1, "message": "hi"}]}
+    data = base64.b64encode(gzip.compress(json.dumps(control).encode())).decode()
+    assert cloudwatch_log_messages({"awslogs": {"data": data}}) == []

@@ -403,3 +403,21 @@ def test_the_gateway_gets_the_claim_the_deadline_and_the_variant():
     assert (handed.order_id, handed.attempt, handed.variant) == ("o-1", 1, "cutoff")
     assert handed.not_after == req.not_after and handed.handed_at == AT
     assert handed.claim_token == s.ledger.items["o-1"]["claim_token"]
+
+
+def test_a_ledger_error_on_an_sns_log_line_raises_so_lambda_retries_the_whole_event():
+    import json
+    from pathlib import Path
+
+    from nudge.services.receipts import record_sns_delivery_logs
+
+    class LedgerDown:
+        def apply_receipt(self, receipt):
+            raise ConnectionError("DynamoDB unreachable")
+
+        def add_opted_out(self, phone, at):  # the port's other method
+            raise AssertionError("not called")
+
+    sample = Path(__file__).resolve().parents[2] / "events" / "sns-sms-delivery-log-success.json"
+    with pytest.raises(ConnectionError):
+        record_sns_delivery_logs(json.loads(sample.read_text(encoding="utf-8")), LedgerDown())

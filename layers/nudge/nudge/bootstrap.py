@@ -135,7 +135,11 @@ def _ledger(settings: Settings, dynamodb: Any) -> ReminderLedger:
     from nudge.adapters.ledger import DynamoReminderLedger
 
     return DynamoReminderLedger(
-        dynamodb, settings.ledger_table, settings.ledger_day_index, settings.ledger_ttl_days
+        dynamodb,
+        settings.ledger_table,
+        settings.ledger_day_index,
+        settings.ledger_ttl_days,
+        message_pointers=settings.sns_delivery_logs,  # SNS delivery-status logs: see adapters/ledger.py
     )
 
 
@@ -287,7 +291,11 @@ def build_receipts_app(settings: Settings, *, clients: ClientFactory) -> Receipt
     from nudge.adapters.ledger import DynamoReminderLedger
 
     ledger = DynamoReminderLedger(
-        clients("dynamodb"), settings.ledger_table, settings.ledger_day_index, settings.ledger_ttl_days
+        clients("dynamodb"),
+        settings.ledger_table,
+        settings.ledger_day_index,
+        settings.ledger_ttl_days,
+        message_pointers=settings.sns_delivery_logs,  # a log line names only the SNS message id
     )
     return ReceiptsApp(settings=settings, ledger=ledger)
 

@@ -54,6 +54,9 @@ class Settings(BaseModel):
     sms_configuration_set: str = Field("", alias="SMS_CONFIGURATION_SET")
     sms_origination_identity: str = Field("", alias="SMS_ORIGINATION_IDENTITY")
     sms_max_price: str = Field("", pattern=r"^([0-9]{0,2}\.[0-9]{1,5})?$", alias="SMS_MAX_PRICE")
+    # SNS's SMS delivery-status logs reach the receipts function (SnsDeliveryStatusLogs on): the
+    # ledger keeps a pointer from each SMS's SNS message id to its order (send and receipts only).
+    sns_delivery_logs: TrueOrFalse = Field(False, alias="SNS_DELIVERY_LOGS")
     # The send queue's MaximumConcurrency: each poller paces at its share of sms_per_second.
     send_pollers: int = Field(2, ge=1, alias="SEND_MAX_CONCURRENCY")
     # The staff call digest's SNS topic (plan function only); empty: no digest is sent.

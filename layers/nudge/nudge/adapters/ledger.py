@@ -35,6 +35,15 @@ listing the numbers SNS reported opted out, and two contact items per buyer (by 
     phones            SS  "#opted-out" item only: numbers SNS reported opted out
     expires_at        N   TTL, epoch seconds (every item, contact items included)
 
+SMS pointer items (only with SNS delivery-status logs: ``message_pointers``), one per SMS sent::
+
+    order_id          S   "#sns-message#<SNS message id>"
+    sms_order_id, sms_attempt   S, N   the SMS's order and attempt (a log line names neither)
+    expires_at        N   TTL: POINTER_TTL after the send (SNS's logs come within 72 h)
+
+They carry no index attribute (never in the day or holdout index, so never in a plan, the report
+or the outcomes) and no order field, and their keys start with "#" like every non-order item.
+
 Contact items (the per-buyer minimum interval, enforced by the claim itself)::
 
     contacted_at          S  UTC ISO of the claim that last took the slot; "" = given back, never
@@ -58,6 +67,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -96,6 +106,8 @@ QUOTA_PREFIX = "#quota#"
 OPTED_OUT_KEY = "#opted-out"  # the ledger item listing numbers SNS reported opted out
 OPTED_OUT_SKIP = "opted_out"
 CONTACT_PREFIX = "#contact#"
+SNS_MESSAGE_PREFIX = "#sns-message#"  # SMS pointer items (SNS delivery-status logs)
+POINTER_TTL = timedelta(days=4)  # SNS's delivery logs come within 72 h of the send
 _MAX_KEY_BYTES = 1024  # DynamoDB allows 2048 bytes for a partition key; hash anything longer than this
 
 
@@ -190,6 +202,7 @@ class DynamoReminderLedger:
         *,
         sleep: Callable[[float], None] = time.sleep,
         max_conflict_retries: int = 6,
+        message_pointers: bool = False,
     ):
         if ttl_days < 1:
             raise ValueError("ttl_days must be >= 1")
@@ -199,6 +212,8 @@ class DynamoReminderLedger:
         self._ttl = timedelta(days=ttl_days)
         self._sleep = sleep
         self._max_conflict_retries = max_conflict_retries
+        # SNS delivery-status logs name only the message id: each recorded SMS also gets a pointer.
+        self._message_pointers = message_pointers
 
     # -- reads --------------------------------------------------------------------------------
 
@@ -480,10 +495,46 @@ class DynamoReminderLedger:
                     f"record_sent {request.dedupe_key}: claim not held by this token (message {message_id})"
                 ) from exc
             raise
+        if self._message_pointers:
+            self._write_pointer(request, message_id, sent_at)
+
+    def _write_pointer(self, request: SendRequest, message_id: str, sent_at: datetime) -> None:
+        """The SMS pointer (SNS delivery-status logs). The SMS is out and recorded: a failed pointer
+        write loses only its receipt (counted unknown and dropped), so it is logged, never raised
+        (raising would report a recorded SMS as unconfirmed)."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"order_id": s_value(SNS_MESSAGE_PREFIX + message_id)},
+                UpdateExpression="SET sms_order_id = :o, sms_attempt = :a, expires_at = :exp",
+                ExpressionAttributeValues={
+                    ":o": s_value(request.order_id),
+                    ":a": n_value(request.attempt),
+                    ":exp": n_value(epoch(sent_at + POINTER_TTL)),
+                },
+            )
+        except ClientError as exc:
+            log.warning("record_sent %s: SMS pointer not written: %s", request.dedupe_key, exc)
+
+    def _pointed(self, receipt: Receipt) -> Receipt:
+        """A receipt naming only its message id (SNS delivery-status logs) -> the same receipt
+        naming its SMS's order and attempt, when the SMS's pointer is there."""
+        if receipt.order_id is not None or not receipt.message_id:
+            return receipt
+        item = self._client.get_item(
+            TableName=self._table,
+            Key={"order_id": s_value(SNS_MESSAGE_PREFIX + receipt.message_id)},
+            ConsistentRead=True,
+        ).get("Item")
+        if not item or "sms_order_id" not in item or "sms_attempt" not in item:
+            return receipt
+        return replace(receipt, order_id=item["sms_order_id"]["S"], attempt=int(item["sms_attempt"]["N"]))
 
     def apply_receipt(self, receipt: Receipt) -> ReceiptOutcome:
+        if self._message_pointers:
+            receipt = self._pointed(receipt)
         if receipt.order_id is None or receipt.attempt is None:
-            return ReceiptOutcome.UNKNOWN_MESSAGE  # only the context finds the SMS's item
+            return ReceiptOutcome.UNKNOWN_MESSAGE  # only the context or a pointer finds the SMS's item
         a = receipt.attempt
         names = {
             "#mid": f"message_id_{a}",

@@ -11,8 +11,13 @@ do-not-contact list; any other reply goes to the staff.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import gzip
+import json
 import re
 import unicodedata
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -120,6 +125,89 @@ def _from_millis(value: Any, field: str) -> datetime:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 10**14:
         raise ReceiptError(f"{field}: not a time in milliseconds")
     return datetime.fromtimestamp(value / 1000, UTC)
+
+
+# ------------------------------------------------------------- SNS SMS delivery-status logs
+
+# SNS writes one JSON line per SMS to CloudWatch Logs once the account's SMS attributes
+# DeliveryStatusIAMRole (and DeliveryStatusSuccessSamplingRate) are set: successes (sampled) to
+# "sns/<region>/<account>/DirectPublishToPhoneNumber", failures (all) to ".../Failure". A line
+# names the SNS message id and the phone (``delivery.destination``: never read here, never
+# logged), not the order. ``delivery.providerResponse`` is SNS's text for what the carrier said;
+# AWS publishes examples, not a list, so the texts below are matched by their words and any other
+# failure is ``failed``, keeping the text as its code.
+SNS_LOG_CODE_LENGTH = 80
+_SNS_TIME = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d{1,6})?$")
+_SNS_FAILURE_WORDS: tuple[tuple[str, DeliveryStatus], ...] = (
+    ("opted out", DeliveryStatus.OPTED_OUT),  # "Phone number is opted out"
+    ("blocked", DeliveryStatus.BLOCKED),  # "Phone carrier has blocked this message", "Phone has blocked SMS"
+    ("expired", DeliveryStatus.EXPIRED),  # "...ttl expired", should SNS report one
+    ("unknown error", DeliveryStatus.UNKNOWN),  # "Unknown error attempting to reach phone"
+)
+
+
+def receipt_from_sns_delivery_log(record: Mapping[str, Any]) -> Receipt:
+    """One SNS SMS delivery-status log record (the JSON of one log line) -> Receipt.
+
+    ``SUCCESS`` is ``delivered``; a ``FAILURE`` is read from its providerResponse: opted out,
+    blocked (by the carrier or the handset), expired, an unknown error (``unknown``), anything else
+    (unreachable, invalid number, over the max price...) ``failed``. The text is kept as the code.
+    The receipt names no order: the ledger finds the SMS by its message id."""
+    notification, delivery = record.get("notification"), record.get("delivery")
+    if not isinstance(notification, Mapping) or not isinstance(delivery, Mapping):
+        raise ReceiptError("not an SNS SMS delivery log record")
+    message_id = notification.get("messageId")
+    if not isinstance(message_id, str) or not message_id:
+        raise ReceiptError("notification.messageId: missing")
+    raw_response = delivery.get("providerResponse")
+    response = " ".join(raw_response.split())[:SNS_LOG_CODE_LENGTH] if isinstance(raw_response, str) else ""
+    outcome = record.get("status")
+    if outcome == "SUCCESS":
+        status = DeliveryStatus.DELIVERED
+    elif outcome == "FAILURE":
+        lowered = response.lower()
+        status = next((s for words, s in _SNS_FAILURE_WORDS if words in lowered), DeliveryStatus.FAILED)
+    else:
+        raise ReceiptError(f"status: not SUCCESS or FAILURE: {str(outcome)[:20]!r}")
+    return Receipt(
+        message_id=message_id,
+        status=status,
+        at=_sns_time(notification.get("timestamp"), "notification.timestamp"),
+        code=response or str(outcome),
+    )
+
+
+def _sns_time(value: Any, field: str) -> datetime:
+    if not isinstance(value, str) or not _SNS_TIME.match(value):
+        raise ReceiptError(f"{field}: expected YYYY-MM-DD HH:MM:SS.mmm")
+    try:
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)  # SNS writes UTC
+    except ValueError:
+        raise ReceiptError(f"{field}: not a date") from None
+
+
+def cloudwatch_log_messages(event: Mapping[str, Any]) -> list[str]:
+    """A CloudWatch Logs subscription's Lambda event (``{"awslogs": {"data": base64(gzip(json))}}``)
+    -> the messages of its log events, oldest first. A ``CONTROL_MESSAGE`` (CloudWatch Logs checking
+    that the destination is reachable) holds none."""
+    awslogs = event.get("awslogs")
+    data = awslogs.get("data") if isinstance(awslogs, Mapping) else None
+    if not isinstance(data, str):
+        raise ReceiptError("awslogs.data: missing")
+    try:
+        payload = json.loads(gzip.decompress(base64.b64decode(data, validate=True)))
+    except (binascii.Error, OSError, EOFError, zlib.error, ValueError):
+        raise ReceiptError("awslogs.data: not base64 gzip JSON") from None
+    if not isinstance(payload, Mapping):
+        raise ReceiptError("awslogs.data: not a JSON object")
+    if payload.get("messageType") == "CONTROL_MESSAGE":
+        return []
+    events = payload.get("logEvents")
+    if payload.get("messageType") != "DATA_MESSAGE" or not isinstance(events, list):
+        raise ReceiptError("awslogs.data: not a DATA_MESSAGE with logEvents")
+    return [
+        e["message"] if isinstance(e, Mapping) and isinstance(e.get("message"), str) else "" for e in events
+    ]
 
 
 # -------------------------------------------------------------------------- Alibaba Cloud SMS

@@ -180,6 +180,16 @@ class AliyunProvider:
             self.server.server = new
 
 
+def client_timeouts(gateway: Any) -> tuple[float, float, int]:
+    """(connect timeout s, read timeout s, attempts per call) of an adapter's own client."""
+    client = gateway._client
+    if hasattr(client, "meta"):  # botocore
+        config = client.meta.config
+        return config.connect_timeout, config.read_timeout, config.retries["total_max_attempts"]
+    attempts = 1 if client._retry_options is None else client._retry_options.max_attempts
+    return client._connect_timeout / 1000, client._read_timeout / 1000, attempts
+
+
 def pipeline_provider(p: Any) -> Provider:
     """The provider behind a LocalPipeline's send function, with its faults on that function's client."""
     gateway = p.send_app.sender.sms

@@ -144,8 +144,8 @@ class AliyunProvider:
                 raise Died
             if fault == "unreachable":
                 return self._refusing(lambda: real(*args, **kwargs))
-            if fault == "answer_lost":
-                server.answers.append(Answer(delay=ALIYUN_READ_TIMEOUT_MS / 1000 + 0.3))
+            if fault == "answer_lost":  # the server answers after the client's own read timeout
+                server.answers.append(Answer(delay=client._read_timeout / 1000 + 0.3))
             if fault == "throttled":
                 server.answers.append(
                     Answer(200, {"Code": "isv.BUSINESS_LIMIT_CONTROL", "Message": "触发分钟级流控"})
@@ -180,9 +180,8 @@ class AliyunProvider:
             self.server.server = new
 
 
-def client_timeouts(gateway: Any) -> tuple[float, float, int]:
-    """(connect timeout s, read timeout s, attempts per call) of an adapter's own client."""
-    client = gateway._client
+def client_timeouts(client: Any) -> tuple[float, float, int]:
+    """(connect timeout s, read timeout s, attempts per call) of a gateway's client."""
     if hasattr(client, "meta"):  # botocore
         config = client.meta.config
         return config.connect_timeout, config.read_timeout, config.retries["total_max_attempts"]

@@ -8,17 +8,20 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import timedelta
 
 import pytest
 
 from nudge.services.ports import SendRequest
 from nudge.services.sending import RetryLaterError, SendOutcome, UnconfirmedSendError
 from tests.gateways import GATEWAYS, Died, Provider, gateway_provider
-from tests.unit.test_services import AT, deliver, request, sender
+from tests.unit.test_send_after_a_slow_claim import SlowClaimLedger
+from tests.unit.test_services import AFTERNOON, AT, deliver, of_buyer_1, request, sender
 
 # Alibaba Cloud sends registered templates: every request carries the template's values.
 PARAMS = {"name": "王小明", "item": "羊毛围巾", "amount": "199.00", "closes": "23:59"}
 VISIBILITY = 370  # the send queue's visibility timeout: SQS redelivers a failed message after it
+PUBLISH_TIMEOUT = timedelta(seconds=12)  # each gateway's connect + read timeout (test_send_faults)
 
 
 @pytest.fixture(params=GATEWAYS)
@@ -91,3 +94,34 @@ def test_a_sender_that_dies_after_its_claim_is_reported_once_and_never_resent(pr
     assert deliver(s, sms()) is SendOutcome.UNCONFIRMED
     assert deliver(s, sms()) is SendOutcome.DUPLICATE  # reported once
     assert provider.received() == received  # never a second hand-off
+
+
+def test_a_throttled_hand_off_gives_the_buyers_slot_back(provider):
+    provider.fail_next("throttled")
+    s, clock = sender(sms=provider.gateway)
+    with pytest.raises(RetryLaterError):
+        deliver(s, replace(of_buyer_1(1), template_params=PARAMS))
+    clock.set(AFTERNOON)
+    assert deliver(s, replace(of_buyer_1(2), template_params=PARAMS)) is SendOutcome.SENT
+    assert provider.received() == ["+8613800138001"]  # the afternoon's, the first was refused
+
+
+def test_a_lost_answer_keeps_the_buyer_from_another_sms_for_24_hours(provider):
+    provider.fail_next("answer_lost")
+    s, clock = sender(sms=provider.gateway)
+    with pytest.raises(UnconfirmedSendError):
+        deliver(s, replace(of_buyer_1(1), template_params=PARAMS))
+    clock.set(AFTERNOON)
+    assert deliver(s, replace(of_buyer_1(2), template_params=PARAMS)) is SendOutcome.BUYER_RECENTLY_CONTACTED
+    assert provider.received() == ["+8613800138001"]  # the one the provider took, nothing more
+
+
+def test_a_claim_that_ate_the_time_left_hands_nothing_off(provider):
+    """A slow claim (conflict retries): the deadline is checked again with the gateway's own worst
+    case before the hand-off, and the claim is given back."""
+    s, clock = sender(sms=provider.gateway)
+    clock.set(AT + timedelta(minutes=49, seconds=46))  # 14 s before the window closes at 10:40
+    s.ledger = SlowClaimLedger(clock)  # the claim takes 5 s
+    s.publish_timeout = PUBLISH_TIMEOUT
+    assert deliver(s, sms()) is SendOutcome.PAST_DEADLINE
+    assert provider.received() == [] and "claimed_attempt" not in s.ledger.items["o-1"]

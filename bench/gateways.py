@@ -71,10 +71,7 @@ def calls_per_sms(variant: str, orders: int) -> dict[str, Any]:
             with counter.in_phase("send"), contextlib.redirect_stdout(io.StringIO()):
                 drained = p.drain_queue()
             sent = len(p.sent_sms())
-            handoffs = len(p.sms_voice.sent)  # the stand-in is not a botocore client: counted here
         calls = Counter(counter.phases["send"].calls)
-        if gateway == "end-user-messaging":
-            calls["pinpoint-sms-voice-v2.SendTextMessage"] += handoffs
     finally:
         counter.uninstall()
     per_batch = {"dynamodb.BatchGetItem", "dynamodb.GetItem", "ssm.GetParameter"}

@@ -318,11 +318,9 @@ class LocalPipeline:
         real = bootstrap.session_clients(boto3.session.Session(region_name=REGION))
 
         def clients(service_name: str, *, config: Any = None) -> Any:
-            return (
-                self.sms_voice
-                if service_name == "pinpoint-sms-voice-v2"
-                else real(service_name, config=config)
-            )
+            client = real(service_name, config=config)
+            # End User Messaging: the real client, answered on the wire by the stand-in.
+            return self.sms_voice.serve(client) if service_name == "pinpoint-sms-voice-v2" else client
 
         self._clients = clients
         self._build_apps()

@@ -23,7 +23,7 @@ import pytest
 
 from nudge.adapters.aliyun_sms import AliyunSmsGateway, aliyun_phone, make_client
 from nudge.services.ports import OptedOutError, PermanentSendError, TransientSendError
-from nudge.services.sending import RetryLaterError, SendOutcome, UnconfirmedSendError
+from nudge.services.sending import SendOutcome
 from tests.builders import outgoing
 from tests.unit.test_services import deliver, request, sender
 
@@ -286,6 +286,8 @@ def test_the_other_gateways_never_load_the_sdk():
 
 
 # ------------------------------------------------------------------ the send path's promises
+# Timeouts before and after delivery, flow control and a sender's death after its claim are the
+# same promises for every gateway: tests/contract/test_send_promises.py runs them on this one too.
 
 
 def aliyun_request(i: int = 1):
@@ -300,25 +302,6 @@ def test_through_the_sender_an_accepted_sms_is_recorded_with_alibabas_id(dysmsap
     assert seen.query["OutId"] == "t0"  # the claim the sender took before the call
     assert deliver(s, aliyun_request()) is SendOutcome.DUPLICATE  # a redelivery sends nothing
     assert len(dysmsapi.seen) == 1
-
-
-def test_through_the_sender_flow_control_gives_the_claim_back_and_a_retry_sends(dysmsapi):
-    dysmsapi.answers.append(Answer(200, {"Code": "isv.BUSINESS_LIMIT_CONTROL", "Message": "触发分钟级流控"}))
-    s, _ = sender(sms=gateway(dysmsapi.endpoint))
-    with pytest.raises(RetryLaterError, match="BUSINESS_LIMIT_CONTROL"):
-        deliver(s, aliyun_request())
-    assert deliver(s, aliyun_request()) is SendOutcome.SENT  # SQS's redelivery
-    assert len(dysmsapi.seen) == 2
-
-
-def test_through_the_sender_a_lost_answer_keeps_the_claim_and_is_never_resent(dysmsapi):
-    dysmsapi.answers.append(Answer(delay=1.5))
-    s, clock = sender(sms=gateway(dysmsapi.endpoint, read_timeout_ms=300))
-    with pytest.raises(UnconfirmedSendError, match="publish outcome unknown"):
-        deliver(s, aliyun_request())
-    clock.advance(370)  # SQS redelivers after the visibility timeout
-    assert deliver(s, aliyun_request()) is SendOutcome.DUPLICATE
-    assert len(dysmsapi.seen) == 1  # Alibaba Cloud saw it once: SendSms is not idempotent
 
 
 def test_through_the_sender_a_refused_number_is_recorded_not_retried(dysmsapi):

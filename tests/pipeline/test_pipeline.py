@@ -15,9 +15,10 @@ import pytest
 
 from nudge.adapters.sqs import SqsSendQueue
 from nudge.domain.orders import read_history_jsonl
-from nudge.services.ports import SendRequest, TransientSendError
+from nudge.services.ports import SendRequest
 from nudge_local.pipeline import FakeClock, LambdaContextStub, LocalPipeline, sqs_event
 from tests.builders import SHANGHAI
+from tests.gateways import PIPELINE_GATEWAYS, pipeline_provider
 
 pytestmark = pytest.mark.aws
 
@@ -48,7 +49,7 @@ FIVE = [
 
 # Every promise here holds whichever gateway sends (the SmsGateway parameter): SNS on moto, and End
 # User Messaging through its local stand-in with the service's request and error shapes.
-@pytest.fixture(params=["sns", "end-user-messaging"])
+@pytest.fixture(params=PIPELINE_GATEWAYS)
 def pipeline(request):
     def make(parameters=None, env=None, at=AT):
         env = {**QUIET, **(env or {})}
@@ -125,29 +126,11 @@ def test_sqs_redelivery_of_a_delivered_batch_sends_nothing_twice(pipeline):
         assert len(p.sent_sms()) == len(batch) and set(sms_per_phone(p).values()) == {1}
 
 
-class FlakySms:
-    """Wraps the real gateway: the first `fail` publishes raise `error` before reaching SNS."""
-
-    def __init__(self, real, fail: int, error: Exception):
-        self.real, self.fail, self.error = real, fail, error
-        self.checks_opt_out = real.checks_opt_out
-
-    def is_opted_out(self, phone):
-        return self.real.is_opted_out(phone)
-
-    def publish(self, sms):
-        if self.fail > 0:
-            self.fail -= 1
-            raise self.error
-        return self.real.publish(sms)
-
-
 def test_throttled_publishes_are_retried_within_the_window_and_sent_once(pipeline):
     with pipeline() as p:
         p.load_orders(FIVE)
         p.fire_window(MORNING, AT)
-        sender = p.send_app.sender
-        sender.sms = FlakySms(sender.sms, fail=2, error=TransientSendError("Throttling"))
+        pipeline_provider(p).fail_next("throttled", "throttled")  # the gateway's throttling answer
         stats = p.drain_queue()
         assert stats["failed"] == 2  # reported as batch item failures, left on the queue
         assert len(p.sent_sms()) == 5 and set(sms_per_phone(p).values()) == {1}
@@ -156,16 +139,16 @@ def test_throttled_publishes_are_retried_within_the_window_and_sent_once(pipelin
         assert p.plan_app.ledger.sent_on(AT.date()) == 5
 
 
-def test_a_crash_between_claim_and_publish_never_yields_a_second_sms(pipeline):
+def test_a_lost_answer_after_the_claim_never_yields_a_second_sms(pipeline):
     with pipeline() as p:
         p.load_orders(FIVE[:1])
         p.fire_window(MORNING, AT)
-        sender = p.send_app.sender
-        # Unknown outcome (e.g. a read timeout): the SMS may have gone out, so the claim stays.
-        sender.sms = FlakySms(sender.sms, fail=1, error=TimeoutError("read timeout"))
+        provider = pipeline_provider(p)
+        # Unknown outcome (a read timeout): the SMS may have gone out, so the claim stays.
+        provider.fail_next("answer_lost")
         stats = p.drain_queue()
         assert stats["failed"] == 1 and stats["messages"] == 2  # redelivered once, then dropped
-        assert p.sent_sms() == []  # a lost reminder rather than a double one
+        assert provider.received() == ["+8613800138001"]  # the gateway took it once, never again
         item = p.ledger_item("o-1")
         assert int(item["claimed_attempt"]) == 1 and "reminders_sent" not in item
         assert p.queue_depth() == 0

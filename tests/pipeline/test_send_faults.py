@@ -1,9 +1,11 @@
-"""Faults on the send path, end to end through the real handlers on moto (stack from template.yaml).
+"""Faults on the send path, end to end through the real handlers on moto (stack from template.yaml),
+with each SMS gateway the local stack plays (``tests.gateways.PIPELINE_GATEWAYS``).
 
-Each fault is injected where it happens in AWS: a Publish that hangs (botocore's ReadTimeoutError
-from the real SNS client), a sender that dies between its claim and its publish, a payment or a
-closing written between plan and send, an invocation about to time out, two send containers at
-once. What SNS received is read back from moto.
+Each fault is injected where it happens, on the send function's own gateway client
+(``tests.gateways``): a hand-off that never connects, one whose answer is lost after the provider
+took the SMS (botocore's ReadTimeoutError), throttling, a sender that dies after its claim, a
+payment or a closing written between plan and send, an invocation about to time out, two send
+containers at once. What the provider received is read back from it (moto's SNS, the stand-in).
 """
 
 from __future__ import annotations
@@ -12,13 +14,13 @@ import threading
 from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qs
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError, ReadTimeoutError
 
-from nudge.adapters.sns import SNS_CLIENT_CONFIG
+from nudge.adapters.aliyun_sms import ALIYUN_PUBLISH_TIMEOUT, make_client
+from nudge.adapters.end_user_messaging import EUM_CLIENT_CONFIG, EUM_PUBLISH_TIMEOUT
+from nudge.adapters.sns import SNS_CLIENT_CONFIG, SNS_PUBLISH_TIMEOUT
 from nudge.adapters.sqs import SqsSendQueue
 from nudge.services.ports import CLAIM_IN_FLIGHT_LIMIT, SendRequest
 from nudge.services.sending import MIN_TIME_TO_SEND
@@ -26,6 +28,7 @@ from nudge_local.moto_env import load_template
 from nudge_local.pipeline import FakeClock, LambdaContextStub, LocalPipeline, sqs_event
 from tests.builders import SHANGHAI, order_record
 from tests.contract.test_dal import TEMPLATE, atomic_moto  # noqa: F401  (a fixture)
+from tests.gateways import GATEWAYS, PIPELINE_GATEWAYS, Died, client_timeouts, pipeline_provider
 
 pytestmark = pytest.mark.aws
 
@@ -44,33 +47,11 @@ def order(order_id: str, buyer: str, phone: str, created: datetime, **extra: Any
     )
 
 
-@pytest.fixture
-def pipeline():
-    with LocalPipeline(clock=FakeClock(AT), env=QUIET) as p:
+@pytest.fixture(params=PIPELINE_GATEWAYS)
+def pipeline(request):
+    with LocalPipeline(clock=FakeClock(AT), env=QUIET, gateway=request.param) as p:
+        p.provider = pipeline_provider(p)  # what the gateway received, and faults on its client
         yield p
-
-
-def sns_client(p: LocalPipeline) -> Any:
-    return p.send_app.sender.sms._client
-
-
-class PublishFault:
-    """A botocore hook on the send function's own SNS client: the next ``times`` Publish calls
-    fail with ``error`` before they reach SNS (or, ``delivered``, after SNS took the SMS)."""
-
-    def __init__(self, p: LocalPipeline, error: BaseException, times: int = 1, delivered: bool = False):
-        self.client, self.error, self.left, self.delivered = sns_client(p), error, times, delivered
-        self.client.meta.events.register("before-send.sns.Publish", self)
-
-    def __call__(self, request: Any, **_: Any) -> None:
-        if self.left <= 0:
-            return
-        self.left -= 1
-        if self.delivered:  # SNS got it and sent it; only the answer is lost
-            body = request.body.decode() if isinstance(request.body, bytes) else request.body
-            params = {k: v[0] for k, v in parse_qs(body).items()}
-            boto3.client("sns").publish(PhoneNumber=params["PhoneNumber"], Message=params["Message"])
-        raise self.error
 
 
 class MetricNames:
@@ -110,21 +91,43 @@ def redeliver_later(p: LocalPipeline, messages: list[dict]) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def test_the_send_functions_timeouts_fit_inside_each_other():
-    """A hung Publish must end (as unconfirmed) before the send function's timeout, and a claim
+PUBLISH_TIMEOUTS = {
+    "sns": SNS_PUBLISH_TIMEOUT,
+    "end-user-messaging": EUM_PUBLISH_TIMEOUT,
+    "aliyun": ALIYUN_PUBLISH_TIMEOUT,
+}
+
+
+def own_client(gateway: str) -> Any:
+    """The client the send function builds for this gateway (bootstrap.sms_gateway's config)."""
+    if gateway == "aliyun":
+        return make_client("key-id", "key-secret")
+    service, config = {
+        "sns": ("sns", SNS_CLIENT_CONFIG),
+        "end-user-messaging": ("pinpoint-sms-voice-v2", EUM_CLIENT_CONFIG),
+    }[gateway]
+    return boto3.client(service, region_name="us-east-1", config=config)
+
+
+@pytest.mark.parametrize("gateway", GATEWAYS)
+def test_the_send_functions_timeouts_fit_inside_each_other(gateway):
+    """A hung hand-off must end (as unconfirmed) before the send function's timeout, and a claim
     that outlived any invocation must be seen as its sender's death by the redelivery."""
     resources = load_template(TEMPLATE)["Resources"]
     function_timeout = timedelta(seconds=int(resources["SendFunction"]["Properties"]["Timeout"]))
     visibility = timedelta(seconds=int(resources["SendQueue"]["Properties"]["VisibilityTimeout"]))
-    publish_at_worst = timedelta(seconds=SNS_CLIENT_CONFIG.connect_timeout + SNS_CLIENT_CONFIG.read_timeout)
-    assert SNS_CLIENT_CONFIG.retries["total_max_attempts"] == 1  # botocore adds its "mode" when used
+    connect, read, attempts = client_timeouts(own_client(gateway))
+    assert attempts == 1  # one hand-off per attempt: a retried call after a lost answer sends twice
+    publish_at_worst = timedelta(seconds=connect + read)
+    assert publish_at_worst == PUBLISH_TIMEOUTS[gateway]  # what the sender reckons with
     assert publish_at_worst < MIN_TIME_TO_SEND < function_timeout < CLAIM_IN_FLIGHT_LIMIT < visibility
 
 
-def test_the_send_function_builds_its_sns_client_with_short_timeouts(pipeline):
-    config = sns_client(pipeline).meta.config
-    assert (config.connect_timeout, config.read_timeout) == (2, 10)
-    assert config.retries["total_max_attempts"] == 1
+def test_the_send_function_builds_its_gateway_client_with_short_timeouts_and_one_attempt(pipeline):
+    connect, read, attempts = client_timeouts(pipeline.send_app.sender.sms._client)
+    assert (connect, read, attempts) == (2, 10, 1)  # botocore adds its retry "mode" when used
+    assert timedelta(seconds=connect + read) == PUBLISH_TIMEOUTS[pipeline.gateway]
+    assert pipeline.send_app.sender.publish_timeout == PUBLISH_TIMEOUTS[pipeline.gateway]
 
 
 def test_a_hung_publish_is_unconfirmed_and_the_buyer_gets_nothing_more_within_24_hours(pipeline, monkeypatch):
@@ -132,14 +135,14 @@ def test_a_hung_publish_is_unconfirmed_and_the_buyer_gets_nothing_more_within_24
     metrics = MetricNames(p, monkeypatch)
     p.load_orders([order("o-1", "b-1", "+8613800138001", AT - timedelta(hours=3))])
     assert p.fire_window(MORNING, AT)["enqueued"] == 1
-    # SNS took the SMS, but its answer never came: botocore gives up after the 10 s read timeout.
-    PublishFault(p, ReadTimeoutError(endpoint_url="https://sns.us-east-1.amazonaws.com"), delivered=True)
+    # The provider took the SMS, but its answer never came: the client gives up (read timeout).
+    p.provider.fail_next("answer_lost")
     stats = p.drain_queue()
     assert stats["messages"] == 2  # failed once as unconfirmed, its redelivery is a plain duplicate
     assert metrics.names["SendUnconfirmed"] == 1 and metrics.names["Send_duplicate"] == 1
     item = p.ledger_item("o-1")
     assert int(item["claimed_attempt"]) == 1 and "reminders_sent" not in item  # the claim is kept
-    assert skip_reasons(p, "o-1")[0].startswith("unconfirmed: publish outcome unknown: ReadTimeoutError")
+    assert skip_reasons(p, "o-1")[0].startswith("unconfirmed: publish outcome unknown")
 
     # The same buyer orders again at noon; the afternoon plan sees the unknown claim ...
     p.load_orders([order("o-2", "b-1", "+8613800138002", datetime(2026, 11, 23, 12, 0, tzinfo=SH))])
@@ -152,15 +155,38 @@ def test_a_hung_publish_is_unconfirmed_and_the_buyer_gets_nothing_more_within_24
     p.clock.set(PM)
     p.drain_queue()
     assert skip_reasons(p, "o-2") == ["buyer_recently_contacted"]
-    assert [phone for phone, _ in p.sent_sms()] == ["+8613800138001"]  # the one SNS took, nothing more
+    assert p.provider.received() == ["+8613800138001"]  # the one the provider took, nothing more
 
 
-def test_a_sender_that_dies_between_claim_and_publish_is_reported_once_and_never_resent(
-    pipeline, monkeypatch
-):
-    class Crash(BaseException):
-        """The process dies (Lambda timeout, out of memory): no handler of ours runs."""
+def test_a_hand_off_that_never_connected_is_retried_and_sent_once(pipeline, monkeypatch):
+    p = pipeline
+    metrics = MetricNames(p, monkeypatch)
+    p.load_orders([order("o-1", "b-1", "+8613800138001", AT - timedelta(hours=3))])
+    assert p.fire_window(MORNING, AT)["enqueued"] == 1
+    p.provider.fail_next("unreachable")  # the connect timed out: nothing left the function
+    stats = p.drain_queue()
+    assert stats["failed"] == 1 and stats["messages"] == 2  # the claim went back; SQS retried
+    assert metrics.names["SendUnconfirmed"] == 0
+    assert p.provider.received() == ["+8613800138001"]
+    assert int(p.ledger_item("o-1")["reminders_sent"]) == 1
 
+
+def test_throttled_hand_offs_give_their_claims_back_and_are_sent_once_on_retry(pipeline):
+    p = pipeline
+    p.load_orders(
+        [order(f"o-{i}", f"b-{i}", f"+86138001380{i:02d}", AT - timedelta(hours=3)) for i in (1, 2, 3)]
+    )
+    assert p.fire_window(MORNING, AT)["enqueued"] == 3
+    p.provider.fail_next("throttled", "throttled")
+    stats = p.drain_queue()
+    assert stats["failed"] == 2  # reported as batch item failures, back after the visibility timeout
+    assert Counter(p.provider.received()) == Counter(f"+86138001380{i:02d}" for i in (1, 2, 3))
+    assert p.plan_app.ledger.sent_on(AT.date()) == 3  # each throttled claim gave its unit back once
+    assert p.clock.now() < AT + timedelta(minutes=50)  # the retries fit in the window
+
+
+@pytest.mark.parametrize("fault", ["dies", "dies_after_delivery"])
+def test_a_sender_that_dies_after_its_claim_is_reported_once_and_never_resent(pipeline, monkeypatch, fault):
     p = pipeline
     metrics = MetricNames(p, monkeypatch)
     p.load_orders(
@@ -172,8 +198,8 @@ def test_a_sender_that_dies_between_claim_and_publish_is_reported_once_and_never
     p.fire_window(MORNING, AT)
     messages = p.receive()
     assert len(messages) == 2
-    PublishFault(p, Crash())
-    with pytest.raises(Crash):
+    p.provider.fail_next(fault)  # as the hand-off starts, or once the provider took the SMS
+    with pytest.raises(Died):
         p.deliver(messages)  # the first claim is taken, then the invocation dies
     crashed = next(oid for oid in ("o-1", "o-2") if p.ledger_item(oid))
     assert int(p.ledger_item(crashed)["claimed_attempt"]) == 1
@@ -182,16 +208,20 @@ def test_a_sender_that_dies_between_claim_and_publish_is_reported_once_and_never
     p.drain_queue()
     assert skip_reasons(p, crashed) == ["unconfirmed: claimed, never recorded as sent"]
     assert metrics.names["SendUnconfirmed"] == 1 and metrics.names["Send_unconfirmed"] == 1
-    assert len(p.sent_sms()) == 1  # only the message the crash never reached
-    # A later plan queuing the same attempt again finds it settled: a duplicate, not a new report.
     phone = {"o-1": "+8613800138001", "o-2": "+8613800138002"}[crashed]
+    other = {"+8613800138001", "+8613800138002"} - {phone}
+    # the message the crash never reached, and the dead sender's only if the provider took it
+    assert Counter(p.provider.received()) == Counter(
+        [*other, *([phone] if fault == "dies_after_delivery" else [])]
+    )
+    # A later plan queuing the same attempt again finds it settled: a duplicate, not a new report.
     buyer = {"o-1": "b-1", "o-2": "b-2"}[crashed]
     SqsSendQueue(p.sqs, p.resources.send_queue_url).enqueue(
         [send_request(crashed, buyer, phone, at=AT, window="09:50-10:40")]
     )
     p.drain_queue()
     assert metrics.names["SendUnconfirmed"] == 1 and metrics.names["Send_duplicate"] == 1
-    assert phone not in dict(p.sent_sms())
+    assert p.provider.received().count(phone) == (fault == "dies_after_delivery")  # never a second
 
 
 def test_an_invocation_about_to_time_out_claims_nothing_and_the_message_is_retried(pipeline, monkeypatch):
@@ -206,11 +236,11 @@ def test_an_invocation_about_to_time_out_claims_nothing_and_the_message_is_retri
     messages = p.receive()
     result = p.send_module.lambda_handler(sqs_event(messages, p.queue_arn), Ending("send"))
     assert [f["itemIdentifier"] for f in result["batchItemFailures"]] == [messages[0]["MessageId"]]
-    assert p.ledger_item("o-1") is None and p.sent_sms() == []  # not even claimed
+    assert p.ledger_item("o-1") is None and p.provider.received() == []  # not even claimed
     assert metrics.names["SendDeferred"] == 1
     redeliver_later(p, messages)
     p.drain_queue()
-    assert [phone for phone, _ in p.sent_sms()] == ["+8613800138001"]
+    assert p.provider.received() == ["+8613800138001"]
 
 
 def test_a_closing_written_between_plan_and_send_stops_the_sms(pipeline):
@@ -227,7 +257,7 @@ def test_a_closing_written_between_plan_and_send_stops_the_sms(pipeline):
         ExpressionAttributeValues={":c": (AT - timedelta(minutes=1)).isoformat()},
     )
     p.drain_queue()
-    assert [phone for phone, _ in p.sent_sms()] == ["+8613800138003"]
+    assert p.provider.received() == ["+8613800138003"]
     assert skip_reasons(p, "o-1") == ["not_unpaid"]
     assert skip_reasons(p, "o-2") == [f"expired: closed at {(AT - timedelta(minutes=1)).isoformat()}"]
 
@@ -243,17 +273,10 @@ def test_a_throttled_sms_retried_after_the_order_closed_is_not_sent(pipeline):
         UpdateExpression="SET closes_at = :c",
         ExpressionAttributeValues={":c": closes.isoformat()},
     )
-    throttled = ClientError(
-        {
-            "Error": {"Code": "Throttling", "Message": "Rate exceeded"},
-            "ResponseMetadata": {"HTTPStatusCode": 400},
-        },
-        "Publish",
-    )
-    PublishFault(p, throttled)
+    p.provider.fail_next("throttled")
     stats = p.drain_queue()  # throttled, released; back 370 s later, after 09:55
     assert stats["failed"] == 1 and stats["messages"] == 2
-    assert p.sent_sms() == []
+    assert p.provider.received() == []
     assert skip_reasons(p, "o-1") == [f"expired: closed at {closes.isoformat()}"]
     assert p.plan_app.ledger.sent_on(AT.date()) == 0  # the throttled claim gave its unit back
 
@@ -296,5 +319,5 @@ def test_two_send_containers_at_once_text_one_buyer_once(pipeline):
     for t in threads:
         t.join()
     assert results == [{"batchItemFailures": []}] * 2
-    assert len(p.sent_sms()) == 1
+    assert len(p.provider.received()) == 1
     assert skip_reasons(p, "o-1") + skip_reasons(p, "o-2") == ["buyer_recently_contacted"]

@@ -256,6 +256,20 @@ def test_refused_before_any_call(dysmsapi):
     assert not issubclass(PermanentSendError, OptedOutError)
 
 
+def test_each_text_variant_goes_out_under_its_own_template(dysmsapi):
+    client = make_client(KEY_ID, SECRET, endpoint=dysmsapi.endpoint, protocol="http")
+    gw = AliyunSmsGateway(
+        client, sign_name="Nudge小店", template_codes={1: {"A": "SMS_1001", "B": "SMS_1002"}, 2: "SMS_2001"}
+    )
+    gw.publish(outgoing(variant="B", template_params=PARAMS))
+    gw.publish(outgoing(attempt=2, variant="B", template_params=PARAMS))
+    assert [seen.query["TemplateCode"] for seen in dysmsapi.seen] == ["SMS_1002", "SMS_2001"]
+    for variant in ("C", None):  # queued before the variants changed: no template says its text
+        with pytest.raises(PermanentSendError, match="variant"):
+            gw.publish(outgoing(variant=variant, template_params=PARAMS))
+    assert len(dysmsapi.seen) == 2  # refused before any call
+
+
 def test_settings_are_checked_when_built():
     with pytest.raises(ValueError, match="sign_name"):
         AliyunSmsGateway(object(), sign_name=" ", template_codes={1: "a", 2: "b"})

@@ -403,3 +403,22 @@ def test_the_gateway_gets_the_claim_the_deadline_and_the_variant():
     assert (handed.order_id, handed.attempt, handed.variant) == ("o-1", 1, "cutoff")
     assert handed.not_after == req.not_after and handed.handed_at == AT
     assert handed.claim_token == s.ledger.items["o-1"]["claim_token"]
+
+
+def test_for_a_template_gateway_each_queued_sms_carries_its_templates_values_and_otherwise_nothing_new():
+    """SmsGateway=aliyun: the plan app passes template_params=True (settings.sends_templates); the
+    values are judged at the window's instant like the text. Any other gateway: the message body is
+    byte for byte what it was (no template_params key at all)."""
+    orders = [record(1, buyer_name="王小明", item_title="羊毛围巾", amount=199)]
+    _, plain, _ = plan(FakeOrderRepository(orders))
+    _, templated, _ = plan(FakeOrderRepository(orders), template_params=True)
+    (body,) = plain.bodies
+    assert "template_params" not in body
+    (request,) = templated.requests
+    assert request.template_params == {
+        "name": "王小明",
+        "item": "羊毛围巾",
+        "amount": "199.00",
+        "cutoff": "11:00",
+    }
+    assert replace(request, template_params=None) == plain.requests[0]  # the rest is the same SMS

@@ -281,15 +281,18 @@ def build_outcomes_app(
 class ReceiptsApp:
     settings: Settings
     ledger: DeliveryLedger
+    clock: Clock = system_clock  # the daily unknown-after-72-h run's "now"
 
 
-def build_receipts_app(settings: Settings, *, clients: ClientFactory) -> ReceiptsApp:
+def build_receipts_app(
+    settings: Settings, *, clients: ClientFactory, clock: Clock = system_clock
+) -> ReceiptsApp:
     from nudge.adapters.ledger import DynamoReminderLedger
 
     ledger = DynamoReminderLedger(
         clients("dynamodb"), settings.ledger_table, settings.ledger_day_index, settings.ledger_ttl_days
     )
-    return ReceiptsApp(settings=settings, ledger=ledger)
+    return ReceiptsApp(settings=settings, ledger=ledger, clock=clock)
 
 
 @dataclass(slots=True)

@@ -273,7 +273,9 @@ class FakeReminderLedger:
             item[f"delivery_at_{a}"] = utc_iso(receipt.at)
             return ReceiptOutcome.SETTLED if unconfirmed else ReceiptOutcome.APPLIED
 
-    def awaiting_receipts(self, since: datetime, until: datetime, days: Sequence[date]) -> Iterator[AwaitedSms]:
+    def awaiting_receipts(
+        self, since: datetime, until: datetime, days: Sequence[date]
+    ) -> Iterator[AwaitedSms]:
         lower, upper = utc_iso(since), utc_iso(until)
         for day in days:
             with self._lock:

@@ -16,9 +16,9 @@ from nudge.domain.delivery import (
     DeliveryStatus,
     ReceiptError,
     is_opt_out_reply,
+    overdue,
     receipt_from_aliyun_report,
     receipt_from_eum_event,
-    overdue,
     reply_from_aliyun_up,
     status_at,
     sweep_span,
@@ -168,7 +168,7 @@ SENT = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
 def test_an_sms_is_due_for_unknown_72_hours_after_its_send_without_a_final_status(status, hours, due):
     sms = AwaitedSms("o-1", 1, SENT, status)
     assert overdue(sms, SENT + timedelta(hours=hours)) is due
-    assert RECEIPT_DEADLINE == timedelta(hours=72)
+    assert timedelta(hours=72) == RECEIPT_DEADLINE
 
 
 def test_a_sweep_reads_the_shop_days_of_the_sends_past_the_deadline():

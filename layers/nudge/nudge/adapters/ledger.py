@@ -531,7 +531,9 @@ class DynamoReminderLedger:
 
     # -- unknown after 72 h (nudge.services.receipts.mark_unknown_deliveries) --------------------
 
-    def awaiting_receipts(self, since: datetime, until: datetime, days: Sequence[date]) -> Iterator[AwaitedSms]:
+    def awaiting_receipts(
+        self, since: datetime, until: datetime, days: Sequence[date]
+    ) -> Iterator[AwaitedSms]:
         """The SMS of the order items whose last SMS was sent in [since, until], read day by day
         from the day index (Query, lazily: the caller's limit stops the reads too)."""
         for day in days:

@@ -98,7 +98,9 @@ def overdue(sms: AwaitedSms, now: datetime) -> bool:
     )
 
 
-def sweep_span(now: datetime, zone: tzinfo, lookback: timedelta = SWEEP_LOOKBACK) -> tuple[datetime, datetime, list[date]]:
+def sweep_span(
+    now: datetime, zone: tzinfo, lookback: timedelta = SWEEP_LOOKBACK
+) -> tuple[datetime, datetime, list[date]]:
     """What one sweep at ``now`` reads from the ledger's day index: items whose last SMS was sent
     in [``now`` - RECEIPT_DEADLINE - ``lookback``, ``now`` - RECEIPT_DEADLINE), on these shop-local
     days (the index's key, oldest first). An item's earlier SMS are older than its last one, so

@@ -339,7 +339,9 @@ class DeliveryLedger(Protocol):
         never creating an item. ``receipt`` names the order and attempt (the gateway's context)."""
         ...
 
-    def awaiting_receipts(self, since: datetime, until: datetime, days: Sequence[date]) -> Iterator[AwaitedSms]:
+    def awaiting_receipts(
+        self, since: datetime, until: datetime, days: Sequence[date]
+    ) -> Iterator[AwaitedSms]:
         """Every SMS (with its delivery status) of the order items whose last SMS was sent in
         [``since``, ``until``] on these shop-local days: Query on the day index, read lazily."""
         ...

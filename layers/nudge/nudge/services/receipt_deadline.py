@@ -71,6 +71,15 @@ def mark_unknown_deliveries(
     summary = SweepSummary(since=since, until=until, days=days)
     for sms in ledger.awaiting_receipts(since, until, days):
         summary.examined += 1
+        if overdue(sms, now):
+            if summary.marked + summary.raced >= limit:
+                summary.limited = True
+                break
+            if ledger.mark_unknown(sms.order_id, sms.attempt, now):
+                summary.marked += 1
+                summary.marked_unconfirmed += sms.unconfirmed
+            else:
+                summary.raced += 1
         if summary.examined % PROGRESS_EVERY == 0:
             log.info(
                 "unknown after 72 h: %d SMS read, %d marked, %d raced",
@@ -78,14 +87,4 @@ def mark_unknown_deliveries(
                 summary.marked,
                 summary.raced,
             )
-        if not overdue(sms, now):
-            continue
-        if summary.marked + summary.raced >= limit:
-            summary.limited = True
-            break
-        if ledger.mark_unknown(sms.order_id, sms.attempt, now):
-            summary.marked += 1
-            summary.marked_unconfirmed += sms.unconfirmed
-        else:
-            summary.raced += 1
     return summary

@@ -563,7 +563,17 @@ def test_the_receipts_function_hears_end_user_messaging_delivery_events_only(tem
     }
     statements = [s for lid, s in iam_statements(translated) if lid == "ReceiptsFunctionRole"]
     actions = {a for s in statements for a in as_list(s["Action"]) if a.startswith("dynamodb:")}
-    assert actions == {"dynamodb:UpdateItem", "dynamodb:GetItem"}  # its SMS's ledger item, nothing else
+    # its SMS's ledger item, and the day index for the daily unknown-after-72-h run: nothing else
+    assert actions == {"dynamodb:UpdateItem", "dynamodb:GetItem", "dynamodb:Query"}
+    (query,) = [s for s in statements if "dynamodb:Query" in as_list(s["Action"])]
+    assert as_list(query["Action"]) == ["dynamodb:Query"]
+    assert query["Resource"] == {
+        "Fn::Sub": "${LedgerTable.Arn}/index/sent_day-last_sent_at"
+    }  # that index only
+    daily = receipts["Properties"]["Events"]["UnknownAfter72h"]["Properties"]
+    assert daily["ScheduleExpression"] == "cron(10 4 * * ? *)" and daily["RoleArn"] == {
+        "Fn::GetAtt": ["SchedulerRole", "Arn"]
+    }
     (rule,) = [
         r for r in of_type(translated, "AWS::Events::Rule").values() if "aws.sms-voice" in json.dumps(r)
     ]

@@ -3,7 +3,8 @@
 Receipts come at least once and out of order. Each SMS ends in one delivery status: ``pending``
 until a final one arrives; the first final status stays (a late ``pending`` never replaces
 ``delivered``, and a second final receipt changes nothing); an SMS with no final receipt 72 h
-after it was sent is ``unknown`` (both providers stop reporting by then).
+after it was sent is ``unknown`` (both providers stop reporting by then): a daily run writes it
+(``nudge.services.receipt_deadline``), and it is final like the others.
 
 Replies: a reply that is an opt-out keyword, and nothing else, puts the number on the shop's
 do-not-contact list; any other reply goes to the staff.

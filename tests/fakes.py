@@ -20,6 +20,7 @@ from nudge.adapters.ledger import (
     OPTED_OUT_SKIP,
     SNS_MESSAGE_PREFIX,
     ClaimNotHeldError,
+    awaited_from_item,
     contact_keys,
     latest_per_order,
     reminder_state,
@@ -27,7 +28,7 @@ from nudge.adapters.ledger import (
 )
 from nudge.adapters.orders import PLANNING_STATUSES, order_now, planning_lower_bound
 from nudge.adapters.sqs import SQS_BATCH_LIMIT, SqsSendQueue
-from nudge.domain.delivery import DeliveryStatus, Receipt, takes
+from nudge.domain.delivery import NO_RECEIPT_CODE, AwaitedSms, DeliveryStatus, Receipt, takes
 from nudge.domain.instants import utc_iso
 from nudge.domain.models import InvalidOrder, Order, ReminderState, SentReminder
 from nudge.services.ports import (
@@ -284,6 +285,34 @@ class FakeReminderLedger:
             item[f"delivery_code_{a}"] = receipt.code or ""
             item[f"delivery_at_{a}"] = utc_iso(receipt.at)
             return ReceiptOutcome.SETTLED if unconfirmed else ReceiptOutcome.APPLIED
+
+    def awaiting_receipts(
+        self, since: datetime, until: datetime, days: Sequence[date]
+    ) -> Iterator[AwaitedSms]:
+        lower, upper = utc_iso(since), utc_iso(until)
+        for day in days:
+            with self._lock:
+                hits = [
+                    dict(i)
+                    for i in self.items.values()
+                    if i.get("sent_day") == day.isoformat() and lower <= i.get("last_sent_at", "") <= upper
+                ]
+            for item in hits:
+                yield from awaited_from_item(item)
+
+    def mark_unknown(self, order_id: str, attempt: int, at: datetime) -> bool:
+        with self._lock:
+            item = self.items.get(order_id)
+            if item is None:
+                return False
+            if f"message_id_{attempt}" not in item and attempt not in item.get("unconfirmed_attempts", set()):
+                return False
+            if item.get(f"delivery_{attempt}") not in (None, DeliveryStatus.PENDING.value):
+                return False
+            item[f"delivery_{attempt}"] = DeliveryStatus.UNKNOWN.value
+            item[f"delivery_code_{attempt}"] = NO_RECEIPT_CODE
+            item[f"delivery_at_{attempt}"] = utc_iso(at)
+            return True
 
     def record_skip(self, request: SendRequest, reason: str, at: datetime) -> None:
         with self._lock:

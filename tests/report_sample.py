@@ -149,12 +149,13 @@ def sample_report(*, variants: bool = True, delivery: bool = True, holdout: bool
         report["by_variant"] = []
     if delivery:
         failed = {"UNREACHABLE": 23, "CARRIER_BLOCKED": 7, "INVALID_NUMBER": 4}
-        expired = 5
-        delivered = report["sms"] - sum(failed.values()) - expired - 12  # 12 without a receipt yet
+        expired, unknown = 5, 6
+        delivered = report["sms"] - sum(failed.values()) - expired - unknown - 12  # 12 without a receipt yet
         report["delivered"] = delivered
         report["failed"] = failed
         report["expired"] = expired
-        report["delivery_rate"] = round(delivered / (delivered + sum(failed.values()) + expired), 4)
+        report["unknown"] = unknown  # no final receipt within 72 h
+        report["delivery_rate"] = round(delivered / (delivered + sum(failed.values()) + expired + unknown), 4)
     return report
 
 

@@ -228,7 +228,8 @@ def print_report(
         failed = ", ".join(f"{code} {n}" for code, n in report["failed"].items()) or "none"
         console.print(
             f"  delivered {report['delivered']} ({_pct(report['delivery_rate'])} of the SMS with a final receipt), "
-            f"expired {report['expired']}, failed: {escape(failed)}; "
+            f"expired {report['expired']}, unknown {report.get('unknown', 0)} (no final receipt within 72 h), "
+            f"failed: {escape(failed)}; "
             f"recovered after a delivered SMS: {report['recovered_delivered']}"
         )
     h = report["holdout"]

@@ -558,7 +558,7 @@ def _holdout(report: dict[str, Any]) -> str:
     return _section("holdout", title, body, caption)
 
 
-DELIVERY_KEYS = ("delivered", "delivery_rate", "failed", "expired")
+DELIVERY_KEYS = ("delivered", "delivery_rate", "failed", "expired", "unknown")
 
 
 def _delivery(report: dict[str, Any]) -> str:
@@ -569,13 +569,14 @@ def _delivery(report: dict[str, Any]) -> str:
     rate = report.get("delivery_rate")
     failed: dict[str, int] = report.get("failed") or {}
     expired = report.get("expired")
-    if rate is None and not delivered and not failed and not expired:
+    unknown = report.get("unknown")
+    if rate is None and not delivered and not failed and not expired and not unknown:
         return _section("delivery", title, "", "No delivery receipts yet for these days.")
     failed_total = sum(failed.values())
     parts = []
     if rate is not None:
-        answered = (delivered or 0) + failed_total + (expired or 0)
-        note = f"{_int(delivered or 0)} of {_int(answered)} receipts" if answered else ""
+        answered = (delivered or 0) + failed_total + (expired or 0) + (unknown or 0)
+        note = f"{_int(delivered or 0)} of {_int(answered)} with a final status" if answered else ""
         row = _Rate("Delivered", float(rate), None, None, note)
         if delivered is not None and answered and delivered <= answered:
             ci = wilson(delivered, answered)
@@ -588,13 +589,18 @@ def _delivery(report: dict[str, Any]) -> str:
     facts.append(f"{e(_int(failed_total))} failed")
     if expired is not None:
         facts.append(f"{e(_int(expired))} expired (not taken before its deadline)")
+    if unknown is not None:
+        facts.append(f"{e(_int(unknown))} unknown (no final receipt within 72 h)")
     parts.append(f'<p class="facts">{" · ".join(facts)}</p>')
     if failed:
         items = sorted(failed.items(), key=lambda kv: (-kv[1], kv[0]))
         parts.append(
             "<h3>Failures by code</h3>" + _count_chart("delivery-failed", "Failed SMS by code", items)
         )
-    caption = "The rate counts the SMS a receipt came back for."
+    caption = (
+        "The rate counts the SMS with a final status: a receipt came back for it, or none came"
+        " within 72 h (unknown)."
+    )
     return _section("delivery", title, "".join(parts), caption)
 
 

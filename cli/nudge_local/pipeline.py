@@ -588,6 +588,15 @@ class LocalPipeline:
         event, or a CloudWatch Logs subscription with SNS's delivery-status log lines. The function
         exists with SmsGateway=end-user-messaging or SnsDeliveryStatusLogs on; it reads the ledger
         with the send function's settings, so the harness plays it whatever gateway sent."""
+        return self._receipts().lambda_handler(dict(event), LambdaContextStub("nudge-local-ReceiptsFunction"))
+
+    def mark_unknown(self) -> dict[str, Any]:
+        """The receipts function's daily schedule: ``unknown`` on the SMS with no final status 72 h
+        after their send (at the pipeline clock's now)."""
+        event = {"task": "mark_unknown"}
+        return self._receipts().lambda_handler(event, LambdaContextStub("nudge-local-ReceiptsFunction"))
+
+    def _receipts(self) -> ModuleType:
         module = getattr(self, "receipts_module", None)
         if module is None:
             from nudge import bootstrap
@@ -595,8 +604,10 @@ class LocalPipeline:
 
             module = self.receipts_module = _load_handler("receipts", FUNCTIONS / "receipts" / "app.py")
             env = {**self.resources.function_envs["SendFunction"], **self._env_overrides}
-            module.APP.set(bootstrap.build_receipts_app(load_settings(env), clients=self._clients))
-        return module.lambda_handler(dict(event), LambdaContextStub("nudge-local-ReceiptsFunction"))
+            module.APP.set(
+                bootstrap.build_receipts_app(load_settings(env), clients=self._clients, clock=self.clock.now)
+            )
+        return module
 
     def inbound_sms(self, payload: dict[str, Any]) -> dict[str, Any]:
         """A buyer's SMS to the shop's number: End User Messaging publishes it to the stack's inbound

@@ -1,10 +1,13 @@
-"""Receipts function: End User Messaging's delivery events (EventBridge, source aws.sms-voice) and
-SNS's SMS delivery-status logs (a CloudWatch Logs subscription, SnsDeliveryStatusLogs on).
+"""Receipts function: End User Messaging's delivery events (EventBridge, source aws.sms-voice),
+SNS's SMS delivery-status logs (a CloudWatch Logs subscription, SnsDeliveryStatusLogs on), and once
+a day (EventBridge Scheduler, input ``{"task": "mark_unknown"}``) ``unknown`` on the SMS still
+without a final status 72 h after their send.
 
 Thin shell: read the event, record each receipt on its SMS's ledger item (``record_delivery_event``,
 ``record_sns_delivery_logs``), count them. Unreadable events or log lines and receipts for no known
 SMS are counted and dropped (a retry cannot fix them); a DynamoDB error raises, so Lambda retries
-the event. Logs never hold the phone number.
+the event. Logs never hold the phone number. The daily run calls ``mark_unknown_deliveries`` and
+returns its counts.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from nudge import bootstrap
 from nudge.services.ports import ReceiptOutcome
+from nudge.services.receipt_deadline import mark_unknown_deliveries
 from nudge.services.receipts import (
     ReceiptResult,
     is_cloudwatch_logs_event,
@@ -27,6 +31,7 @@ tracer = bootstrap.handler_tracer()
 metrics = Metrics()
 
 APP = bootstrap.Lazy(bootstrap.receipts_app_from_env)
+MARK_UNKNOWN = {"task": "mark_unknown"}  # the daily schedule's input (template.yaml)
 
 
 # log_event=False whatever POWERTOOLS_LOGGER_LOG_EVENT says: delivery events hold phone numbers.
@@ -35,6 +40,11 @@ APP = bootstrap.Lazy(bootstrap.receipts_app_from_env)
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     app = APP.get()
+    if event == MARK_UNKNOWN:
+        summary = mark_unknown_deliveries(app.ledger, app.clock(), app.settings.config.shop.zone)
+        metrics.add_metric(name="DeliveryUnknownMarked", unit=MetricUnit.Count, value=summary.marked)
+        logger.info("unknown after 72 h", extra={"summary": summary.to_json()})
+        return summary.to_json()
     if is_cloudwatch_logs_event(event):
         counts: dict[str, int] = {}
         for result in record_sns_delivery_logs(event, app.ledger):

@@ -1203,3 +1203,98 @@ def test_a_failed_pointer_write_loses_only_the_receipt_never_the_recorded_send(d
     led.record_sent(request(), "t1", "m1", NOW)  # no raise: the SMS is out and recorded
     item = item_from_ddb(ddb.get_item(TableName=LEDGER, Key={"order_id": {"S": "o1"}})["Item"])
     assert item["message_id_1"] == "m1"
+
+
+# --- unknown after 72 h: fake or dynamo --------------------------------------------------------
+
+
+def test_mark_unknown_writes_only_an_sms_without_a_final_status(ledger_env: LedgerEnv) -> None:
+    led = ledger_env.ledger
+    later = NOW + timedelta(hours=73)
+    assert led.mark_unknown("o-nobody", 1, later) is False and ledger_env.item("o-nobody") == {}  # no item
+    led.claim(request(), "t1", 500, NOW)
+    assert led.mark_unknown("o1", 1, later) is False  # claimed, neither sent nor reported unconfirmed
+    led.record_sent(request(), "t1", "m1", NOW)
+    assert led.mark_unknown("o1", 2, later) is False  # no such SMS
+    assert led.apply_receipt(_receipt("pending")) is not None
+    assert led.mark_unknown("o1", 1, later) is True  # pending -> unknown
+    assert led.mark_unknown("o1", 1, later + timedelta(days=1)) is False  # once
+    item = ledger_env.item("o1")
+    assert (item["delivery_1"], item["delivery_code_1"]) == ("unknown", "NO_RECEIPT_72H")
+    assert item["delivery_at_1"] == utc_iso(later) and "delivery_2" not in item
+    led.claim(request("o2"), "t2", 500, NOW)
+    led.record_sent(request("o2"), "t2", "m2", NOW)
+    led.apply_receipt(_receipt("delivered", "m2", order_id="o2"))
+    assert led.mark_unknown("o2", 1, later) is False  # a final status stays
+    assert ledger_env.item("o2")["delivery_1"] == "delivered"
+
+
+def test_awaiting_receipts_reads_the_day_index_for_order_items_only(ledger_env: LedgerEnv) -> None:
+    from nudge.domain.delivery import AwaitedSms
+
+    led = ledger_env.ledger
+    # With the buyer interval on, the claim also puts the phone's contact item in the day index.
+    led.claim(request(), "t1", 500, NOW, buyer_min_interval=timedelta(hours=24))
+    led.record_sent(request(), "t1", "m1", NOW)
+    hour = timedelta(hours=1)
+    found = list(led.awaiting_receipts(NOW - hour, NOW + hour, [DAY]))
+    assert found == [AwaitedSms("o1", 1, NOW.astimezone(UTC), None)]
+    assert list(led.awaiting_receipts(NOW + hour, NOW + 2 * hour, [DAY])) == []  # not in the time range
+    assert list(led.awaiting_receipts(NOW - hour, NOW + hour, [DAY + timedelta(days=1)])) == []
+    if ledger_env.calls is not None:
+        assert set(ledger_env.calls.ops) <= {"TransactWriteItems", "UpdateItem", "Query"}  # never a Scan
+
+
+def test_the_unknown_sweep_is_bounded_per_run_and_the_next_run_goes_on(
+    ledger_env: LedgerEnv, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nudge.services import receipt_deadline
+
+    monkeypatch.setattr(receipt_deadline, "PROGRESS_EVERY", 2)
+    led = ledger_env.ledger
+    for i in range(5):
+        led.claim(request(f"o{i}", phone=f"+861380013800{i}", buyer=f"b{i}"), "t", 500, NOW)
+        led.record_sent(request(f"o{i}", phone=f"+861380013800{i}", buyer=f"b{i}"), "t", f"m{i}", NOW)
+    later = NOW + timedelta(hours=73)
+    with caplog.at_level("INFO", logger=receipt_deadline.__name__):
+        first = receipt_deadline.mark_unknown_deliveries(led, later, CST, limit=3)
+    assert (first.examined, first.marked, first.limited) == (4, 3, True)  # stopped at the 4th due SMS
+    second = receipt_deadline.mark_unknown_deliveries(led, later, CST, limit=3)
+    assert (second.marked, second.limited) == (2, False)
+    third = receipt_deadline.mark_unknown_deliveries(led, later, CST, limit=3)
+    assert (third.examined, third.marked, third.raced) == (5, 0, 0)
+    assert all(ledger_env.item(f"o{i}")["delivery_1"] == "unknown" for i in range(5))
+    assert "unknown after 72 h: 2 SMS read, 2 marked, 0 raced" in caplog.text  # the progress line
+    assert "phone" not in str(first.to_json()) and "+86" not in caplog.text
+    with pytest.raises(ValueError, match="limit"):
+        receipt_deadline.mark_unknown_deliveries(led, later, CST, limit=0)
+
+
+def test_the_sms_of_an_item_and_the_time_each_counts_from() -> None:
+    from nudge.adapters.ledger import awaited_from_item
+    from nudge.domain.delivery import AwaitedSms, DeliveryStatus
+
+    t = [utc_iso(NOW + timedelta(days=d)) for d in range(4)]
+    item = {
+        "order_id": "o1",
+        "reminders_sent": 3,
+        "last_sent_at": t[2],
+        "message_id_1": "m1",
+        "sent_at_1": t[0],
+        "delivery_1": "delivered",
+        # attempt 2: claimed and released (never sent); attempt 3: recorded before per-attempt times
+        "message_id_3": "m3",
+        "unconfirmed_attempts": {4},
+        "skips": [
+            {"attempt": 2, "reason": "paid", "at": t[1]},
+            {"attempt": 4, "reason": "unconfirmed", "at": t[3]},
+        ],
+    }
+    at = [datetime.fromisoformat(x) for x in t]
+    assert awaited_from_item(item) == [
+        AwaitedSms("o1", 1, at[0], DeliveryStatus.DELIVERED),
+        AwaitedSms("o1", 3, at[2], None),
+        AwaitedSms("o1", 4, at[3], None, unconfirmed=True),  # counted from its report, after the claim
+    ]
+    assert awaited_from_item({**item, "delivery_1": "lost"})[0].attempt == 3  # not a status: left alone
+    assert awaited_from_item({"order_id": "#contact#phone#+8613800138000", "last_sent_at": t[0]}) == []

@@ -569,15 +569,29 @@ def test_bad_gateway_parameters_are_refused(template):
 
 def test_the_receipts_function_hears_end_user_messaging_delivery_events_only(template, translated):
     receipts = template["Resources"]["ReceiptsFunction"]
-    assert receipts["Condition"] == "HasReceipts"  # End User Messaging, or SNS with delivery logs
-    assert "Events" not in receipts["Properties"]  # each source has its own condition
+    assert receipts["Condition"] == "HasReceipts"  # End User Messaging, SNS with delivery logs, aliyun
+    assert template["Conditions"]["HasReceipts"] == {
+        "Fn::Or": [{"Condition": c} for c in ("UseEndUserMessaging", "UseSnsDeliveryLogs", "UseAliyun")]
+    }
+    # Its only SAM event is the daily run; each delivery source has its own condition.
+    assert set(receipts["Properties"]["Events"]) == {"UnknownAfter72h"}
     assert template["Resources"]["ReceiptsFunctionDelivery"]["Properties"]["EventPattern"] == {
         "source": ["aws.sms-voice"],
         "detail-type": ["Text Message Delivery Status Updated"],
     }
     statements = [s for lid, s in iam_statements(translated) if lid == "ReceiptsFunctionRole"]
     actions = {a for s in statements for a in as_list(s["Action"]) if a.startswith("dynamodb:")}
-    assert actions == {"dynamodb:UpdateItem", "dynamodb:GetItem"}  # its SMS's ledger item, nothing else
+    # its SMS's ledger item, and the day index for the daily unknown-after-72-h run: nothing else
+    assert actions == {"dynamodb:UpdateItem", "dynamodb:GetItem", "dynamodb:Query"}
+    (query,) = [s for s in statements if "dynamodb:Query" in as_list(s["Action"])]
+    assert as_list(query["Action"]) == ["dynamodb:Query"]
+    assert query["Resource"] == {
+        "Fn::Sub": "${LedgerTable.Arn}/index/sent_day-last_sent_at"
+    }  # that index only
+    daily = receipts["Properties"]["Events"]["UnknownAfter72h"]["Properties"]
+    assert daily["ScheduleExpression"] == "cron(10 4 * * ? *)" and daily["RoleArn"] == {
+        "Fn::GetAtt": ["SchedulerRole", "Arn"]
+    }
     (rule,) = [
         r for r in of_type(translated, "AWS::Events::Rule").values() if "aws.sms-voice" in json.dumps(r)
     ]

@@ -11,8 +11,11 @@ from pathlib import Path
 import pytest
 
 from nudge_cli.cli import main
-from nudge_local.pipeline import FakeClock, LocalPipeline
+from nudge_local.moto_env import load_template
+from nudge_local.pipeline import FUNCTIONS, FakeClock, LocalPipeline, _load_handler
 from tests.builders import MORNING_OPENS, QUIET, numbered_order
+from tests.contract.test_dal import TEMPLATE, CallCounter
+from tests.gateways import pipeline_provider
 
 pytestmark = pytest.mark.aws
 
@@ -152,3 +155,123 @@ def test_the_default_stack_writes_no_pointer_and_drops_sns_log_lines_it_cannot_p
         logs = sns_logs_event((m1, "SUCCESS", "Message has been accepted by phone carrier"))
         assert p.delivery_event(logs) == {"result": "logs", "counts": {"unknown_message": 1}}
         assert "delivery_1" not in p.ledger_item("o-1")
+
+
+# ------------------------------------------------------------ unknown after 72 h (the daily run)
+
+
+def ledger_calls(p: LocalPipeline) -> CallCounter:
+    """The AWS calls the receipts function's own DynamoDB client makes from now on."""
+    return CallCounter(p._receipts().APP.get().ledger._client, "dynamodb")
+
+
+def test_the_daily_schedule_invokes_the_receipts_function_with_its_task():
+    props = load_template(TEMPLATE)["Resources"]["ReceiptsFunction"]["Properties"]
+    schedule = props["Events"]["UnknownAfter72h"]["Properties"]
+    handler = _load_handler("receipts", FUNCTIONS / "receipts" / "app.py")
+    assert json.loads(schedule["Input"]) == handler.MARK_UNKNOWN
+
+
+def test_no_final_receipt_72_hours_after_the_send_is_unknown_written_once():
+    with LocalPipeline(clock=FakeClock(MORNING_OPENS), env=QUIET) as p:
+        p.load_orders([numbered_order(i, created=MORNING_OPENS - timedelta(hours=3)) for i in (1, 2, 3, 4)])
+        p.fire_window("09:50-10:40@11:00", MORNING_OPENS)
+        p.drain_queue()
+        mid = {f"o-{i}": p.ledger_item(f"o-{i}")["message_id_1"] for i in (1, 2, 3, 4)}
+        assert p.delivery_event(delivery(mid["o-1"], "o-1")) == {"result": "applied"}
+        assert p.delivery_event(delivery(mid["o-2"], "o-2", "TEXT_PENDING")) == {"result": "applied"}
+        assert p.delivery_event(delivery(mid["o-4"], "o-4", "TEXT_CARRIER_UNREACHABLE")) == {
+            "result": "applied"
+        }
+        # o-3: no receipt at all
+
+        p.clock.set(MORNING_OPENS + timedelta(hours=71))  # a receipt may still come: nothing written
+        before = {oid: p.ledger_item(oid) for oid in mid}
+        assert p.mark_unknown()["marked_unknown"] == 0
+        assert {oid: p.ledger_item(oid) for oid in mid} == before
+
+        p.clock.set(MORNING_OPENS + timedelta(hours=73))
+        calls = ledger_calls(p)
+        first = p.mark_unknown()
+        assert (first["marked_unknown"], first["raced"], first["limited"]) == (2, 0, False)
+        assert [p.ledger_item(o).get("delivery_1") for o in mid] == [
+            "delivered",
+            "unknown",
+            "unknown",
+            "failed",
+        ]
+        assert p.ledger_item("o-3")["delivery_code_1"] == "NO_RECEIPT_72H"
+        # Bounded: one Query per index day of the span (one page each here), one write per SMS.
+        assert calls.ops == {"Query": len(first["days"]), "UpdateItem": 2}
+        assert len(first["days"]) == 8  # the 7-day look-back's shop days, the deadline's day included
+
+        after = {oid: p.ledger_item(oid) for oid in mid}
+        again = ledger_calls(p)
+        assert p.mark_unknown()["marked_unknown"] == 0  # a second run (or a retried one) changes nothing
+        assert {oid: p.ledger_item(oid) for oid in mid} == after
+        assert "UpdateItem" not in again.ops and "Scan" not in again.ops
+
+        # A real receipt after 72 h: unknown is final like the others; counted, nothing changes.
+        assert p.delivery_event(delivery(mid["o-3"], "o-3")) == {"result": "unchanged"}
+        assert p.ledger_item("o-3")["delivery_1"] == "unknown"
+
+        tables = ["--ledger-table", p.resources.ledger_table, "--orders-table", p.resources.orders_table]
+        out = io.StringIO()
+        assert main(["report", *tables, "--to", "2026-11-23", "--days", "1", "--json"], out) == 0
+        text = io.StringIO()
+        assert main(["report", *tables, "--to", "2026-11-23", "--days", "1"], text) == 0
+    r = json.loads(out.getvalue())
+    assert (r["delivered"], r["unknown"], r["failed"], r["delivery_rate"]) == (
+        1,
+        2,
+        {"CARRIER_UNREACHABLE": 1},
+        0.25,
+    )
+    assert "unknown 2 (no final receipt within 72 h)" in text.getvalue()
+
+
+def test_a_receipt_landing_between_the_read_and_the_write_wins():
+    with LocalPipeline(clock=FakeClock(MORNING_OPENS), env=QUIET) as p:
+        p.load_orders([numbered_order(1, created=MORNING_OPENS - timedelta(hours=3))])
+        p.fire_window("09:50-10:40@11:00", MORNING_OPENS)
+        p.drain_queue()
+        m1 = p.ledger_item("o-1")["message_id_1"]
+        p.clock.set(MORNING_OPENS + timedelta(hours=80))
+        client = p._receipts().APP.get().ledger._client
+
+        def receipt_first(**_: object) -> None:  # the receipts function, invoked at the same moment
+            client.meta.events.unregister("before-call.dynamodb.UpdateItem", unique_id="race")
+            assert p.delivery_event(delivery(m1, "o-1")) == {"result": "applied"}
+
+        client.meta.events.register("before-call.dynamodb.UpdateItem", receipt_first, unique_id="race")
+        summary = p.mark_unknown()
+        assert (summary["marked_unknown"], summary["raced"]) == (0, 1)
+        assert p.ledger_item("o-1")["delivery_1"] == "delivered"
+
+
+def test_an_unconfirmed_send_without_a_receipt_is_settled_as_unknown():
+    with LocalPipeline(clock=FakeClock(MORNING_OPENS), env=QUIET) as p:
+        p.load_orders([numbered_order(1, created=MORNING_OPENS - timedelta(hours=3))])
+        p.fire_window("09:50-10:40@11:00", MORNING_OPENS)
+        p.drain_queue()
+        # The next day's reminder: its Publish goes unanswered, its outcome is unknown (unconfirmed).
+        next_day = MORNING_OPENS + timedelta(days=1)
+        assert p.fire_window("09:50-10:40@11:00", next_day)["enqueued"] == 1
+        pipeline_provider(p).fail_next("answer_lost")  # SNS took it; its answer is lost
+        p.drain_queue()
+        item = p.ledger_item("o-1")
+        assert {int(a) for a in item["unconfirmed_attempts"]} == {2} and "message_id_2" not in item
+
+        p.clock.set(next_day + timedelta(hours=71))  # the first SMS is due, the second not yet
+        # (the item is in the index under its first SMS's day: reminder 2 was never recorded)
+        assert p.mark_unknown()["marked_unknown"] == 1
+        assert "delivery_2" not in p.ledger_item("o-1")
+        p.clock.set(next_day + timedelta(hours=73))
+        summary = p.mark_unknown()
+        assert (summary["marked_unknown"], summary["marked_unknown_unconfirmed"]) == (1, 1)
+        item = p.ledger_item("o-1")
+        assert (item["delivery_1"], item["delivery_2"]) == ("unknown", "unknown")
+        assert "message_id_2" not in item and int(item["claimed_attempt"]) == 2  # never resent
+        # Settled: a receipt naming it now changes nothing.
+        assert p.delivery_event(delivery("late-id", "o-1", attempt="2")) == {"result": "unchanged"}
+        assert p.ledger_item("o-1")["delivery_2"] == "unknown"

@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from nudge.domain.delivery import (
     FINAL,
+    RECEIPT_DEADLINE,
+    AwaitedSms,
     DeliveryStatus,
     ReceiptError,
     cloudwatch_log_messages,
     is_opt_out_reply,
+    overdue,
     receipt_from_aliyun_report,
     receipt_from_eum_event,
     receipt_from_sns_delivery_log,
     reply_from_aliyun_up,
     status_at,
+    sweep_span,
     takes,
 )
 
@@ -248,3 +253,39 @@ def test_a_subscription_event_that_is_not_base64_gzip_json_is_refused_and_a_cont
     control = {"messageType": "CONTROL_MESSAGE", "logEvents": [{"id": "", "timestamp": 1, "message": "hi"}]}
     data = base64.b64encode(gzip.compress(json.dumps(control).encode())).decode()
     assert cloudwatch_log_messages({"awslogs": {"data": data}}) == []
+
+
+# ---------------------------------------------------------------------- unknown after 72 h
+
+SENT = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("status", "hours", "due"),
+    [
+        (None, 71, False),  # a receipt may still come
+        (None, 72, True),  # the deadline itself: unknown
+        (None, 73, True),
+        (S.PENDING, 73, True),  # queued and never heard of again
+        (S.DELIVERED, 73, False),  # a final status stays
+        (S.FAILED, 500, False),
+        (S.UNKNOWN, 73, False),  # already unknown (the provider said so, or a sweep did): nothing to write
+    ],
+)
+def test_an_sms_is_due_for_unknown_72_hours_after_its_send_without_a_final_status(status, hours, due):
+    sms = AwaitedSms("o-1", 1, SENT, status)
+    assert overdue(sms, SENT + timedelta(hours=hours)) is due
+    assert timedelta(hours=72) == RECEIPT_DEADLINE
+
+
+def test_a_sweep_reads_the_shop_days_of_the_sends_past_the_deadline():
+    shanghai = ZoneInfo("Asia/Shanghai")
+    now = datetime(2026, 11, 26, 20, 10, tzinfo=UTC)  # 04:10 on the 27th in Shanghai
+    since, until, days = sweep_span(now, shanghai, timedelta(days=2))
+    assert until == now - timedelta(hours=72) and since == until - timedelta(days=2)
+    # [21st 20:10 UTC, 23rd 20:10 UTC] is the 22nd 04:10 .. 24th 04:10 in Shanghai: three index days
+    assert days == [date(2026, 11, 22), date(2026, 11, 23), date(2026, 11, 24)]
+    with pytest.raises(ValueError, match="now"):
+        sweep_span(now.replace(tzinfo=None), shanghai)
+    with pytest.raises(ValueError, match="lookback"):
+        sweep_span(now, shanghai, timedelta(0))

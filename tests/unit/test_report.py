@@ -357,9 +357,10 @@ def test_delivery_figures_from_receipts():
         replace(sms("e", 1, at(0, 10)), delivery="expired", delivery_code="TTL_EXPIRED"),
         replace(sms("f", 1, at(0, 10)), delivery="pending", delivery_code="PENDING"),  # on its way
         sms("g", 1, at(0, 10)),  # no receipt yet
+        replace(sms("h", 1, at(0, 10)), delivery="unknown", delivery_code="NO_RECEIPT_72H"),
     ]
     r = report(sent, [outcome("a", 1, at(0, 10), 15), outcome("c", 1, at(0, 10), 30)])
-    assert (r["delivered"], r["expired"]) == (2, 1)
-    assert r["failed"] == {"CARRIER_UNREACHABLE": 1, "SPAM": 1}
-    assert r["delivery_rate"] == round(2 / 5, 4)  # of the SMS with a final receipt
+    assert (r["delivered"], r["expired"], r["unknown"]) == (2, 1, 1)
+    assert r["failed"] == {"CARRIER_UNREACHABLE": 1, "SPAM": 1}  # unknown is not a failure
+    assert r["delivery_rate"] == round(2 / 6, 4)  # of the SMS with a final status, unknown included
     assert r["recovered_delivered"] == 1  # "c" paid too, but its SMS was not delivered

@@ -310,8 +310,13 @@ def test_the_cost_currency_comes_from_the_report_or_the_argument():
 def test_delivery_figures():
     report = sample_report()
     card = text_of(section(render(report), "delivery"))
-    total = report["delivered"] + sum(report["failed"].values()) + report["expired"]
-    assert f"{report['delivery_rate'] * 100:.1f}% · {report['delivered']:,} of {total:,} receipts" in card
+    # the rate's denominator: every SMS with a final status, unknown after 72 h included
+    total = report["delivered"] + sum(report["failed"].values()) + report["expired"] + report["unknown"]
+    assert (
+        f"{report['delivery_rate'] * 100:.1f}% · {report['delivered']:,} of {total:,} with a final status"
+        in card
+    )
+    assert f"{report['unknown']} unknown (no final receipt within 72 h)" in card
     for code, n in report["failed"].items():
         assert f"{code} {n}" in card
 

@@ -333,9 +333,12 @@ def build_outcomes_app(
 class ReceiptsApp:
     settings: Settings
     ledger: DeliveryLedger
+    clock: Clock = system_clock  # the daily unknown-after-72-h run's "now"
 
 
-def build_receipts_app(settings: Settings, *, clients: ClientFactory) -> ReceiptsApp:
+def build_receipts_app(
+    settings: Settings, *, clients: ClientFactory, clock: Clock = system_clock
+) -> ReceiptsApp:
     from nudge.adapters.ledger import DynamoReminderLedger
 
     ledger = DynamoReminderLedger(
@@ -345,7 +348,7 @@ def build_receipts_app(settings: Settings, *, clients: ClientFactory) -> Receipt
         settings.ledger_ttl_days,
         message_pointers=settings.sns_delivery_logs,  # a log line names only the SNS message id
     )
-    return ReceiptsApp(settings=settings, ledger=ledger)
+    return ReceiptsApp(settings=settings, ledger=ledger, clock=clock)
 
 
 @dataclass(slots=True)

@@ -23,7 +23,8 @@ listing the numbers SNS reported opted out, and two contact items per buyer (by 
     sent_at_<n>, window_<n>, segments_<n>   S, S, N   attempt n's SMS, for the outcomes report
     variant_<n>       S   the text variant attempt n was sent with (only with messages.variants)
     delivery_<n>, delivery_code_<n>, delivery_at_<n>   S   attempt n's delivery status from the
-                          gateway's receipts (nudge.domain.delivery), never backwards
+                          gateway's receipts (nudge.domain.delivery), never backwards; "unknown"
+                          with code NO_RECEIPT_72H when none was final 72 h after the send
     held_out_at       S   first time the order was held out (holdout group), UTC ISO } the
     held_out_day      S   shop-local YYYY-MM-DD of that                              } holdout index
     held_out_last_at, held_out_window   S   the latest hold-out decision and its window
@@ -66,7 +67,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -87,7 +88,7 @@ from nudge.adapters.dynamo_io import (
     transaction_token,
     unique,
 )
-from nudge.domain.delivery import DeliveryStatus, Receipt
+from nudge.domain.delivery import NO_RECEIPT_CODE, AwaitedSms, DeliveryStatus, Receipt
 from nudge.domain.instants import stored_instant, utc_iso
 from nudge.domain.models import ReminderState, SentReminder
 from nudge.domain.outcomes import HoldoutMark, Outcome, SmsSent
@@ -579,6 +580,57 @@ class DynamoReminderLedger:
         settled = f"message_id_{a}" not in old.get("Attributes", {})
         return ReceiptOutcome.SETTLED if settled else ReceiptOutcome.APPLIED
 
+    # -- unknown after 72 h (nudge.services.receipts.mark_unknown_deliveries) --------------------
+
+    def awaiting_receipts(
+        self, since: datetime, until: datetime, days: Sequence[date]
+    ) -> Iterator[AwaitedSms]:
+        """The SMS of the order items whose last SMS was sent in [since, until], read day by day
+        from the day index (Query, lazily: the caller's limit stops the reads too)."""
+        for day in days:
+            for raw in query_all(
+                self._client,
+                TableName=self._table,
+                IndexName=self._index,
+                KeyConditionExpression="sent_day = :d AND last_sent_at BETWEEN :since AND :until",
+                ExpressionAttributeValues={
+                    ":d": s_value(day.isoformat()),
+                    ":since": s_value(utc_iso(since)),
+                    ":until": s_value(utc_iso(until)),
+                },
+            ):
+                yield from awaited_from_item(item_from_ddb(raw))
+
+    def mark_unknown(self, order_id: str, attempt: int, at: datetime) -> bool:
+        """One conditional write: ``unknown`` on the SMS if it still has no final status (none, or
+        ``pending``); never on an item or an SMS that does not exist. False when it did not apply."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"order_id": s_value(order_id)},
+                UpdateExpression="SET #st = :s, #code = :c, #at = :at",
+                ConditionExpression="(attribute_exists(#mid) OR contains(unconfirmed_attempts, :a))"
+                " AND (attribute_not_exists(#st) OR #st = :pending)",
+                ExpressionAttributeNames={
+                    "#mid": f"message_id_{attempt}",
+                    "#st": f"delivery_{attempt}",
+                    "#code": f"delivery_code_{attempt}",
+                    "#at": f"delivery_at_{attempt}",
+                },
+                ExpressionAttributeValues={
+                    ":s": s_value(DeliveryStatus.UNKNOWN.value),
+                    ":c": s_value(NO_RECEIPT_CODE),
+                    ":at": s_value(utc_iso(at)),
+                    ":a": n_value(attempt),
+                    ":pending": s_value(DeliveryStatus.PENDING.value),
+                },
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+            return False
+        return True
+
     def record_skip(self, request: SendRequest, reason: str, at: datetime) -> None:
         self._append_skip(request, reason, at)
 
@@ -671,6 +723,48 @@ def held_claim_outcome(item: Mapping[str, Any], attempt: int, now: datetime) -> 
         claimed_at=datetime.fromisoformat(c) if isinstance(c := item.get("claimed_at"), str) else None,
         now=now,
     )
+
+
+_STATUSES = frozenset(s.value for s in DeliveryStatus)
+
+
+def awaited_from_item(item: Mapping[str, Any]) -> list[AwaitedSms]:
+    """The SMS on one ledger item (plain values) and their delivery status, for the unknown-after-
+    72-h sweep (shared with the in-memory fake). A recorded SMS counts from its send; one whose
+    outcome was reported unconfirmed (no message id) from that report, which came after it."""
+    oid = str(item.get("order_id", ""))
+    if not oid or oid.startswith("#"):  # quota, opted-out and contact items carry no SMS
+        return []
+    last = int(item.get("reminders_sent", 0))
+    unconfirmed = {int(a) for a in item.get("unconfirmed_attempts", ())}
+    reported: dict[int, str] = {}
+    for skip in item.get("skips", ()):
+        a = int(skip.get("attempt", 0))
+        if a in unconfirmed and a not in reported and isinstance(skip.get("at"), str):
+            reported[a] = skip["at"]
+    out = []
+    for a in sorted(set(range(1, last + 1)) | unconfirmed):
+        recorded = f"message_id_{a}" in item
+        at = item.get(f"sent_at_{a}")
+        if at is None and recorded and a == last:
+            at = item.get("last_sent_at")  # recorded before per-attempt details
+        if at is None:
+            at = reported.get(a)
+        if at is None or not (recorded or a in unconfirmed):
+            continue  # an attempt never sent (released, skipped) or with no time to count from
+        status = item.get(f"delivery_{a}")
+        if status and status not in _STATUSES:
+            continue  # not a status Nudge writes: left alone
+        out.append(
+            AwaitedSms(
+                order_id=oid,
+                attempt=a,
+                sent_at=datetime.fromisoformat(at),
+                status=DeliveryStatus(status) if status else None,
+                unconfirmed=not recorded,
+            )
+        )
+    return out
 
 
 # ------------------------------------------------------- outcomes: read and written on the same item

@@ -3,7 +3,8 @@
 Receipts come at least once and out of order. Each SMS ends in one delivery status: ``pending``
 until a final one arrives; the first final status stays (a late ``pending`` never replaces
 ``delivered``, and a second final receipt changes nothing); an SMS with no final receipt 72 h
-after it was sent is ``unknown`` (both providers stop reporting by then).
+after it was sent is ``unknown`` (both providers stop reporting by then): a daily run writes it
+(``nudge.services.receipt_deadline``), and it is final like the others.
 
 Replies: a reply that is an opt-out keyword, and nothing else, puts the number on the shop's
 do-not-contact list; any other reply goes to the staff.
@@ -20,7 +21,7 @@ import unicodedata
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from enum import StrEnum
 from typing import Any
 
@@ -72,6 +73,52 @@ def status_at(current: DeliveryStatus | None, sent_at: datetime, now: datetime) 
     if (current is None or current is DeliveryStatus.PENDING) and now - sent_at >= RECEIPT_DEADLINE:
         return DeliveryStatus.UNKNOWN
     return current
+
+
+# ------------------------------------------------------------------------ unknown after 72 h
+
+# The code a status written for want of a receipt carries (a provider's own "unknown", End User
+# Messaging's TEXT_UNKNOWN, keeps the provider's code): the report and a reader tell them apart.
+NO_RECEIPT_CODE = "NO_RECEIPT_72H"
+# How far back, past the deadline, a sweep looks for SMS still without a final status: a sweep
+# that failed or was cut short for up to this long is caught up by the next one.
+SWEEP_LOOKBACK = timedelta(days=7)
+
+
+@dataclass(frozen=True, slots=True)
+class AwaitedSms:
+    """One SMS on a ledger item as the unknown-after-72-h sweep sees it."""
+
+    order_id: str
+    attempt: int
+    sent_at: datetime  # its send (an unconfirmed one: when its unknown outcome was reported, later)
+    status: DeliveryStatus | None  # None: no receipt at all
+    unconfirmed: bool = False  # a send whose outcome was never known (no message id recorded)
+
+
+def overdue(sms: AwaitedSms, now: datetime) -> bool:
+    """Whether ``unknown`` is to be written on this SMS at ``now``: no final status and at least
+    RECEIPT_DEADLINE since it was sent (``status_at`` says unknown while the item does not)."""
+    return sms.status is not DeliveryStatus.UNKNOWN and status_at(sms.status, sms.sent_at, now) is (
+        DeliveryStatus.UNKNOWN
+    )
+
+
+def sweep_span(
+    now: datetime, zone: tzinfo, lookback: timedelta = SWEEP_LOOKBACK
+) -> tuple[datetime, datetime, list[date]]:
+    """What one sweep at ``now`` reads from the ledger's day index: items whose last SMS was sent
+    in [``now`` - RECEIPT_DEADLINE - ``lookback``, ``now`` - RECEIPT_DEADLINE), on these shop-local
+    days (the index's key, oldest first). An item's earlier SMS are older than its last one, so
+    they are due when it is."""
+    if now.tzinfo is None:
+        raise ValueError("now: must be timezone-aware")
+    if lookback <= timedelta(0):
+        raise ValueError("lookback: must be positive")
+    until = now - RECEIPT_DEADLINE
+    since = until - lookback
+    first, last = since.astimezone(zone).date(), until.astimezone(zone).date()
+    return since, until, [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
 
 # --------------------------------------------------------------------- End User Messaging SMS

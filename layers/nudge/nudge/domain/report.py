@@ -172,27 +172,30 @@ def build_report(
 
 def _delivery(sms: list[SmsSent], outcomes: dict[str, Outcome]) -> dict[str, Any]:
     """What the receipts say about the period's SMS; nothing at all when no SMS has a receipt (SNS
-    without delivery logs). ``delivery_rate`` = delivered / SMS with a final receipt (``pending``
-    ones are still on their way); ``failed`` counts every other final status by the provider's
-    code (blocked, opted out and unknown included); ``recovered_delivered`` = recovered orders
-    whose credited SMS was delivered."""
+    without delivery logs). ``delivery_rate`` = delivered / SMS with a final status: delivered,
+    failed, expired and unknown (``pending`` ones and those with no status yet, under 72 h old,
+    are still on their way); ``failed`` counts the other final statuses by the provider's code
+    (blocked and opted out included); ``unknown`` = no final receipt within 72 h (or the provider
+    said unknown); ``recovered_delivered`` = recovered orders whose credited SMS was delivered."""
     with_receipt = [s for s in sms if s.delivery is not None]
     if not with_receipt:
         return {}
     delivered = sum(1 for s in with_receipt if s.delivery == "delivered")
     expired = sum(1 for s in with_receipt if s.delivery == "expired")
+    unknown = sum(1 for s in with_receipt if s.delivery == "unknown")
     failed: dict[str, int] = {}
     for s in with_receipt:
-        if s.delivery not in ("delivered", "expired", "pending"):
+        if s.delivery not in ("delivered", "expired", "pending", "unknown"):
             code = s.delivery_code or str(s.delivery)
             failed[code] = failed.get(code, 0) + 1
-    final = delivered + expired + sum(failed.values())
+    final = delivered + expired + unknown + sum(failed.values())
     credited = {(o.order_id, o.attempt) for o in outcomes.values()}
     return {
         "delivered": delivered,
         "delivery_rate": _rate(delivered, final),
         "failed": dict(sorted(failed.items())),
         "expired": expired,
+        "unknown": unknown,
         "recovered_delivered": sum(
             1 for s in with_receipt if s.delivery == "delivered" and (s.order_id, s.attempt) in credited
         ),

@@ -11,7 +11,7 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
-from nudge.domain.delivery import Receipt
+from nudge.domain.delivery import AwaitedSms, Receipt
 from nudge.domain.models import InvalidOrder, Order, ReminderState, SentReminder
 from nudge.domain.order_changes import OrderChange
 from nudge.domain.outcomes import HoldoutMark, Outcome, SmsSent
@@ -337,6 +337,18 @@ class DeliveryLedger(Protocol):
     def apply_receipt(self, receipt: Receipt) -> ReceiptOutcome:
         """Record a receipt on its SMS's ledger item (one conditional write): never backwards,
         never creating an item. ``receipt`` names the order and attempt (the gateway's context)."""
+        ...
+
+    def awaiting_receipts(
+        self, since: datetime, until: datetime, days: Sequence[date]
+    ) -> Iterator[AwaitedSms]:
+        """Every SMS (with its delivery status) of the order items whose last SMS was sent in
+        [``since``, ``until``] on these shop-local days: Query on the day index, read lazily."""
+        ...
+
+    def mark_unknown(self, order_id: str, attempt: int, at: datetime) -> bool:
+        """Write ``unknown`` (code NO_RECEIPT_72H) on this SMS if it still has no final status (one
+        conditional write, never creating an item or an SMS); False when it did not apply."""
         ...
 
 

@@ -4,7 +4,8 @@
 
 1. Calls per SMS: one window of ``--orders`` orders through the real plan and send handlers on the
    local stack, once with each ``SmsGateway`` (SNS on moto; End User Messaging through its local
-   stand-in, ``nudge_local.sms_voice``). Every call the send function makes is counted
+   stand-in, ``nudge_local.sms_voice``; Alibaba Cloud's SDK against ``nudge_local.dysmsapi``, its
+   SendSms counted as one call). Every call the send function makes is counted
    (``bench.calls``); the harness's SQS calls (the event source mapping's) are left out. Reported
    per SMS: the per-SMS operations (claim, hand-off, record, SNS's opt-out check) and the
    per-batch reads (the orders' payment check, the shop's opt-out list) spread over the batch.
@@ -40,6 +41,7 @@ VARIANTS: dict[str, tuple[str, dict[str, str]]] = {
     "sns": ("sns", {}),
     "end-user-messaging": ("end-user-messaging", {}),
     SNS_WITH_LOGS: ("sns", {"SnsDeliveryStatusLogs": "100"}),
+    "aliyun": ("aliyun", {}),  # Alibaba Cloud's SDK against the local dysmsapi (nudge_local.dysmsapi)
 }
 RATE = 5.0  # template.yaml's SmsPerSecond default
 
@@ -71,10 +73,20 @@ def calls_per_sms(variant: str, orders: int) -> dict[str, Any]:
             with counter.in_phase("send"), contextlib.redirect_stdout(io.StringIO()):
                 drained = p.drain_queue()
             sent = len(p.sent_sms())
+            # Alibaba Cloud's SendSms is HTTP to its own API, not a botocore call: counted here.
+            hand_offs = len(p.dysmsapi.seen) if p.dysmsapi is not None else 0
         calls = Counter(counter.phases["send"].calls)
+        if hand_offs:
+            calls["aliyun.SendSms"] = hand_offs
     finally:
         counter.uninstall()
-    per_batch = {"dynamodb.BatchGetItem", "dynamodb.GetItem", "ssm.GetParameter"}
+    # Read once per batch or once per container (the Alibaba Cloud AccessKey), not per SMS.
+    per_batch = {
+        "dynamodb.BatchGetItem",
+        "dynamodb.GetItem",
+        "ssm.GetParameter",
+        "secretsmanager.GetSecretValue",
+    }
     total = sum(calls.values())
     per_sms_ops = sum(n for op, n in calls.items() if op not in per_batch)
     return {

@@ -420,10 +420,8 @@ class LocalPipeline:
     def cold_send_container(self) -> ModuleType:
         """A new send function whose app is built on its first invocation, as Lambda builds it
         (a setting or secret it cannot use fails that invocation, before any message is taken)."""
-        from nudge import bootstrap
-
         module = _load_handler("send", FUNCTIONS / "send" / "app.py")
-        module.APP = bootstrap.Lazy(self._new_send_app)
+        module.APP.build_with(self._new_send_app)
         return module
 
     def another_send_container(self) -> ModuleType:

@@ -482,6 +482,10 @@ class Lazy[T]:
     def set(self, app: T) -> None:
         self._app = app
 
+    def build_with(self, build: Callable[[], T]) -> None:
+        """Forget the app; the next ``get`` builds one with ``build`` (a fresh container, locally)."""
+        self._build, self._app = build, None
+
 
 def plan_app_from_env() -> PlanApp:
     return build_plan_app(load_settings(os.environ), clients=session_clients())

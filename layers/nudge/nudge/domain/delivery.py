@@ -305,6 +305,18 @@ def receipt_from_aliyun_report(item: Mapping[str, Any]) -> Receipt:
     )
 
 
+def aliyun_push_items(raw: bytes) -> list[Any]:
+    """The items of one Alibaba Cloud HTTP push (``SmsReport`` or ``SmsUp``): a UTF-8 JSON array.
+    Raises ReceiptError naming what is wrong, never quoting the body (it holds phone numbers)."""
+    try:
+        items = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise ReceiptError("body: not UTF-8 JSON") from None
+    if not isinstance(items, list):
+        raise ReceiptError("body: not a JSON array")
+    return items
+
+
 def _beijing(value: Any, field: str) -> datetime:
     if not isinstance(value, str) or not _ALIYUN_TIME.match(value):
         raise ReceiptError(f"{field}: expected YYYY-MM-DD HH:MM:SS")

@@ -66,9 +66,9 @@ def emit(c: Counted, *, metrics: Any, logger: Any) -> str:
 def counted(result: ReceiptResult) -> Counted:
     """``ReceiptUnreadable``, or ``Receipt_<outcome>`` plus ``Delivery_<status>`` when it changed an SMS."""
     if result.outcome is None:
-        fields = {"problem": result.problem}
+        problem = {"problem": result.problem}
         return Counted(
-            "unreadable", ("ReceiptUnreadable",), "delivery event not readable", fields, warning=True
+            "unreadable", ("ReceiptUnreadable",), "delivery event not readable", problem, warning=True
         )
     metrics = [f"Receipt_{result.outcome.value}"]
     receipt = result.receipt

@@ -23,6 +23,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from nudge.domain.delivery import ReceiptError, aliyun_push_items
+from nudge.services.ingest import MAX_BODY_BYTES as MAX_PUSH_BYTES
 from nudge.services.ports import DeliveryLedger, StaffNotifier, WebhookSecrets
 from nudge.services.receipts import Counted, ReceiptResult, counted, record_aliyun_reports
 from nudge.services.replies import counted_reply, handle_aliyun_replies, unreadable
@@ -64,18 +65,21 @@ def token_matches(given: str, expected: str | None) -> bool:
 def receive_aliyun_push(
     kind: PushKind,
     token: str,
-    raw: bytes,
+    raw: bytes | None,
     *,
     secrets: WebhookSecrets,
     ledger: DeliveryLedger,
     staff: StaffNotifier | None,
     now: datetime,
 ) -> PushResult:
-    """Check the token, then apply the push. Raises SecretsUnavailable, or a DynamoDB / SNS error:
+    """Check the token, then apply the push (``raw`` None: the body was over the size limit, a
+    retry cannot fix it; counted as unreadable and accepted). Raises SecretsUnavailable, or a DynamoDB / SNS error:
     the handler answers 500 and Alibaba Cloud pushes again."""
     if not token_matches(token, secrets.secret(ALIYUN_PUSH_SECRET)):
         return PushResult(401, UNAUTHORIZED)
     try:
+        if raw is None:
+            raise ReceiptError(f"body: over {MAX_PUSH_BYTES} bytes")
         items = aliyun_push_items(raw)
     except ReceiptError as exc:
         if kind is PushKind.REPORT:

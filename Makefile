@@ -26,7 +26,7 @@ help:
 	@echo "make bench-full - the same at the sizes docs/PERFORMANCE.md quotes (100k-line import): about an hour"
 	@echo "make build  - sam build (needs python3.12 on PATH)"
 	@echo "make coldstart - sam build, then the import time of each built handler and the layer size"
-	@echo "make lock   - re-lock the layer (layers/nudge/requirements.lock, with hashes)"
+	@echo "make lock   - re-lock the layers (layers/nudge and layers/aliyun requirements.lock, with hashes)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,8 +35,9 @@ $(BIN)/python:
 # The tests run the very versions Lambda runs: the layer's lock pins the venv (names==versions only;
 # pip does not take hashes in a constraints file).
 LAYER_LOCK := layers/nudge/requirements.lock
-$(VENV)/.installed: $(BIN)/python pyproject.toml layers/nudge/requirements.txt $(LAYER_LOCK)
-	grep -Eo '^[A-Za-z0-9_.-]+==[^ ;]+' $(LAYER_LOCK) > $(VENV)/layer-pins.txt
+ALIYUN_LOCK := layers/aliyun/requirements.lock
+$(VENV)/.installed: $(BIN)/python pyproject.toml layers/nudge/requirements.txt $(LAYER_LOCK) $(ALIYUN_LOCK)
+	grep -hEo '^[A-Za-z0-9_.-]+==[^ ;]+' $(LAYER_LOCK) $(ALIYUN_LOCK) > $(VENV)/layer-pins.txt
 	$(BIN)/pip install --quiet -e '.[dev]' -c $(VENV)/layer-pins.txt
 	touch $@
 
@@ -80,6 +81,7 @@ test: lint typecheck check-template pytest
 
 # Ends by writing the report page (open it in a browser); not tracked by git.
 # make demo GATEWAY=end-user-messaging: the same with End User Messaging (receipts, a STOP reply).
+# make demo GATEWAY=aliyun: the same through Alibaba Cloud's SDK against a local dysmsapi.
 DEMO_HTML ?= nudge-demo-report.html
 GATEWAY ?= sns
 demo: install
@@ -113,6 +115,13 @@ lock: $(BIN)/python
 		--python-version 3.12 --python-platform x86_64-manylinux_2_17 \
 		--no-emit-package botocore --no-emit-package urllib3 \
 		--constraint $(VENV)/lock-constraints.txt --custom-compile-command 'make lock'
+	# Alibaba Cloud's SDK (SmsGateway=aliyun): its own layer beside the nudge one, so it leaves out
+	# what that layer already has (tests/contract/test_packaging.py checks both locks).
+	$(BIN)/uv pip compile --quiet layers/aliyun/requirements.txt -o $(ALIYUN_LOCK) --generate-hashes \
+		--python-version 3.12 --python-platform x86_64-manylinux_2_17 \
+		--no-emit-package botocore --no-emit-package urllib3 \
+		$$(grep -Eo '^[A-Za-z0-9_.-]+==' $(LAYER_LOCK) | tr -d '=' | sed 's/^/--no-emit-package /') \
+		--constraint $(LAYER_LOCK) --custom-compile-command 'make lock'
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .ruff_cache .hypothesis

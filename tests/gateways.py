@@ -1,8 +1,8 @@
 """Each SMS gateway behind its real adapter, with faults injected at that gateway's own boundary.
 
-The send path's promise tests run once per gateway (``SmsGateway``) through one parametrization:
-``PIPELINE_GATEWAYS`` for the handlers on the local stack (``pipeline_provider``), ``GATEWAYS`` for
-the adapter under the real ``Sender`` (``gateway_provider``). A test asks a ``Provider`` for faults
+The send path's promise tests run once per gateway (``SmsGateway``) through one parametrization,
+``GATEWAYS``: the handlers on the local stack (``pipeline_provider``) and the adapter under the real
+``Sender`` (``gateway_provider``). A test asks a ``Provider`` for faults
 on the next hand-offs and reads back what the provider itself received:
 
 - SNS (moto) and End User Messaging (its stand-in answering on the wire, ``nudge_local.sms_voice``):
@@ -29,10 +29,8 @@ from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ConnectTimeoutError, ReadTimeoutError
 from botocore.parsers import create_parser
 
-# The SmsGateway values the local stack (LocalPipeline) plays; "aliyun" joins once it plays Alibaba
-# Cloud (``pipeline_provider`` already knows it).
-PIPELINE_GATEWAYS = ("sns", "end-user-messaging")
-GATEWAYS = ("sns", "end-user-messaging", "aliyun")  # adapter + Sender
+# The SmsGateway values: the local stack (LocalPipeline) plays each; the adapters under the Sender.
+GATEWAYS = ("sns", "end-user-messaging", "aliyun")
 FAULTS = ("unreachable", "answer_lost", "throttled", "dies", "dies_after_delivery")
 ALIYUN_READ_TIMEOUT_MS = 200  # the adapter's own 10 s, shortened so a lost answer costs a test 0.5 s
 
@@ -130,11 +128,10 @@ class AliyunProvider:
     """Faults between the official SDK's client and the local dysmsapi server."""
 
     def __init__(self, gateway: Any, server: Any):
-        from tests.contract.test_aliyun_sms import Answer
+        from nudge_local.dysmsapi import Answer
 
-        self.gateway, self.server, self._answer = gateway, server, Answer
+        self.gateway, self.server = gateway, server
         self._faults: list[str] = []
-        self._refused: set[int] = set()  # requests the server answered with a refusal
         client = gateway._client
         real = client.send_sms_with_options
 
@@ -150,7 +147,6 @@ class AliyunProvider:
                 server.answers.append(
                     Answer(200, {"Code": "isv.BUSINESS_LIMIT_CONTROL", "Message": "触发分钟级流控"})
                 )
-                self._refused.add(len(server.seen))  # the request it is about to refuse
             response = real(*args, **kwargs)
             if fault == "dies_after_delivery":
                 raise Died
@@ -163,8 +159,9 @@ class AliyunProvider:
         self._faults.extend(faults)
 
     def received(self) -> list[str]:
-        numbers = [s.query["PhoneNumbers"] for i, s in enumerate(self.server.seen) if i not in self._refused]
-        return [f"+86{n}" if len(n) == 11 and n.startswith("1") else f"+{n}" for n in numbers]
+        from nudge_local.dysmsapi import e164_of
+
+        return [e164_of(s.phone) for s in self.server.accepted]  # answered OK (a refusal took none)
 
     def _refusing(self, call: Callable[[], Any]) -> Any:
         """Nothing listens on the server's port during ``call``: the connection is refused."""
@@ -201,14 +198,14 @@ def pipeline_provider(p: Any) -> Provider:
 def gateway_provider(name: str) -> Iterator[Provider]:
     """The adapter the send function builds for ``name``, on its provider's local stand-in."""
     if name == "aliyun":
-        from tests.contract.test_aliyun_sms import FakeDysmsapi, gateway
+        from nudge_local.dysmsapi import FakeDysmsapi
+        from tests.contract.test_aliyun_sms import KEY_ID, SECRET, gateway
 
-        server = FakeDysmsapi()
+        server = FakeDysmsapi(KEY_ID, SECRET)
         try:
             yield AliyunProvider(gateway(server.endpoint, read_timeout_ms=ALIYUN_READ_TIMEOUT_MS), server)
         finally:
-            server.server.shutdown()
-            server.server.server_close()
+            server.close()
         return
     import boto3
     from moto import mock_aws

@@ -82,9 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument(
         "--gateway",
-        choices=("sns", "end-user-messaging"),
+        choices=("sns", "end-user-messaging", "aliyun"),
         default="sns",
-        help="the SmsGateway the demo stack sends with (end-user-messaging adds receipts and a reply)",
+        help="the SmsGateway the demo stack sends with (end-user-messaging adds receipts and a reply; "
+        "aliyun sends through a local dysmsapi with the real SDK)",
     )
 
     for command in COMMANDS.values():

@@ -16,7 +16,14 @@ from zoneinfo import ZoneInfo
 from nudge.domain.orders import read_history_jsonl
 from nudge.domain.privacy import mask_phone
 from nudge.domain.webhooks import sign_standard
-from nudge_local.pipeline import EVENTS, FakeClock, LocalPipeline, function_url_event, storable_records
+from nudge_local.pipeline import (
+    ALIYUN_TEMPLATES,
+    EVENTS,
+    FakeClock,
+    LocalPipeline,
+    function_url_event,
+    storable_records,
+)
 
 SHOP_ZONE = ZoneInfo("Asia/Shanghai")  # template.yaml's default ShopTimezone
 DEFAULT_AT = datetime(2026, 11, 23, 9, 50, tzinfo=SHOP_ZONE)
@@ -33,6 +40,13 @@ DEMO_VARIANTS = {
     ]
 }
 DEMO_CONFIG = {"messages": {"variants": DEMO_VARIANTS}}
+# With --gateway aliyun: the templates a shop would register for the two reminders and for each
+# first-reminder variant (one code per variant, in their order), with Nudge's variable names.
+DEMO_ALIYUN_TEMPLATES = {
+    "SMS_480010011": "${name}您好，您的订单（¥${amount}）还未付款，是付款遇到问题了吗？",
+    "SMS_480010012": "${name}您好，您的订单（¥${amount}）还未付款，${cutoff}前付款当天发货。",
+}
+DEMO_ALIYUN_CODES = "1=SMS_480010011|SMS_480010012,2=SMS_480010002"
 
 
 def _decisions_table(summary: dict, out: TextIO) -> None:
@@ -83,8 +97,15 @@ def run_demo(
     orders_file = EVENTS / "sample-orders.jsonl"
     history = read_history_jsonl((EVENTS / "sample-history.jsonl").read_text(encoding="utf-8").splitlines())
     env = {**QUIET, "EXTRA_CONFIG_JSON": json.dumps(DEMO_CONFIG, ensure_ascii=False)}
-    via = "End User Messaging" if gateway == "end-user-messaging" else "SNS"
-    with LocalPipeline(clock=clock, env=env, gateway=gateway) as p:
+    via = {"end-user-messaging": "End User Messaging", "aliyun": "Alibaba Cloud SMS"}.get(gateway, "SNS")
+    aliyun = gateway == "aliyun"
+    with LocalPipeline(
+        clock=clock,
+        env=env,
+        gateway=gateway,
+        parameters={"AliyunTemplateCodes": DEMO_ALIYUN_CODES} if aliyun else None,
+        aliyun_templates={**ALIYUN_TEMPLATES, **DEMO_ALIYUN_TEMPLATES} if aliyun else None,
+    ) as p:
         r = p.resources
         window = r.env["WINDOWS"].split(",")[0]
         print("Nudge demo: the whole pipeline on moto (no AWS account is touched)", file=out)
@@ -132,6 +153,14 @@ def run_demo(
         )
         for phone, text in sent:
             print(f"     {mask_phone(phone)}: {text}", file=out)
+        if aliyun:
+            accepted = p.dysmsapi.accepted
+            print(
+                f"   (a local dysmsapi on {p.dysmsapi.endpoint} took them through Alibaba Cloud's SDK: each a "
+                "registered template\n   filled with the plan's values under the signature, OutId = the claim, "
+                f"its BizId on the ledger; templates {', '.join(sorted({a.template_code for a in accepted}))})",
+                file=out,
+            )
         for d in first["decisions"]:
             if d["action"] == "send":
                 item = p.ledger_item(d["order_id"]) or {}

@@ -33,6 +33,22 @@ EVENTS = STACK / "events"
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 
+# SmsGateway=aliyun locally: the AccessKey the harness puts in the stack's secret (and the stand-in
+# checks every signature with), and two registered templates as docs/GATEWAYS.md suggests a shop
+# registers them, with Nudge's variable names (name, item, amount; cutoff and closes are left out
+# by the plan when unknown or past, so these templates do not name them).
+ALIYUN_KEYS = {"access_key_id": "LTAI-local-key", "access_key_secret": "local-secret"}
+ALIYUN_SIGN_NAME = "Nudge Shop"  # the sample shop's name, as its registered signature
+ALIYUN_TEMPLATES = {
+    "SMS_480010001": "${name}您好，您拍下的宝贝「${item}」（¥${amount}）还未付款，"
+    "请问是付款过程中遇到了什么困难吗？需要帮助请随时联系客服哦。",
+    "SMS_480010002": "${name}您好，您拍下的宝贝「${item}」（¥${amount}）还未付款哦。库存有限，先付先得。",
+}
+ALIYUN_PARAMETERS = {
+    "AliyunSignName": ALIYUN_SIGN_NAME,
+    "AliyunTemplateCodes": "1=SMS_480010001,2=SMS_480010002",
+}
+
 
 class FakeClock:
     """An aware UTC clock that moves only when told to (``sleep`` moves it too)."""
@@ -266,14 +282,19 @@ class LocalPipeline:
         env: Mapping[str, str] | None = None,
         template: Path = TEMPLATE,
         retry_delay_seconds: float = 370,  # the send queue's visibility timeout in template.yaml
-        gateway: str = "sns",  # the SmsGateway parameter: "sns" or "end-user-messaging"
+        gateway: str = "sns",  # the SmsGateway parameter: "sns", "end-user-messaging" or "aliyun"
+        aliyun_templates: Mapping[str, str] | None = None,  # code -> text registered at the stand-in
     ):
         from nudge_local.sms_voice import LocalSmsVoiceClient
 
         self.clock = clock
         self.gateway = gateway
         self.sms_voice = LocalSmsVoiceClient()  # End User Messaging's stand-in (moto has none)
-        self._parameters = {**(parameters or {}), "SmsGateway": gateway}
+        # Alibaba Cloud's stand-in (a dysmsapi on 127.0.0.1, started with the pipeline).
+        self.dysmsapi: Any = None
+        self._aliyun_templates = dict(ALIYUN_TEMPLATES if aliyun_templates is None else aliyun_templates)
+        aliyun = ALIYUN_PARAMETERS if gateway == "aliyun" else {}
+        self._parameters = {**aliyun, **(parameters or {}), "SmsGateway": gateway}
         self._env_overrides = dict(env or {})
         self._template = template
         self.retry_delay_seconds = retry_delay_seconds
@@ -308,6 +329,8 @@ class LocalPipeline:
     def _start(self, boto3: Any, provision: Any, bootstrap: Any, load_settings: Any) -> None:
         boto3.setup_default_session()  # a session made inside the mock, with the fake creds
         self.resources = provision(self._template, parameters=self._parameters)
+        if self.gateway == "aliyun":
+            self._start_aliyun(boto3)
         self._set_env({**self.resources.env, **self._env_overrides})
         self._clear_powertools_caches()
         # The handlers as Lambda imports them; then each gets its app, built by the same
@@ -330,6 +353,22 @@ class LocalPipeline:
         self.queue_arn = self.sqs.get_queue_attributes(
             QueueUrl=self.resources.send_queue_url, AttributeNames=["QueueArn"]
         )["Attributes"]["QueueArn"]
+
+    def _start_aliyun(self, boto3: Any) -> None:
+        """Alibaba Cloud's stand-in on 127.0.0.1, the send function pointed at it (plain http is
+        used for a loopback endpoint only), and the AccessKey put in the stack's secret as a shop
+        does after deploying (docs/GATEWAYS.md)."""
+        from nudge_local.dysmsapi import FakeDysmsapi
+
+        keys = ALIYUN_KEYS
+        self.dysmsapi = FakeDysmsapi(
+            keys["access_key_id"], keys["access_key_secret"], templates=self._aliyun_templates
+        )
+        self._env_overrides.setdefault("ALIYUN_ENDPOINT", self.dysmsapi.endpoint)
+        secret = self.resources.secrets["AliyunCredentialsSecret"]
+        boto3.client("secretsmanager", region_name=REGION).put_secret_value(
+            SecretId=secret, SecretString=json.dumps(keys)
+        )
 
     def _build_apps(self) -> None:
         """Each function's app from its environment, as a cold start builds it (the handler modules
@@ -378,6 +417,15 @@ class LocalPipeline:
             self.ingest_app = self._build_ingest_app()
             self.ingest_module.APP.set(self.ingest_app)
 
+    def cold_send_container(self) -> ModuleType:
+        """A new send function whose app is built on its first invocation, as Lambda builds it
+        (a setting or secret it cannot use fails that invocation, before any message is taken)."""
+        from nudge import bootstrap
+
+        module = _load_handler("send", FUNCTIONS / "send" / "app.py")
+        module.APP = bootstrap.Lazy(self._new_send_app)
+        return module
+
     def another_send_container(self) -> ModuleType:
         """A second warm send function (its own module and app), e.g. for concurrent pollers."""
         module = _load_handler("send", FUNCTIONS / "send" / "app.py")
@@ -385,6 +433,9 @@ class LocalPipeline:
         return module
 
     def __exit__(self, *exc: object) -> None:
+        if self.dysmsapi is not None:
+            self.dysmsapi.close()
+            self.dysmsapi = None
         self._mock.stop()
         for key, value in self._saved_env.items():
             if value is None:
@@ -686,10 +737,16 @@ class LocalPipeline:
         return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
 
     def sent_sms(self) -> list[tuple[str, str]]:
-        """The SMS the gateway took, oldest first: [(phone, text)] (moto's SNS, or End User
-        Messaging's stand-in)."""
+        """The SMS the gateway took, oldest first: [(phone, text)] (moto's SNS, End User
+        Messaging's stand-in, or Alibaba Cloud's: its registered template filled with the SMS's
+        values under the signature, as the buyer would read it; the template code and values
+        are on ``self.dysmsapi.accepted``)."""
         if self.gateway == "end-user-messaging":
             return [(t.phone, t.body) for t in self.sms_voice.sent]
+        if self.gateway == "aliyun":
+            from nudge_local.dysmsapi import e164_of
+
+            return [(e164_of(s.phone), s.text) for s in self.dysmsapi.accepted]
         return moto_sent_sms(ACCOUNT, REGION)
 
     def staff_digests(self) -> list[tuple[str | None, str]]:

@@ -45,6 +45,7 @@ def plan_and_report(app: bootstrap.PlanApp, run: WindowRun, started_at: datetime
         paused=app.paused(),
         dry_run=settings.dry_run,
         staff=app.staff,
+        template_params=settings.sends_templates,  # Alibaba Cloud: the registered template's values
     )
     for warning in summary.warnings:
         logger.warning(warning)

@@ -1,23 +1,18 @@
 """The Alibaba Cloud SMS gateway through the real SDK (``alibabacloud-dysmsapi20170525``) against a
-local HTTP server on 127.0.0.1 that answers like ``dysmsapi``: it checks the signed request the SDK
-sends (action, version, the SendSms parameters, the ACS3-HMAC-SHA256 signature, recomputed here
-from Alibaba Cloud's documented algorithm) and answers with Alibaba Cloud's shapes and codes."""
+local HTTP server on 127.0.0.1 that answers like ``dysmsapi`` (``nudge_local.dysmsapi``, the same
+stand-in the local pipeline uses): it checks the signed request the SDK sends (action, version, the
+SendSms parameters, the ACS3-HMAC-SHA256 signature, recomputed from Alibaba Cloud's documented
+algorithm) and answers with Alibaba Cloud's shapes and codes."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import socket
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import replace
 from pathlib import Path
-from urllib.parse import parse_qsl, quote, urlsplit
 
 import pytest
 
@@ -25,6 +20,7 @@ from nudge.adapters.aliyun_sms import AliyunSmsGateway, aliyun_phone, make_clien
 from nudge.domain.delivery import parse_aliyun_out_id
 from nudge.services.ports import OptedOutError, PermanentSendError, TransientSendError
 from nudge.services.sending import SendOutcome
+from nudge_local.dysmsapi import Answer, FakeDysmsapi
 from tests.builders import outgoing
 from tests.unit.test_services import deliver, request, sender
 
@@ -33,101 +29,11 @@ KEY_ID, SECRET = "LTAI-test-key", "test-secret"
 PARAMS = {"name": "王小明", "item": "羊毛围巾", "amount": "199.00", "closes": "23:59"}
 
 
-@dataclass
-class Answer:
-    status: int = 200
-    body: object = field(
-        default_factory=lambda: {
-            "Code": "OK",
-            "Message": "OK",
-            "BizId": "900619746936498440^0",
-            "RequestId": "F655A8D5",
-        }
-    )
-    delay: float = 0.0
-
-
-@dataclass
-class Seen:
-    method: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    signature_ok: bool
-
-
-class FakeDysmsapi:
-    """Records each request, checks its signature, answers the next queued Answer (else OK)."""
-
-    def __init__(self) -> None:
-        self.answers: list[Answer] = []
-        self.seen: list[Seen] = []
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length") or 0))
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                pairs = parse_qsl(urlsplit(self.path).query, keep_blank_values=True)
-                fake.seen.append(
-                    Seen(
-                        self.command, dict(pairs), headers, _signature_ok(self.command, pairs, headers, body)
-                    )
-                )
-                answer = fake.answers.pop(0) if fake.answers else Answer()
-                time.sleep(answer.delay)
-                raw = answer.body if isinstance(answer.body, bytes) else json.dumps(answer.body).encode()
-                try:
-                    self.send_response(answer.status)
-                    self.send_header("content-type", "application/json;charset=utf-8")
-                    self.send_header("content-length", str(len(raw)))
-                    self.end_headers()
-                    self.wfile.write(raw)
-                except OSError:
-                    pass  # the client gave up (a read timeout test)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.endpoint = f"127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
-def _signature_ok(method: str, pairs: list[tuple[str, str]], headers: dict[str, str], body: bytes) -> bool:
-    """Alibaba Cloud's V3 request signature (ACS3-HMAC-SHA256), computed from what arrived."""
-    algorithm, _, rest = headers.get("authorization", "").partition(" ")
-    parts = dict(p.split("=", 1) for p in rest.split(",") if "=" in p)
-    if algorithm != "ACS3-HMAC-SHA256" or parts.get("Credential") != KEY_ID:
-        return False
-    signed = parts["SignedHeaders"].split(";")
-    if not {"host", "x-acs-action", "x-acs-version", "x-acs-date", "x-acs-signature-nonce"} <= set(signed):
-        return False
-    payload = hashlib.sha256(body).hexdigest()
-    if headers.get("x-acs-content-sha256") != payload:
-        return False
-    enc = lambda s: quote(s, safe="-_.~")  # noqa: E731
-    canonical = "\n".join(
-        [
-            method,
-            "/",
-            "&".join(f"{enc(k)}={enc(v)}" for k, v in sorted(pairs)),
-            "".join(f"{n}:{headers[n].strip()}\n" for n in signed),
-            parts["SignedHeaders"],
-            payload,
-        ]
-    )
-    to_sign = f"{algorithm}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
-    return hmac.compare_digest(
-        hmac.new(SECRET.encode(), to_sign.encode(), hashlib.sha256).hexdigest(), parts["Signature"]
-    )
-
-
 @pytest.fixture
 def dysmsapi() -> Iterator[FakeDysmsapi]:
-    fake = FakeDysmsapi()
+    fake = FakeDysmsapi(KEY_ID, SECRET)
     yield fake
-    fake.server.shutdown()
-    fake.server.server_close()
+    fake.close()
 
 
 def gateway(endpoint: str, *, read_timeout_ms: int = 2_000) -> AliyunSmsGateway:
@@ -175,18 +81,15 @@ def test_an_order_id_too_long_for_out_id_sends_the_claim_instead_and_its_receipt
     assert parse_aliyun_out_id(fields["OutId"]) is None  # its SmsReport is counted and dropped
 
 
-def test_a_wrong_secret_does_not_verify():
-    """The server's check is real: a request signed with another secret fails it."""
-    fake = FakeDysmsapi()
-    try:
-        client = make_client(KEY_ID, "another-secret", endpoint=fake.endpoint, protocol="http")
+def test_a_wrong_secret_does_not_verify(dysmsapi):
+    """The server's check is real: a request signed with another secret fails it, and is answered
+    as Alibaba Cloud answers it (refused for good: nothing sent)."""
+    client = make_client(KEY_ID, "another-secret", endpoint=dysmsapi.endpoint, protocol="http")
+    with pytest.raises(PermanentSendError, match="SignatureDoesNotMatch"):
         AliyunSmsGateway(client, sign_name="s", template_codes={1: "a", 2: "b"}).publish(
             outgoing(template_params=PARAMS)
         )
-        assert fake.seen and not fake.seen[0].signature_ok
-    finally:
-        fake.server.shutdown()
-        fake.server.server_close()
+    assert dysmsapi.seen and not dysmsapi.seen[0].signature_ok and dysmsapi.accepted == []
 
 
 @pytest.mark.parametrize(
@@ -263,6 +166,20 @@ def test_refused_before_any_call(dysmsapi):
         gw.publish(outgoing("13800138000", template_params=PARAMS))
     assert dysmsapi.seen == []
     assert not issubclass(PermanentSendError, OptedOutError)
+
+
+def test_each_text_variant_goes_out_under_its_own_template(dysmsapi):
+    client = make_client(KEY_ID, SECRET, endpoint=dysmsapi.endpoint, protocol="http")
+    gw = AliyunSmsGateway(
+        client, sign_name="Nudge小店", template_codes={1: {"A": "SMS_1001", "B": "SMS_1002"}, 2: "SMS_2001"}
+    )
+    gw.publish(outgoing(variant="B", template_params=PARAMS))
+    gw.publish(outgoing(attempt=2, variant="B", template_params=PARAMS))
+    assert [seen.query["TemplateCode"] for seen in dysmsapi.seen] == ["SMS_1002", "SMS_2001"]
+    for variant in ("C", None):  # queued before the variants changed: no template says its text
+        with pytest.raises(PermanentSendError, match="variant"):
+            gw.publish(outgoing(variant=variant, template_params=PARAMS))
+    assert len(dysmsapi.seen) == 2  # refused before any call
 
 
 def test_settings_are_checked_when_built():

@@ -42,9 +42,9 @@ LAYER_REQUIREMENTS = [
 ]
 
 
-def _lock() -> dict[str, tuple[str, list[str]]]:
-    """name -> (version, hashes) of layers/nudge/requirements.lock."""
-    text = (LAYER / "requirements.lock").read_text().replace("\\\n", " ")
+def _lock(layer: Path = LAYER) -> dict[str, tuple[str, list[str]]]:
+    """name -> (version, hashes) of a layer's requirements.lock."""
+    text = (layer / "requirements.lock").read_text().replace("\\\n", " ")
     out = {}
     for line in text.splitlines():
         m = re.match(r"^([A-Za-z0-9_.-]+)==(\S+)(.*)$", line)
@@ -258,3 +258,47 @@ def test_nudge_demo_runs_from_an_installed_wheel_outside_the_checkout(tmp_path):
     assert (
         "0) Orders arrive by signed webhook" in run.stdout and "any number texted twice: none" in run.stdout
     )
+
+
+# ------------------------------------------------ the Alibaba Cloud SDK's layer (SmsGateway=aliyun)
+ALIYUN_LAYER = ROOT / "layers" / "aliyun"
+ALIYUN_REQUIREMENTS = [
+    Requirement(r) for r in _requirements((ALIYUN_LAYER / "requirements.txt").read_text().splitlines())
+]
+ALIYUN_LOCK = _lock(ALIYUN_LAYER)
+
+
+def test_the_aliyun_layer_ships_the_aliyun_extra():
+    assert {str(r) for r in ALIYUN_REQUIREMENTS} == {
+        str(Requirement(d)) for d in PYPROJECT["project"]["optional-dependencies"]["aliyun"]
+    }
+
+
+def test_the_aliyun_lock_covers_what_the_sdk_pulls_in_beside_the_runtime_and_the_nudge_layer():
+    """The two layers share /opt/python: a package in both locks would be two copies in one folder,
+    so the aliyun lock leaves out the nudge layer's packages (and the runtime's)."""
+    wanted = _closure(ALIYUN_REQUIREMENTS) - RUNTIME_SDK - set(LOCK)
+    assert set(ALIYUN_LOCK) == wanted, (
+        f"missing from the lock: {wanted - set(ALIYUN_LOCK)}; extra: {set(ALIYUN_LOCK) - wanted}"
+    )
+    assert not set(ALIYUN_LOCK) & set(LOCK)
+    for r in ALIYUN_REQUIREMENTS:
+        assert r.specifier.contains(ALIYUN_LOCK[canonicalize_name(r.name)][0]), f"{r} vs the lock"
+    for name, (_, hashes) in ALIYUN_LOCK.items():
+        assert hashes, f"{name} has no --hash in the lock"
+
+
+def test_the_aliyun_layer_build_installs_its_lock_with_hashes_and_no_dependencies():
+    build = (ALIYUN_LAYER / "Makefile").read_text()
+    assert "requirements.lock" in build
+    for flag in ("--no-deps", "--require-hashes", "--only-binary=:all:"):
+        assert flag in build
+    assert "--invalidation-mode unchecked-hash" in build
+    layer = TEMPLATE["Resources"]["AliyunLayer"]
+    assert layer["Metadata"]["BuildMethod"] == "makefile" and layer["Condition"] == "UseAliyun"
+    assert layer["Properties"]["ContentUri"].rstrip("/") == "layers/aliyun"
+
+
+def test_the_aliyun_tests_run_the_locked_sdk():
+    differ = {n: (metadata.version(n), v) for n, (v, _) in ALIYUN_LOCK.items() if metadata.version(n) != v}
+    assert not differ, f"venv vs the aliyun lock: {differ}"

@@ -43,6 +43,9 @@ OUTPUTS = {
 # Orders in (webhooks): the ingest function's parameter and outputs.
 PARAMETERS |= {"IngestReservedConcurrency"}
 PARAMETERS |= {"SmsGateway", "SmsOriginationIdentity", "SmsMaxPrice"}  # the SMS gateway (docs/GATEWAYS.md)
+PARAMETERS |= {"AliyunSignName", "AliyunTemplateCodes", "AliyunEndpoint"}  # SmsGateway=aliyun
+ALIYUN = {"SmsGateway": "aliyun", "AliyunSignName": "Nudge小店", "AliyunTemplateCodes": "1=SMS_111,2=SMS_222"}
+ALIYUN_ENV = {"ALIYUN_SIGN_NAME", "ALIYUN_TEMPLATE_CODES", "ALIYUN_CREDENTIALS_SECRET_ARN"}
 OUTPUTS |= {"InboundSmsTopicArn"}  # buyers' replies (End User Messaging two-way SMS)
 PARAMETERS |= {"SnsDeliveryStatusLogs"}  # receipts from SNS's SMS delivery-status logs
 OUTPUTS |= {"SnsDeliveryStatusLogsCommand"}
@@ -241,7 +244,9 @@ def test_functions_share_globals(translated):
         env = props["Environment"]["Variables"]
         assert env["POWERTOOLS_TRACE_DISABLED"] == {"Fn::If": ["TracingOn", "false", "true"]}
         assert props["Handler"] == "app.lambda_handler" and props["Timeout"] == timeout
-        (layer,) = props["Layers"]
+        # The send function's second entry is the Alibaba Cloud SDK, with SmsGateway=aliyun only.
+        layer, *conditional = props["Layers"]
+        assert [c["Fn::If"][0] for c in conditional] == (["UseAliyun"] if name == "SendFunction" else [])
         assert translated["Resources"][layer["Ref"]]["Type"] == "AWS::Lambda::LayerVersion"
         assert set(props["Environment"]["Variables"]) >= COMMON_ENV
     assert set(translated["Resources"]["SendFunction"]["Properties"]["Environment"]["Variables"]) >= SEND_ENV
@@ -326,7 +331,9 @@ def test_the_send_role_is_its_own_and_as_narrow_as_aws_allows(translated):
         assert [s["Resource"] for s in by_action[action]] == [{"Fn::GetAtt": ["SendLogGroup", "Arn"]}]
     assert send["LoggingConfig"] == {"LogGroup": {"Ref": "SendLogGroup"}}
     assert {a for a in by_action if a.startswith("xray:")} == XRAY_ACTIONS  # Tracing: Active
+    # secretsmanager:GetSecretValue: Alibaba Cloud's AccessKey (SmsGateway=aliyun only).
     assert set(by_action) == sqs | logs | XRAY_ACTIONS | SMS_ACTIONS | EUM_ACTIONS | {
+        "secretsmanager:GetSecretValue",
         "dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem",
         "ssm:GetParameter",
     }  # fmt: skip
@@ -532,7 +539,7 @@ def test_template_is_not_mutated_by_evaluation(template):
 
 def test_end_user_messaging_is_a_parameter_away_and_sns_stays_the_default(template):
     params = template["Parameters"]["SmsGateway"]
-    assert params["Default"] == "sns" and params["AllowedValues"] == ["sns", "end-user-messaging"]
+    assert params["Default"] == "sns" and params["AllowedValues"] == ["sns", "end-user-messaging", "aliyun"]
     env = template["Resources"]["SendFunction"]["Properties"]["Environment"]["Variables"]
     assert evaluate(template, env["SMS_GATEWAY"]) == "sns"
     assert evaluate(template, env["SMS_CONFIGURATION_SET"]) == ""  # no configuration set with SNS
@@ -548,9 +555,9 @@ def test_end_user_messaging_is_a_parameter_away_and_sns_stays_the_default(templa
 
 def test_the_send_role_may_send_text_messages_only_with_end_user_messaging(translated):
     policy = translated["Resources"]["SendFunctionRole"]["Properties"]["Policies"][0]["PolicyDocument"]
-    (conditional,) = [s for s in policy["Statement"] if "Fn::If" in s]
-    condition, statement, otherwise = conditional["Fn::If"]
-    assert condition == "UseEndUserMessaging" and otherwise == {"Ref": "AWS::NoValue"}
+    (conditional,) = [s for s in policy["Statement"] if s.get("Fn::If", [""])[0] == "UseEndUserMessaging"]
+    _, statement, otherwise = conditional["Fn::If"]
+    assert otherwise == {"Ref": "AWS::NoValue"}
     assert statement["Action"] == "sms-voice:SendTextMessage" and statement["Effect"] == "Allow"
 
 
@@ -659,3 +666,89 @@ def test_the_template_translates_with_sns_delivery_logs_on():
         "SnsSmsDeliveryLogsSubscription",
         "SnsSmsFailureLogsSubscription",
     }
+
+
+# ------------------------------------------------------------------- SmsGateway=aliyun
+
+
+def test_cfn_lint_reports_nothing_with_each_gateway():
+    from cfnlint.api import ManualArgs, lint_file
+
+    for parameters in ({"SmsGateway": "end-user-messaging"}, ALIYUN):
+        matches = lint_file(TEMPLATE, config=ManualArgs(parameters=[parameters]))
+        assert not matches, (parameters, "\n".join(str(m) for m in matches))
+
+
+def test_aliyun_is_a_parameter_away_and_the_default_stack_is_unchanged(template):
+    assert template["Conditions"]["UseAliyun"] == {"Fn::Equals": [{"Ref": "SmsGateway"}, "aliyun"]}
+    res = template["Resources"]
+    for lid in ("AliyunLayer", "AliyunCredentialsSecret"):
+        assert res[lid]["Condition"] == "UseAliyun", lid
+    # The secret is created empty: the shop puts its AccessKey in it, never in a parameter.
+    assert "SecretString" not in res["AliyunCredentialsSecret"]["Properties"]
+    assert "GenerateSecretString" not in res["AliyunCredentialsSecret"]["Properties"]
+    layer = res["AliyunLayer"]
+    assert layer["Properties"]["ContentUri"].rstrip("/") == "layers/aliyun"
+    assert layer["Metadata"]["BuildMethod"] == "makefile"
+    plan_env = res["PlanFunction"]["Properties"]["Environment"]["Variables"]
+    send_env = res["SendFunction"]["Properties"]["Environment"]["Variables"]
+    secret = {"AliyunCredentialsSecret": {"Ref": "arn:aws:secretsmanager:us-east-1:1:secret:aliyun"}}
+    # The default stack: none of these variables (the plan's environment is as it was).
+    for env, names in (
+        (plan_env, ALIYUN_ENV | {"SMS_GATEWAY"}),
+        (send_env, ALIYUN_ENV | {"ALIYUN_ENDPOINT"}),
+    ):
+        for name in names:
+            assert env[name]["Fn::If"][0] == "UseAliyun" and env[name]["Fn::If"][2] == {"Ref": "AWS::NoValue"}
+    resolved = {n: evaluate(template, plan_env[n], parameters=ALIYUN, physical=secret) for n in ALIYUN_ENV}
+    assert resolved == {
+        "ALIYUN_SIGN_NAME": "Nudge小店",
+        "ALIYUN_TEMPLATE_CODES": "1=SMS_111,2=SMS_222",
+        "ALIYUN_CREDENTIALS_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:1:secret:aliyun",
+    }
+    assert evaluate(template, send_env["ALIYUN_ENDPOINT"], parameters=ALIYUN) == "dysmsapi.aliyuncs.com"
+
+
+def test_the_sdk_layer_is_the_send_functions_and_only_with_aliyun(translated):
+    res = translated["Resources"]
+    layers = res["SendFunction"]["Properties"]["Layers"]
+    assert layers[0]["Ref"].startswith("NudgeLayer")
+    condition, aliyun, otherwise = layers[1]["Fn::If"]
+    assert condition == "UseAliyun" and aliyun["Ref"].startswith("AliyunLayer")
+    assert otherwise == {"Ref": "AWS::NoValue"}
+    for lid, spec in of_type(translated, "AWS::Lambda::Function").items():
+        if lid != "SendFunction":
+            assert "AliyunLayer" not in json.dumps(spec["Properties"].get("Layers")), lid
+
+
+def test_the_send_role_reads_the_aliyun_secret_only_with_aliyun(translated):
+    policy = translated["Resources"]["SendFunctionRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+    (conditional,) = [s for s in policy["Statement"] if s.get("Fn::If", [""])[0] == "UseAliyun"]
+    _, statement, otherwise = conditional["Fn::If"]
+    assert otherwise == {"Ref": "AWS::NoValue"}
+    assert statement["Action"] == "secretsmanager:GetSecretValue" and statement["Effect"] == "Allow"
+    assert statement["Resource"] == {"Ref": "AliyunCredentialsSecret"}  # this secret, nothing else
+    readers = [
+        lid
+        for lid, s in iam_statements(translated)
+        if "AliyunCredentialsSecret" in json.dumps(s.get("Resource"))
+    ]
+    assert readers == ["SendFunctionRole"]
+
+
+def test_provision_with_aliyun_and_without(aws):
+    default = provision(TEMPLATE, session=aws)
+    assert "AliyunCredentialsSecret" not in default.secrets
+    for function in ("PlanFunction", "SendFunction"):
+        assert not set(default.function_envs[function]) & (ALIYUN_ENV | {"ALIYUN_ENDPOINT"}), function
+    assert "SMS_GATEWAY" not in default.function_envs["PlanFunction"]  # the plan's env as before
+
+    stack = provision(TEMPLATE, stack_name="cn", parameters=ALIYUN, session=aws)
+    arn = stack.secrets["AliyunCredentialsSecret"]
+    for function in ("PlanFunction", "SendFunction"):
+        env = stack.function_envs[function]
+        assert env["SMS_GATEWAY"] == "aliyun" and env["ALIYUN_CREDENTIALS_SECRET_ARN"] == arn, function
+        assert env["ALIYUN_TEMPLATE_CODES"] == "1=SMS_111,2=SMS_222"
+    # Created without a value, as on AWS: reading it says so.
+    with pytest.raises(aws.client("secretsmanager").exceptions.ResourceNotFoundException):
+        aws.client("secretsmanager").get_secret_value(SecretId=arn)

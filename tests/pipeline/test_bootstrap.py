@@ -62,7 +62,11 @@ def test_settings_keep_the_template_variable_names_and_defaults():
         ("SMS_TYPE", "Spam", "SMS_TYPE: String should match pattern"),
         ("DAILY_SMS_CAP", "lots", "DAILY_SMS_CAP: not a whole number: 'lots'"),
         ("EXTRA_CONFIG_JSON", "[1]", "EXTRA_CONFIG_JSON: must be a JSON object"),
-        ("SMS_GATEWAY", "aliyun-someday", "SMS_GATEWAY: Input should be 'sns' or 'end-user-messaging'"),
+        (
+            "SMS_GATEWAY",
+            "aliyun-someday",
+            "SMS_GATEWAY: Input should be 'sns', 'end-user-messaging' or 'aliyun'",
+        ),
         ("SMS_MAX_PRICE", "1", "SMS_MAX_PRICE: String should match pattern"),
     ],
 )
@@ -104,6 +108,76 @@ def test_the_send_app_takes_the_stacks_gateway():
     assert (
         dict(made)["pinpoint-sms-voice-v2"].retries["total_max_attempts"] == 1
     )  # one attempt, never retried
+
+
+ALIYUN_ENV = {
+    **ENV,
+    "SMS_GATEWAY": "aliyun",
+    "ALIYUN_SIGN_NAME": "Nudge小店",
+    "ALIYUN_TEMPLATE_CODES": "1=SMS_111|SMS_112,2=SMS_222",
+    "ALIYUN_CREDENTIALS_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:aliyun",
+    "EXTRA_CONFIG_JSON": json.dumps(
+        {
+            "messages": {
+                "variants": {"1": [{"name": "A", "template": "{greeting} a"}, {"name": "B", "template": "b"}]}
+            }
+        }
+    ),
+}
+KEYS = json.dumps({"access_key_id": "LTAI-test-key", "access_key_secret": "test-secret"})
+
+
+def test_the_aliyun_gateway_is_built_from_its_secret_with_a_template_per_reminder_and_variant():
+    from nudge.adapters.aliyun_sms import ALIYUN_PUBLISH_TIMEOUT, AliyunSmsGateway
+    from tests.builders import outgoing
+
+    asked: list[str] = []
+    gateway, timeout = bootstrap.aliyun_gateway(
+        load_settings(ALIYUN_ENV), read_secret=lambda route: asked.append(route) or KEYS
+    )
+    assert isinstance(gateway, AliyunSmsGateway) and timeout == ALIYUN_PUBLISH_TIMEOUT
+    assert asked == ["aliyun"] and gateway.sign_name == "Nudge小店"
+    assert gateway.template_codes == {1: {"A": "SMS_111", "B": "SMS_112"}, 2: "SMS_222"}
+    code = lambda attempt, variant: gateway.template_code(outgoing(attempt=attempt, variant=variant))  # noqa: E731
+    assert (code(1, "A"), code(1, "B"), code(2, "A"), code(2, "B"), code(2, None)) == (
+        "SMS_111",
+        "SMS_112",
+        "SMS_222",  # reminder 2 has no variants: its one template, whatever the order's arm
+        "SMS_222",
+        "SMS_222",
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        (None, "the secret holds no AccessKey yet"),  # created empty by the stack
+        ("not json", "the secret is not a JSON object"),
+        ('{"access_key_id": "LTAI5t"}', "the secret has no access_key_secret"),
+        (
+            '{"access_key_id": "...", "access_key_secret": "..."}',
+            "the secret's access_key_id is still a placeholder",
+        ),
+        (
+            '{"access_key_id": "<id>", "access_key_secret": "s"}',
+            "the secret's access_key_id is still a placeholder",
+        ),
+    ],
+)
+def test_an_unusable_aliyun_secret_stops_the_cold_start_naming_it(value, problem):
+    with pytest.raises(ConfigError) as caught:
+        bootstrap.aliyun_gateway(load_settings(ALIYUN_ENV), read_secret=lambda route: value)
+    message = str(caught.value)
+    assert message.startswith(f"ALIYUN_CREDENTIALS_SECRET_ARN: {problem}") and "GATEWAYS.md" in message
+    assert "LTAI5t" not in message  # never quotes the secret
+
+
+def test_plain_http_only_to_a_stand_in_on_this_machine():
+    from nudge.adapters.aliyun_sms import protocol_for
+
+    assert protocol_for("127.0.0.1:8080") == protocol_for("localhost:9") == "http"
+    for endpoint in ("dysmsapi.aliyuncs.com", "127.0.0.1", "127.0.0.1.evil.example:80", "localhost"):
+        assert protocol_for(endpoint) == "https", endpoint
 
 
 # ------------------------------------------------------------------------------------ imports

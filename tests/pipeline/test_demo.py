@@ -27,3 +27,14 @@ def test_demo_with_end_user_messaging_shows_receipts_and_an_opt_out_by_reply(tmp
     assert "delivery events reach the receipts function" in out and "carrier_unreachable (applied)" in out
     assert "replies 退订: opted_out" in out and "any number texted twice: none" in out
     assert "delivered 4 (80.0% of the SMS with a final receipt)" in out  # nudge report reads them back
+
+
+def test_demo_with_aliyun_sends_registered_templates_through_the_sdk(tmp_path):
+    code, out = run("demo", "--gateway", "aliyun", "--html", str(tmp_path / "r.html"))
+    assert code == 0 and "Alibaba Cloud SMS received 6 SMS:" in out  # no opt-out refusal at Alibaba Cloud
+    assert (
+        "【Nudge Shop】王芳您好，您的订单（¥199.00）还未付款，是付款遇到问题了吗？" in out
+    )  # variant caring
+    assert "11:00前付款当天发货" in out  # variant cutoff: its own registered template
+    assert "templates SMS_480010011, SMS_480010012" in out
+    assert "same summary: True" in out and "any number texted twice: none" in out

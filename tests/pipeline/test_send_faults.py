@@ -1,5 +1,5 @@
 """Faults on the send path, end to end through the real handlers on moto (stack from template.yaml),
-with each SMS gateway the local stack plays (``tests.gateways.PIPELINE_GATEWAYS``).
+with each SMS gateway the local stack plays (``tests.gateways.GATEWAYS``).
 
 Each fault is injected where it happens, on the send function's own gateway client
 (``tests.gateways``): a hand-off that never connects, one whose answer is lost after the provider
@@ -28,7 +28,7 @@ from nudge_local.moto_env import load_template
 from nudge_local.pipeline import FakeClock, LambdaContextStub, LocalPipeline, sqs_event
 from tests.builders import SHANGHAI, order_record
 from tests.contract.test_dal import TEMPLATE, atomic_moto  # noqa: F401  (a fixture)
-from tests.gateways import GATEWAYS, PIPELINE_GATEWAYS, Died, client_timeouts, pipeline_provider
+from tests.gateways import GATEWAYS, Died, client_timeouts, pipeline_provider
 
 pytestmark = pytest.mark.aws
 
@@ -47,7 +47,7 @@ def order(order_id: str, buyer: str, phone: str, created: datetime, **extra: Any
     )
 
 
-@pytest.fixture(params=PIPELINE_GATEWAYS)
+@pytest.fixture(params=GATEWAYS)
 def pipeline(request):
     with LocalPipeline(clock=FakeClock(AT), env=QUIET, gateway=request.param) as p:
         p.provider = pipeline_provider(p)  # what the gateway received, and faults on its client
@@ -69,9 +69,21 @@ class MetricNames:
 
 
 def send_request(order_id: str, buyer: str, phone: str, *, at: datetime, window: str) -> SendRequest:
-    """A send for this order as a plan that could not see the ledger would queue it."""
+    """A send for this order as a plan that could not see the ledger would queue it (with the
+    registered template's values, which only Alibaba Cloud reads)."""
+    values = {"name": "亲", "item": order_id, "amount": "10.00"}
     return SendRequest(
-        order_id, buyer, phone, 1, f"hi {order_id}", 1, at + timedelta(minutes=50), at.date(), window, at
+        order_id,
+        buyer,
+        phone,
+        1,
+        f"hi {order_id}",
+        1,
+        at + timedelta(minutes=50),
+        at.date(),
+        window,
+        at,
+        template_params=values,
     )
 
 

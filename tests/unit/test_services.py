@@ -421,3 +421,22 @@ def test_a_ledger_error_on_an_sns_log_line_raises_so_lambda_retries_the_whole_ev
     sample = Path(__file__).resolve().parents[2] / "events" / "sns-sms-delivery-log-success.json"
     with pytest.raises(ConnectionError):
         record_sns_delivery_logs(json.loads(sample.read_text(encoding="utf-8")), LedgerDown())
+
+
+def test_for_a_template_gateway_each_queued_sms_carries_its_templates_values_and_otherwise_nothing_new():
+    """SmsGateway=aliyun: the plan app passes template_params=True (settings.sends_templates); the
+    values are judged at the window's instant like the text. Any other gateway: the message body is
+    byte for byte what it was (no template_params key at all)."""
+    orders = [record(1, buyer_name="王小明", item_title="羊毛围巾", amount=199)]
+    _, plain, _ = plan(FakeOrderRepository(orders))
+    _, templated, _ = plan(FakeOrderRepository(orders), template_params=True)
+    (body,) = plain.bodies
+    assert "template_params" not in body
+    (request,) = templated.requests
+    assert request.template_params == {
+        "name": "王小明",
+        "item": "羊毛围巾",
+        "amount": "199.00",
+        "cutoff": "11:00",
+    }
+    assert replace(request, template_params=None) == plain.requests[0]  # the rest is the same SMS

@@ -42,3 +42,65 @@ def test_a_huge_ledger_ttl_is_refused_at_load():
 def test_deeply_nested_extra_config_json_is_one_line():
     with pytest.raises(ConfigError, match="EXTRA_CONFIG_JSON"):
         load_settings({**BASE, "EXTRA_CONFIG_JSON": '{"rules":' + "[" * 3000 + "]" * 3000 + "}"})
+
+
+# ------------------------------------------------------------------ SmsGateway=aliyun's settings
+ALIYUN = {
+    **BASE,
+    "SMS_GATEWAY": "aliyun",
+    "ALIYUN_SIGN_NAME": "Nudge小店",
+    "ALIYUN_TEMPLATE_CODES": "1=SMS_111,2=SMS_222",
+    "ALIYUN_CREDENTIALS_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:nudge-aliyun",
+}
+TWO_ARMS = (
+    '{"messages": {"variants": {"1": [{"name": "A", "template": "{greeting} a"},'
+    ' {"name": "B", "template": "{greeting} b"}]}}}'
+)
+
+
+def test_aliyun_settings_are_read_with_one_code_per_reminder_and_variant():
+    s = load_settings(ALIYUN)
+    assert s.sms_gateway == "aliyun" and s.sends_templates
+    assert s.aliyun_template_codes == {1: ("SMS_111",), 2: ("SMS_222",)}
+    assert s.aliyun_endpoint == "dysmsapi.aliyuncs.com"  # the central endpoint unless told
+    s = load_settings(
+        {
+            **ALIYUN,
+            "ALIYUN_TEMPLATE_CODES": " 1=SMS_111 | SMS_112 , 2=SMS_222",
+            "EXTRA_CONFIG_JSON": TWO_ARMS,
+            "ALIYUN_ENDPOINT": "dysmsapi.ap-southeast-1.aliyuncs.com",
+        }
+    )
+    assert s.aliyun_template_codes == {1: ("SMS_111", "SMS_112"), 2: ("SMS_222",)}
+    assert s.aliyun_endpoint == "dysmsapi.ap-southeast-1.aliyuncs.com"
+    assert not load_settings(BASE).sends_templates  # sns: the texts themselves, as before
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"ALIYUN_SIGN_NAME": ""}, "ALIYUN_SIGN_NAME: missing"),
+        ({"ALIYUN_TEMPLATE_CODES": " "}, "ALIYUN_TEMPLATE_CODES: missing"),
+        ({"ALIYUN_CREDENTIALS_SECRET_ARN": ""}, "ALIYUN_CREDENTIALS_SECRET_ARN: missing"),
+        ({"ALIYUN_TEMPLATE_CODES": "1=SMS_111"}, "ALIYUN_TEMPLATE_CODES: no template for reminder 2"),
+        ({"ALIYUN_TEMPLATE_CODES": "SMS_111,SMS_222"}, "ALIYUN_TEMPLATE_CODES: 'SMS_111': expected 1="),
+        ({"ALIYUN_TEMPLATE_CODES": "1=SMS_1,3=SMS_3"}, "ALIYUN_TEMPLATE_CODES: '3=SMS_3': expected"),
+        ({"ALIYUN_TEMPLATE_CODES": "1=SMS_1,1=SMS_2"}, "reminder 1 is given twice"),
+        ({"ALIYUN_TEMPLATE_CODES": "1=sms-111,2=SMS_2"}, "'sms-111' is not a template code"),
+        ({"ALIYUN_TEMPLATE_CODES": "1=SMS_1|,2=SMS_2"}, "'' is not a template code"),
+        ({"ALIYUN_TEMPLATE_CODES": "1=SMS_1|SMS_2,2=SMS_3"}, "reminder 1 has no text variants: give one"),
+        ({"EXTRA_CONFIG_JSON": TWO_ARMS}, "reminder 1 has 2 text variants (A, B): give one template code"),
+        ({"ALIYUN_ENDPOINT": "https://dysmsapi.aliyuncs.com"}, "ALIYUN_ENDPOINT"),
+        ({"SMS_GATEWAY": "aliyun-someday"}, "SMS_GATEWAY"),
+    ],
+)
+def test_a_bad_aliyun_setting_stops_at_load_naming_it(change, problem):
+    with pytest.raises(ConfigError) as caught:
+        load_settings({**ALIYUN, **change})
+    assert problem in str(caught.value)
+
+
+def test_the_other_gateways_need_no_aliyun_settings_but_a_bad_code_list_is_still_refused():
+    assert load_settings({**BASE, "SMS_GATEWAY": "end-user-messaging"}).aliyun_template_codes == {}
+    with pytest.raises(ConfigError, match="ALIYUN_TEMPLATE_CODES"):
+        load_settings({**BASE, "ALIYUN_TEMPLATE_CODES": "1=oops"})

@@ -180,6 +180,8 @@ def sms_gateway(settings: Settings, clients: ClientFactory) -> tuple[SmsGateway,
     Short timeouts and no SDK retries (each adapter's client config): a hung hand-off ends in the
     "outcome unknown" path well before the function's timeout, never sent twice.
     """
+    if settings.sms_gateway == "aliyun":
+        return aliyun_gateway(settings)
     if settings.sms_gateway == "end-user-messaging":
         from nudge.adapters.end_user_messaging import (
             EUM_CLIENT_CONFIG,
@@ -204,6 +206,52 @@ def sms_gateway(settings: Settings, clients: ClientFactory) -> tuple[SmsGateway,
         sms_type=settings.sms_type,
     )
     return sns, SNS_PUBLISH_TIMEOUT
+
+
+def aliyun_gateway(
+    settings: Settings, *, read_secret: Callable[[str], str | None] | None = None
+) -> tuple[SmsGateway, timedelta]:
+    """Alibaba Cloud SMS: the AccessKey from its secret (read once, at the cold start), the SDK's
+    client, and the registered template of each reminder and text variant.
+
+    A secret not filled in yet, or filled in wrongly, stops the cold start with a ConfigError
+    naming ALIYUN_CREDENTIALS_SECRET_ARN: the function fails before it takes any message, so
+    the queued SMS stay in the queue and go out once the secret is right (or reach the DLQ and its
+    alarm after the queue's retries). Secrets Manager being unreachable is SecretsUnavailable, the
+    same way round.
+    """
+    from nudge.adapters.aliyun_sms import (
+        ALIYUN_PUBLISH_TIMEOUT,
+        AliyunSmsGateway,
+        make_client,
+        parse_credentials,
+        protocol_for,
+    )
+    from nudge.domain.config import ConfigError
+
+    if read_secret is None:
+        from nudge.adapters.secrets import SecretsManagerSecrets
+
+        secrets = SecretsManagerSecrets({"aliyun": settings.aliyun_credentials_secret_arn})
+        read_secret = secrets.secret
+    try:
+        key_id, key_secret = parse_credentials(read_secret("aliyun"))
+    except ValueError as exc:
+        raise ConfigError(
+            "ALIYUN_CREDENTIALS_SECRET_ARN",
+            f'{exc}: put {{"access_key_id": "...", "access_key_secret": "..."}} in it (docs/GATEWAYS.md)',
+        ) from None
+    endpoint = settings.aliyun_endpoint
+    client = make_client(key_id, key_secret, endpoint=endpoint, protocol=protocol_for(endpoint))
+    codes: dict[int, str | dict[str, str]] = {}
+    for reminder, listed in settings.aliyun_template_codes.items():
+        variants = settings.config.messages.variants.get(str(reminder)) or ()
+        # load_settings checked one code per variant (or exactly one without variants).
+        codes[reminder] = (
+            {v.name: code for v, code in zip(variants, listed, strict=True)} if variants else listed[0]
+        )
+    gateway = AliyunSmsGateway(client, sign_name=settings.aliyun_sign_name, template_codes=codes)
+    return gateway, ALIYUN_PUBLISH_TIMEOUT
 
 
 def build_send_app(

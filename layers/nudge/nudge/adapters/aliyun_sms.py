@@ -49,6 +49,8 @@ __all__ = [
     "aliyun_phone",
     "classify_code",
     "make_client",
+    "parse_credentials",
+    "protocol_for",
 ]
 
 ALIYUN_ENDPOINT = "dysmsapi.aliyuncs.com"  # the central endpoint (the SDK's own for mainland regions)
@@ -91,6 +93,38 @@ def aliyun_phone(e164: str) -> str:
     return e164[3:] if e164.startswith("+86") else e164[1:]
 
 
+def parse_credentials(value: str | None) -> tuple[str, str]:
+    """The AccessKey pair from its secret's value, ``{"access_key_id": ..., "access_key_secret": ...}``.
+
+    Raises ValueError saying what is wrong (no value yet, not that shape, a placeholder left in)
+    without ever quoting the value.
+    """
+    if not value or not value.strip():
+        raise ValueError("the secret holds no AccessKey yet")
+    try:
+        data = json.loads(value)
+    except ValueError:
+        raise ValueError("the secret is not a JSON object") from None
+    if not isinstance(data, dict):
+        raise ValueError("the secret is not a JSON object")
+    pair = []
+    for key in ("access_key_id", "access_key_secret"):
+        item = data.get(key)
+        if not isinstance(item, str) or not item.strip():
+            raise ValueError(f"the secret has no {key}")
+        item = item.strip()
+        if item.startswith("<") or set(item) <= set(".*x-_ ") or item.upper().startswith(("REPLACE", "YOUR")):
+            raise ValueError(f"the secret's {key} is still a placeholder")
+        pair.append(item)
+    return pair[0], pair[1]
+
+
+def protocol_for(endpoint: str) -> str:
+    """https, except plain http to a local stand-in on this machine (127.0.0.1 or localhost:port)."""
+    host, _, port = endpoint.partition(":")
+    return "http" if host in ("127.0.0.1", "localhost") and port.isdigit() else "https"
+
+
 def make_client(
     access_key_id: str,
     access_key_secret: str,
@@ -123,7 +157,9 @@ class AliyunSmsGateway:
 
     checks_opt_out = True  # no per-SMS check call exists: the sender reads the shop's list per batch
 
-    def __init__(self, client: Any, *, sign_name: str, template_codes: Mapping[int, str]):
+    def __init__(self, client: Any, *, sign_name: str, template_codes: Mapping[int, str | Mapping[str, str]]):
+        """``template_codes``: reminder number -> its registered template code, or (a reminder with
+        text variants) variant name -> the code registered for that variant's text."""
         if not sign_name.strip():
             raise ValueError("sign_name: the registered signature is required")
         missing = [n for n in (1, 2) if not template_codes.get(n)]
@@ -131,16 +167,31 @@ class AliyunSmsGateway:
             raise ValueError(f"template_codes: no registered template for reminder {missing[0]}")
         self._client = client
         self.sign_name = sign_name
-        self.template_codes = dict(template_codes)
+        self.template_codes = {n: c if isinstance(c, str) else dict(c) for n, c in template_codes.items()}
 
     def is_opted_out(self, phone: str) -> bool:
         return False  # never asked (checks_opt_out)
 
+    def template_code(self, sms: OutgoingSms) -> str:
+        """The registered template of this SMS's reminder, and of its text variant when that
+        reminder has variants. An SMS whose variant has no template (queued before the variants
+        were changed) is refused before any call: another variant's text would be sent under its
+        name."""
+        codes = self.template_codes.get(sms.attempt)
+        if not codes:
+            raise PermanentSendError(f"Alibaba Cloud: no registered template for reminder {sms.attempt}")
+        if isinstance(codes, str):
+            return codes
+        code = codes.get(sms.variant or "")
+        if not code:
+            raise PermanentSendError(
+                f"Alibaba Cloud: no registered template for reminder {sms.attempt} variant {sms.variant!r}"
+            )
+        return code
+
     def request_fields(self, sms: OutgoingSms) -> dict[str, str]:
         """The ``SendSms`` parameters for this SMS, as the API names them."""
-        code = self.template_codes.get(sms.attempt)
-        if not code:
-            raise PermanentSendError(f"Alibaba Cloud: no registered template for reminder {sms.attempt}")
+        code = self.template_code(sms)
         if sms.template_params is None:
             raise PermanentSendError("Alibaba Cloud: the SMS carries no template parameters")
         return {

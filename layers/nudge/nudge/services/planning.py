@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
 from nudge.domain.config import Config, Window
+from nudge.domain.messages import template_params as fill_template
 from nudge.domain.models import CallDecision, InvalidOrder, Order, Plan, SendDecision
 from nudge.domain.restdays import RestDayCalendar, wall_clock_instant, window_bounds
 from nudge.domain.rules import draft_plan, finish_plan, run_level_skip
@@ -136,9 +137,14 @@ def plan_window(
     paused: bool = False,
     dry_run: bool = False,
     staff: StaffNotifier | None = None,
+    template_params: bool = False,
 ) -> tuple[Plan | None, PlanSummary]:
     """Plan one window and queue its SMS. Returns the plan (None when the whole run was skipped
-    before reading anything) and a summary for the logs and metrics."""
+    before reading anything) and a summary for the logs and metrics.
+
+    ``template_params``: the gateway sends registered templates (Alibaba Cloud): each SMS also
+    carries its template's values (``messages.template_params``), judged at the same instant as
+    its text. Otherwise the queued messages are exactly as before."""
     window = resolve_window(config, run.window)
     now = judged_at(run, window, started_at, config)
     summary = PlanSummary(window.name, run.scheduled_at, now, None, dry_run=dry_run)
@@ -187,6 +193,7 @@ def plan_window(
     # but its SMS wait for the window: SQS holds them back, and the sender checks again.
     window_opens = window_bounds(window, today, config.shop.zone)[0]
     hold_back = math.ceil((window_opens - started_at).total_seconds())
+    orders_by_id = {r.order_id: r for r in records if isinstance(r, Order)} if template_params else {}
     sends = [
         SendRequest(
             order_id=d.order_id,
@@ -201,6 +208,11 @@ def plan_window(
             planned_at=now,
             not_before=window_opens,
             variant=d.variant,
+            template_params=(
+                fill_template(orders_by_id[d.order_id], shop=config.shop, window=window, now=now)
+                if template_params
+                else None
+            ),
         )
         for d in plan.decisions
         if isinstance(d, SendDecision)

@@ -641,6 +641,21 @@ class LocalPipeline:
         }
         return module.lambda_handler(event, LambdaContextStub("nudge-local-RepliesFunction"))
 
+    def aliyun_push_token(self) -> str:
+        """The token in Alibaba Cloud's push URLs, as the stack's AliyunPushTokenCommand prints it."""
+        import boto3
+
+        arn = self.resources.secrets["AliyunPushToken"]
+        value = boto3.client("secretsmanager", region_name=REGION).get_secret_value(SecretId=arn)
+        return str(value["SecretString"])
+
+    def aliyun_push(self, kind: str, items: Any, *, token: str | None = None) -> dict[str, Any]:
+        """Alibaba Cloud pushing ``items`` (a JSON array: SmsReport or SmsUp, ``kind`` "report" or
+        "up") to ``/receipts/aliyun/<kind>/<token>`` (the stack's token unless given); the answer."""
+        body = json.dumps(items, ensure_ascii=False).encode("utf-8")
+        path = f"/receipts/aliyun/{kind}/{self.aliyun_push_token() if token is None else token}"
+        return self.ingest(function_url_event(path.rstrip("/"), body, {}, at=self.clock.now()))
+
     def webhook_secret(self, route: str) -> str | None:
         """The route's secret as the sender is given it (Standard Webhooks: "whsec_" + the stored value)."""
         import boto3

@@ -1,8 +1,11 @@
-"""Ingest function: signed webhooks from shops, behind a Lambda Function URL (auth NONE).
+"""Ingest function: signed webhooks from shops, behind a Lambda Function URL (auth NONE); with
+SmsGateway=aliyun also Alibaba Cloud's receipts and replies by HTTP push
+(``/receipts/aliyun/report/<token>``, ``/receipts/aliyun/up/<token>``).
 
-Thin shell: take the raw body bytes (Function URLs base64-encode non-text bodies), call `ingest`,
-answer with its HTTP status. Signatures are checked in `ingest` before anything parses the body.
-Logs name the route, the answer and the reason, never a phone, a name or the body.
+Thin shell: take the raw body bytes (Function URLs base64-encode non-text bodies), call `ingest`
+or `receive_aliyun_push`, answer with its HTTP status. Signatures and tokens are checked before
+anything parses the body. Logs name the route, the answer and the reason, never a phone, a name,
+the body or a token (the push routes' path is never logged).
 """
 
 from __future__ import annotations
@@ -78,6 +81,55 @@ def webhook(route: str) -> Response:
     if route not in PLATFORMS:
         return not_found(None)
     return _handle(route)
+
+
+@app.post("/receipts/aliyun/<kind>")
+def aliyun_push_without_token(kind: str) -> Response:
+    return aliyun_push(kind, "")
+
+
+@app.post("/receipts/aliyun/<kind>/<token>")
+def aliyun_push(kind: str, token: str) -> Response:
+    # Imported here: the webhook-only ingest function (every gateway but aliyun) never loads them.
+    from nudge.services.aliyun_push import FAILED, PushKind, receive_aliyun_push
+    from nudge.services.receipts import emit
+
+    services = APP.get()
+    if services.aliyun is None or kind not in PushKind.__members__.values():
+        return not_found(None)
+    push = services.aliyun
+    route = f"aliyun/{kind}"  # never the path: it holds the token
+    try:
+        result = receive_aliyun_push(
+            PushKind(kind),
+            token,
+            _raw_body(),  # None: over the size limit
+            secrets=push.secrets,
+            ledger=push.ledger,
+            staff=push.staff,
+            now=services.clock(),
+        )
+    except Exception as exc:  # DynamoDB, SNS or Secrets Manager: Alibaba Cloud pushes again
+        logger.error("aliyun push failed", extra={"route": route, "error": type(exc).__name__})
+        metrics.add_metric(name="Webhook_error", unit=MetricUnit.Count, value=1)
+        return _json(500, FAILED)
+    counts: dict[str, int] = {}
+    for item in result.counted:
+        name = emit(item, metrics=metrics, logger=logger)
+        counts[name] = counts.get(name, 0) + 1
+    level = logger.warning if result.http_status >= 400 else logger.info
+    level("aliyun push", extra={"route": route, "status": result.http_status, "counts": counts})
+    if result.http_status == 401:
+        metrics.add_metric(name="Webhook_unauthorized", unit=MetricUnit.Count, value=1)
+    return _json(result.http_status, result.body)
+
+
+def _json(status: int, body: dict) -> Response:
+    return Response(
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body=json.dumps(body, ensure_ascii=False),
+    )
 
 
 @app.not_found

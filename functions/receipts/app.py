@@ -17,10 +17,11 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from nudge import bootstrap
-from nudge.services.ports import ReceiptOutcome
 from nudge.services.receipt_deadline import mark_unknown_deliveries
 from nudge.services.receipts import (
     ReceiptResult,
+    counted,
+    emit,
     is_cloudwatch_logs_event,
     record_delivery_event,
     record_sns_delivery_logs,
@@ -57,21 +58,5 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
 
 
 def _count(result: ReceiptResult) -> str:
-    """Metrics and one log line for one receipt; its outcome's name."""
-    if result.outcome is None:
-        metrics.add_metric(name="ReceiptUnreadable", unit=MetricUnit.Count, value=1)
-        logger.warning("delivery event not readable", extra={"problem": result.problem})
-        return "unreadable"
-    metrics.add_metric(name=f"Receipt_{result.outcome.value}", unit=MetricUnit.Count, value=1)
-    receipt = result.receipt
-    if receipt is not None and result.outcome in (ReceiptOutcome.APPLIED, ReceiptOutcome.SETTLED):
-        metrics.add_metric(name=f"Delivery_{receipt.status.value}", unit=MetricUnit.Count, value=1)
-    extra = {
-        "outcome": result.outcome.value,
-        "order_id": receipt.order_id if receipt else None,
-        "attempt": receipt.attempt if receipt else None,
-        "status": receipt.status.value if receipt else None,
-        "code": receipt.code if receipt else None,
-    }
-    logger.info("delivery receipt", extra=extra)
-    return result.outcome.value
+    """Metrics and one log line (``nudge.services.receipts.emit``); the result's name."""
+    return emit(counted(result), metrics=metrics, logger=logger)

@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from nudge import bootstrap
 from nudge.domain.delivery import ReceiptError, reply_from_eum_inbound
-from nudge.services.replies import handle_reply
+from nudge.services.receipts import emit
+from nudge.services.replies import ReplyResult, counted_reply, handle_reply, unreadable
 
 logger = Logger()
 tracer = bootstrap.handler_tracer()
@@ -39,12 +39,12 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
                 if isinstance(exc, ReceiptError)
                 else f"not a two-way SMS payload: {type(exc).__name__}"
             )
-            metrics.add_metric(name="ReplyUnreadable", unit=MetricUnit.Count, value=1)
-            logger.warning("reply not readable", extra={"problem": problem})
-            results.append("unreadable")
+            results.append(_count(unreadable(problem)))
             continue
-        result = handle_reply(reply, ledger=app.ledger, staff=app.staff, now=app.clock())
-        metrics.add_metric(name=f"Reply_{result.outcome.value}", unit=MetricUnit.Count, value=1)
-        logger.info("reply", extra={"outcome": result.outcome.value, "phone": result.masked_phone})
-        results.append(result.outcome.value)
+        results.append(_count(handle_reply(reply, ledger=app.ledger, staff=app.staff, now=app.clock())))
     return {"results": results}
+
+
+def _count(result: ReplyResult) -> str:
+    """Metrics and one log line (``nudge.services.receipts.emit``); the result's name."""
+    return emit(counted_reply(result), metrics=metrics, logger=logger)

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from nudge.adapters.aliyun_sms import AliyunSmsGateway, aliyun_phone, make_client
+from nudge.domain.delivery import parse_aliyun_out_id
 from nudge.services.ports import OptedOutError, PermanentSendError, TransientSendError
 from nudge.services.sending import SendOutcome
 from nudge_local.dysmsapi import Answer, FakeDysmsapi
@@ -42,8 +43,8 @@ def gateway(endpoint: str, *, read_timeout_ms: int = 2_000) -> AliyunSmsGateway:
     )
 
 
-def test_send_sms_carries_the_template_the_values_and_the_claim(dysmsapi):
-    sms = outgoing("+8613800138000", "【Nudge小店】...", claim_token="claim-7f3a", template_params=PARAMS)
+def test_send_sms_carries_the_template_the_values_and_the_sms_ledger_key(dysmsapi):
+    sms = outgoing("+8613800138000", "【Nudge小店】...", order_id="web-1001", template_params=PARAMS)
 
     assert gateway(dysmsapi.endpoint).publish(sms) == "900619746936498440^0"
 
@@ -57,7 +58,7 @@ def test_send_sms_carries_the_template_the_values_and_the_claim(dysmsapi):
         "SignName": "Nudge小店",
         "TemplateCode": "SMS_46250001",  # reminder 1's registered template
         "TemplateParam": json.dumps(PARAMS, ensure_ascii=False, separators=(",", ":")),
-        "OutId": "claim-7f3a",  # the claim comes back on the receipt
+        "OutId": "1.web-1001",  # reminder and order: the receipt (SmsReport) finds the SMS by it
     }
     assert json.loads(seen.query["TemplateParam"]) == PARAMS
 
@@ -70,6 +71,14 @@ def test_reminder_2_uses_its_own_template_and_an_international_number_keeps_its_
     (seen,) = dysmsapi.seen
     assert seen.query["TemplateCode"] == "SMS_46250002"
     assert seen.query["PhoneNumbers"] == "85291234567"
+
+
+def test_an_order_id_too_long_for_out_id_sends_the_claim_instead_and_its_receipt_names_no_sms():
+    long_id = "shop:" + "9" * 40  # over OUT_ID_MAX_LENGTH with its reminder number
+    sms = outgoing(order_id=long_id, claim_token="fea780f996e74a299cdc53e3c70d9d05", template_params=PARAMS)
+    fields = gateway("127.0.0.1:1").request_fields(sms)  # builds the request, calls nothing
+    assert fields["OutId"] == "fea780f996e74a299cdc53e3c70d9d05"
+    assert parse_aliyun_out_id(fields["OutId"]) is None  # its SmsReport is counted and dropped
 
 
 def test_a_wrong_secret_does_not_verify(dysmsapi):
@@ -216,7 +225,7 @@ def test_through_the_sender_an_accepted_sms_is_recorded_with_alibabas_id(dysmsap
     assert deliver(s, aliyun_request()) is SendOutcome.SENT
     assert s.ledger.items["o-1"]["message_id_1"] == "900619746936498440^0"  # the receipt names it
     (seen,) = dysmsapi.seen
-    assert seen.query["OutId"] == "t0"  # the claim the sender took before the call
+    assert seen.query["OutId"] == "1.o-1"  # the SMS's ledger key: its receipt finds it
     assert deliver(s, aliyun_request()) is SendOutcome.DUPLICATE  # a redelivery sends nothing
     assert len(dysmsapi.seen) == 1
 

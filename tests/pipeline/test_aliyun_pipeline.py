@@ -56,7 +56,7 @@ def test_an_sms_goes_out_as_the_registered_template_with_the_plans_values_and_th
         assert all(seen.signature_ok for seen in p.dysmsapi.seen)  # signed with the secret's AccessKey
         item = p.ledger_item("o-1")
         assert item["message_id_1"] == sms.biz_id  # what a receipt (SmsReport) names...
-        assert sms.out_id == item["claim_token"]  # ...with the claim as OutId
+        assert sms.out_id == "1.o-1"  # ...with the SMS's order and reminder as OutId
         # What the buyer reads: the registered template filled in by Alibaba Cloud (the stand-in).
         assert p.sent_sms() == [
             (

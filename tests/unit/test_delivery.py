@@ -11,13 +11,16 @@ import pytest
 
 from nudge.domain.delivery import (
     FINAL,
+    OUT_ID_MAX_LENGTH,
     RECEIPT_DEADLINE,
     AwaitedSms,
     DeliveryStatus,
     ReceiptError,
+    aliyun_out_id,
     cloudwatch_log_messages,
     is_opt_out_reply,
     overdue,
+    parse_aliyun_out_id,
     receipt_from_aliyun_report,
     receipt_from_eum_event,
     receipt_from_sns_delivery_log,
@@ -84,16 +87,82 @@ def test_an_unreadable_event_is_refused_not_guessed(change):
         receipt_from_eum_event({**event("eum-text-delivered.json"), **change})
 
 
-def test_alibaba_reports_in_beijing_time_with_the_claim_as_out_id():
+def test_alibaba_reports_in_beijing_time_naming_their_sms_by_out_id():
     delivered, failed = (receipt_from_aliyun_report(i) for i in event("aliyun-sms-report.json"))
     assert (delivered.status, delivered.message_id) == (S.DELIVERED, "900619746936498440^0")
-    assert delivered.claim_token == "fea780f996e74a299cdc53e3c70d9d05"
+    assert (delivered.order_id, delivered.attempt) == ("web-1001", 1)  # OutId "1.web-1001"
+    assert (failed.order_id, failed.attempt) == ("shopify:5551234567890", 2)
     assert delivered.at == datetime(2026, 11, 23, 1, 50, 8, tzinfo=UTC)  # 09:50:08 Beijing
     assert (failed.status, failed.code) == (S.FAILED, "UNDELIV")
     expired = receipt_from_aliyun_report({**event("aliyun-sms-report.json")[1], "err_code": "EXPIRED"})
     assert expired.status is S.EXPIRED
     with pytest.raises(ReceiptError):
         receipt_from_aliyun_report({**event("aliyun-sms-report.json")[0], "report_time": "yesterday"})
+
+
+@pytest.mark.parametrize(
+    "out_id",
+    [
+        "fea780f996e74a299cdc53e3c70d9d05",  # a claim token (an order id too long for OutId)
+        None,
+        "",
+        7,
+        "1.",
+        "0.web-1",
+        "01.web-1",
+        "100.web-1",
+        "1 .web-1",
+        "1.web 1",
+        "1~",
+        "1~***",
+        "1~d2ViLTE=",  # padded: not the one encoding (it is "1.web-1")
+        "1~d2ViLTE",  # base64 of a plain id: its one encoding is "1.web-1"
+        "1~_w",  # not UTF-8
+        "1." + "x" * 31,  # over OUT_ID_MAX_LENGTH
+        "１.web-1",  # a full-width digit
+    ],
+)
+def test_an_out_id_nudge_did_not_write_names_no_sms(out_id):
+    item = {**event("aliyun-sms-report.json")[0], "out_id": out_id}
+    receipt = receipt_from_aliyun_report(item)  # still read: the ledger counts it as unknown
+    assert (receipt.order_id, receipt.attempt) == (None, None)
+    assert parse_aliyun_out_id(out_id) is None
+
+
+@pytest.mark.parametrize(
+    ("order_id", "attempt", "out_id"),
+    [
+        ("web-1001", 1, "1.web-1001"),
+        ("shopify:5551234567890", 2, "2.shopify:5551234567890"),
+        ("woocommerce:1001", 99, "99.woocommerce:1001"),
+        ("a.b", 1, "1.a.b"),  # a dot in the id: the reminder number is digits only, cut at the first
+        ("订单1", 1, "1~6K6i5Y2VMQ"),
+        ("o 1/2", 2, "2~byAxLzI"),
+        ("x" * 30, 1, "1." + "x" * 30),  # exactly OUT_ID_MAX_LENGTH
+        ("1.web", 1, "1.1.web"),
+        ("~", 1, "1~fg"),
+    ],
+)
+def test_out_id_round_trips_the_sms_ledger_key(order_id, attempt, out_id):
+    assert aliyun_out_id(order_id, attempt) == out_id
+    assert len(out_id) <= OUT_ID_MAX_LENGTH and out_id.isascii()
+    assert parse_aliyun_out_id(out_id) == (order_id, attempt)
+
+
+@pytest.mark.parametrize(
+    ("order_id", "attempt"),
+    [
+        ("x" * 31, 1),  # "1." + 31: one over
+        ("订单" * 8, 1),  # 48 bytes of UTF-8: 64 characters of base64
+        ("", 1),
+        ("\ud800", 1),  # a lone surrogate
+        ("o-1", 0),
+        ("o-1", 100),
+        ("o-1", True),
+    ],
+)
+def test_an_sms_key_that_does_not_fit_has_no_out_id(order_id, attempt):
+    assert aliyun_out_id(order_id, attempt) is None
 
 
 def test_receipts_never_go_backwards_and_the_first_final_status_stays():

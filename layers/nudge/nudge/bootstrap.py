@@ -376,11 +376,21 @@ def build_replies_app(
 
 
 @dataclass(slots=True)
+class AliyunPushApp:
+    """Alibaba Cloud's receipts and replies by HTTP push (``nudge.services.aliyun_push``)."""
+
+    secrets: WebhookSecrets  # the push token (ALIYUN_PUSH_SECRET)
+    ledger: DeliveryLedger
+    staff: StaffNotifier | None  # replies for the staff (None: the stack has no staff topic)
+
+
+@dataclass(slots=True)
 class IngestApp:
     settings: Settings
     store: OrdersStore
     secrets: WebhookSecrets
     clock: Clock
+    aliyun: AliyunPushApp | None = None  # only with a push token (SmsGateway=aliyun)
 
 
 def build_ingest_app(settings: Settings, *, clients: ClientFactory, clock: Clock = system_clock) -> IngestApp:
@@ -396,11 +406,32 @@ def build_ingest_app(settings: Settings, *, clients: ClientFactory, clock: Clock
             variable = type(settings).model_fields[platform.secret_setting].alias
             raise ConfigError(variable or platform.secret_setting, "missing: template.yaml sets it")
         secret_arns[route] = arn
+    dynamodb = clients("dynamodb")
     return IngestApp(
         settings=settings,
-        store=DynamoOrdersStore(clients("dynamodb"), settings.orders_table, settings.idempotency_table),
+        store=DynamoOrdersStore(dynamodb, settings.orders_table, settings.idempotency_table),
         secrets=SecretsManagerSecrets(secret_arns),
         clock=clock,
+        aliyun=_aliyun_push_app(settings, clients, dynamodb)
+        if settings.aliyun_push_token_secret_arn
+        else None,
+    )
+
+
+def _aliyun_push_app(settings: Settings, clients: ClientFactory, dynamodb: Any) -> AliyunPushApp:
+    from nudge.adapters.ledger import DynamoReminderLedger
+    from nudge.adapters.secrets import SecretsManagerSecrets
+    from nudge.adapters.staff import SnsStaffNotifier
+    from nudge.services.aliyun_push import ALIYUN_PUSH_SECRET
+
+    return AliyunPushApp(
+        secrets=SecretsManagerSecrets({ALIYUN_PUSH_SECRET: settings.aliyun_push_token_secret_arn}),
+        ledger=DynamoReminderLedger(
+            dynamodb, settings.ledger_table, settings.ledger_day_index, settings.ledger_ttl_days
+        ),
+        staff=SnsStaffNotifier(clients("sns"), settings.staff_topic_arn)
+        if settings.staff_topic_arn
+        else None,
     )
 
 
@@ -545,6 +576,7 @@ def handler_tracer(env: Mapping[str, str] = os.environ) -> Any:
 
 
 __all__ = [
+    "AliyunPushApp",
     "AuditApp",
     "CallsApp",
     "ClientFactory",

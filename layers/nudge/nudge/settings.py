@@ -106,6 +106,9 @@ class Settings(BaseModel):
     standard_webhooks_secret_arn: str = Field("", alias="STANDARD_WEBHOOKS_SECRET_ARN")
     shopify_webhook_secret_arn: str = Field("", alias="SHOPIFY_WEBHOOK_SECRET_ARN")
     woocommerce_webhook_secret_arn: str = Field("", alias="WOOCOMMERCE_WEBHOOK_SECRET_ARN")
+    # The token in Alibaba Cloud's push URLs (ingest function, SmsGateway=aliyun only): empty, the
+    # /receipts/aliyun routes are not served.
+    aliyun_push_token_secret_arn: str = Field("", alias="ALIYUN_PUSH_TOKEN_SECRET_ARN")
     config: Config
 
     @property

@@ -3,8 +3,11 @@
 For mainland China: every SMS is a registered notification template (``TemplateCode``, one per
 reminder number) under the shop's registered signature (``SignName``), filled with
 ``TemplateParam`` (``nudge.domain.messages.template_params``: name, item, amount, cut-off, closing
-time, cleaned like Nudge's own texts, never a link). ``OutId`` is the claim token: it comes back
-on the delivery receipt (``SmsReport``). ``SendSms`` is not idempotent (Alibaba Cloud says so):
+time, cleaned like Nudge's own texts, never a link). ``OutId`` names the SMS's ledger key, its
+reminder number and order id (``nudge.domain.delivery.aliyun_out_id``): it comes back on the
+delivery receipt (``SmsReport``), which finds the SMS by it. An order id too long for it is left
+out (the OutId is then the claim token, and that SMS's receipts are counted and dropped as naming
+no known SMS). ``SendSms`` is not idempotent (Alibaba Cloud says so):
 only the sender's claim before the call keeps an SMS at most once, so this adapter makes exactly
 one attempt (the SDK's retries off) with short timeouts.
 
@@ -34,6 +37,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
+from nudge.domain.delivery import aliyun_out_id
 from nudge.services.ports import OutgoingSms, PermanentSendError, TransientSendError
 
 __all__ = [
@@ -195,7 +199,8 @@ class AliyunSmsGateway:
             "SignName": self.sign_name,
             "TemplateCode": code,
             "TemplateParam": json.dumps(dict(sms.template_params), ensure_ascii=False, separators=(",", ":")),
-            "OutId": sms.claim_token,
+            # The receipt's way back to the SMS's ledger item; the claim when the order id is too long.
+            "OutId": aliyun_out_id(sms.order_id, sms.attempt) or sms.claim_token,
         }
 
     def publish(self, sms: OutgoingSms) -> str:

@@ -53,9 +53,8 @@ class Receipt:
     status: DeliveryStatus
     at: datetime
     code: str | None = None  # the provider's own status or error code
-    order_id: str | None = None  # from End User Messaging's Context, when present
+    order_id: str | None = None  # End User Messaging's Context or Alibaba Cloud's OutId, when present
     attempt: int | None = None
-    claim_token: str | None = None  # Alibaba Cloud's OutId
 
 
 def takes(current: DeliveryStatus | None, new: DeliveryStatus) -> bool:
@@ -266,10 +265,69 @@ def cloudwatch_log_messages(event: Mapping[str, Any]) -> list[str]:
 _ALIYUN_EXPIRED = frozenset({"EXPIRED"})
 _ALIYUN_TIME = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
 _CHINA = timedelta(hours=8)
+ALIYUN_CODE_LENGTH = 40  # a carrier code is a few characters; a longer one is cut, never stored whole
+
+
+# OutId: the SMS's ledger key (reminder number + order id), so that its receipt finds the ledger
+# item (keyed by order id) and the attempt on it. dysmsapi's SendSms reference gives OutId as a
+# string with no length; Alibaba Cloud's voice APIs cap their OutId at 15 bytes. Nudge keeps it
+# within OUT_ID_MAX_LENGTH ASCII characters, the length of the uuid hex it sent before (a bound
+# chosen, not documented). Two forms, told apart by the character after the reminder number:
+#   "<attempt>.<order id>"              the id is ASCII letters, digits, "_", "-", ".", ":" only
+#                                        ("1.shopify:5551234567890", "2.web-1001")
+#   "<attempt>~<base64url(UTF-8 id)>"   any other id, unpadded ("1~6K6i5Y2VMQ")
+# An order id that fits in neither is not sent: the OutId is then the claim token (hex, no "." or
+# "~"), its receipts name no SMS Nudge can find and are counted and dropped (docs/GATEWAYS.md).
+OUT_ID_MAX_LENGTH = 32
+OUT_ID_MAX_ATTEMPT = 99
+_PLAIN_ORDER_ID = re.compile(r"^[A-Za-z0-9_.:-]+$")
+_OUT_ID = re.compile(r"^([1-9][0-9]?)([.~])(.+)$")
+_BASE64URL = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def aliyun_out_id(order_id: str, attempt: int) -> str | None:
+    """The ``OutId`` naming reminder ``attempt`` of ``order_id``; None when it does not fit."""
+    if isinstance(attempt, bool) or not isinstance(attempt, int) or not 1 <= attempt <= OUT_ID_MAX_ATTEMPT:
+        return None
+    if not isinstance(order_id, str) or not order_id:
+        return None
+    if _PLAIN_ORDER_ID.match(order_id):
+        out_id = f"{attempt}.{order_id}"
+    else:
+        try:
+            raw = order_id.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: no id DynamoDB could hold
+            return None
+        out_id = f"{attempt}~{base64.urlsafe_b64encode(raw).decode('ascii').rstrip('=')}"
+    return out_id if len(out_id) <= OUT_ID_MAX_LENGTH else None
+
+
+def parse_aliyun_out_id(out_id: Any) -> tuple[str, int] | None:
+    """``aliyun_out_id``'s inverse: (order id, attempt), or None for anything it would not have
+    written (a claim token, an empty, overlong or forged value): only each key's one encoding."""
+    if not isinstance(out_id, str) or not out_id.isascii() or len(out_id) > OUT_ID_MAX_LENGTH:
+        return None
+    match = _OUT_ID.match(out_id)
+    if match is None:
+        return None
+    attempt, form, body = int(match[1]), match[2], match[3]
+    if form == ".":
+        order_id = body
+    else:
+        if not _BASE64URL.match(body):
+            return None
+        try:
+            order_id = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)).decode("utf-8")
+        except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
+            return None
+    if aliyun_out_id(order_id, attempt) != out_id:  # not the canonical form of this key
+        return None
+    return order_id, attempt
 
 
 def receipt_from_aliyun_report(item: Mapping[str, Any]) -> Receipt:
-    """One item of Alibaba Cloud's ``SmsReport`` push -> Receipt. Its times are Beijing time."""
+    """One item of Alibaba Cloud's ``SmsReport`` push -> Receipt. Its times are Beijing time; its
+    ``out_id`` (``aliyun_out_id``) names the SMS's order and reminder, or nothing Nudge can find."""
     biz_id = item.get("biz_id")
     if not isinstance(biz_id, str) or not biz_id:
         raise ReceiptError("biz_id: missing")
@@ -283,14 +341,27 @@ def receipt_from_aliyun_report(item: Mapping[str, Any]) -> Receipt:
         status = DeliveryStatus.EXPIRED
     else:
         status = DeliveryStatus.FAILED
-    out_id = item.get("out_id")
+    key = parse_aliyun_out_id(item.get("out_id"))
     return Receipt(
         message_id=biz_id,
         status=status,
         at=_beijing(item.get("report_time"), "report_time"),
-        code=code,
-        claim_token=out_id if isinstance(out_id, str) and out_id else None,
+        code=code[:ALIYUN_CODE_LENGTH] if code else None,
+        order_id=key[0] if key else None,
+        attempt=key[1] if key else None,
     )
+
+
+def aliyun_push_items(raw: bytes) -> list[Any]:
+    """The items of one Alibaba Cloud HTTP push (``SmsReport`` or ``SmsUp``): a UTF-8 JSON array.
+    Raises ReceiptError naming what is wrong, never quoting the body (it holds phone numbers)."""
+    try:
+        items = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise ReceiptError("body: not UTF-8 JSON") from None
+    if not isinstance(items, list):
+        raise ReceiptError("body: not a JSON array")
+    return items
 
 
 def _beijing(value: Any, field: str) -> datetime:

@@ -8,20 +8,30 @@ nothing. An event that cannot be read, or that names no SMS Nudge sent, is count
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from nudge.domain.delivery import (
     Receipt,
     ReceiptError,
     cloudwatch_log_messages,
+    receipt_from_aliyun_report,
     receipt_from_eum_event,
     receipt_from_sns_delivery_log,
 )
 from nudge.services.ports import DeliveryLedger, ReceiptOutcome
 
-__all__ = ["ReceiptResult", "is_cloudwatch_logs_event", "record_delivery_event", "record_sns_delivery_logs"]
+__all__ = [
+    "Counted",
+    "ReceiptResult",
+    "counted",
+    "emit",
+    "is_cloudwatch_logs_event",
+    "record_aliyun_reports",
+    "record_delivery_event",
+    "record_sns_delivery_logs",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +41,47 @@ class ReceiptResult:
     outcome: ReceiptOutcome | None  # None: the event could not be read
     receipt: Receipt | None = None
     problem: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Counted:
+    """What a handler counts and logs for one receipt or reply (the same names in every function
+    that takes them: the receipts, replies and ingest functions). Safe to log: no phone, no text."""
+
+    name: str  # the outcome's name, as the handler reports it
+    metrics: tuple[str, ...]  # one count each
+    message: str  # the log line's message
+    fields: dict[str, Any] = field(default_factory=dict)
+    warning: bool = False
+
+
+def emit(c: Counted, *, metrics: Any, logger: Any) -> str:
+    """Count ``c`` on a handler's Powertools ``Metrics`` and log its line; its name."""
+    for name in c.metrics:
+        metrics.add_metric(name=name, unit="Count", value=1)
+    (logger.warning if c.warning else logger.info)(c.message, extra=c.fields)
+    return c.name
+
+
+def counted(result: ReceiptResult) -> Counted:
+    """``ReceiptUnreadable``, or ``Receipt_<outcome>`` plus ``Delivery_<status>`` when it changed an SMS."""
+    if result.outcome is None:
+        problem = {"problem": result.problem}
+        return Counted(
+            "unreadable", ("ReceiptUnreadable",), "delivery event not readable", problem, warning=True
+        )
+    metrics = [f"Receipt_{result.outcome.value}"]
+    receipt = result.receipt
+    if receipt is not None and result.outcome in (ReceiptOutcome.APPLIED, ReceiptOutcome.SETTLED):
+        metrics.append(f"Delivery_{receipt.status.value}")
+    fields: dict[str, Any] = {
+        "outcome": result.outcome.value,
+        "order_id": receipt.order_id if receipt else None,
+        "attempt": receipt.attempt if receipt else None,
+        "status": receipt.status.value if receipt else None,
+        "code": receipt.code if receipt else None,
+    }
+    return Counted(result.outcome.value, tuple(metrics), "delivery receipt", fields)
 
 
 def record_delivery_event(event: Mapping[str, Any], ledger: DeliveryLedger) -> ReceiptResult:
@@ -69,6 +120,25 @@ def record_sns_delivery_logs(event: Mapping[str, Any], ledger: DeliveryLedger) -
             continue
         except ValueError:  # JSONDecodeError: its message quotes the line
             results.append(ReceiptResult(None, problem="log line: not JSON"))
+            continue
+        results.append(ReceiptResult(ledger.apply_receipt(receipt), receipt))
+    return results
+
+
+def record_aliyun_reports(items: Sequence[Any], ledger: DeliveryLedger) -> list[ReceiptResult]:
+    """Apply every item of one Alibaba Cloud ``SmsReport`` push (its JSON array), each found by its
+    ``out_id`` (order and reminder) and held to its ``biz_id`` by the ledger's condition. An item
+    that cannot be read is one unreadable result (never repeated: it holds the phone number); a
+    DynamoDB error raises, so the push is answered as failed and Alibaba Cloud pushes it again (a
+    replayed item changes nothing)."""
+    results: list[ReceiptResult] = []
+    for item in items:
+        try:
+            if not isinstance(item, Mapping):
+                raise ReceiptError("item: not a JSON object")
+            receipt = receipt_from_aliyun_report(item)
+        except ReceiptError as exc:
+            results.append(ReceiptResult(None, problem=str(exc)))
             continue
         results.append(ReceiptResult(ledger.apply_receipt(receipt), receipt))
     return results

@@ -8,16 +8,26 @@ ever sent back to the buyer, so a reply never tells anyone whether a number is k
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from nudge.domain.delivery import Reply, is_opt_out_reply
+from nudge.domain.delivery import ReceiptError, Reply, is_opt_out_reply, reply_from_aliyun_up
 from nudge.domain.privacy import mask_phone
 from nudge.services.calls import staff_text
 from nudge.services.ports import DeliveryLedger, StaffNotifier
+from nudge.services.receipts import Counted
 
-__all__ = ["ReplyOutcome", "ReplyResult", "handle_reply"]
+__all__ = [
+    "ReplyOutcome",
+    "ReplyResult",
+    "counted_reply",
+    "handle_aliyun_replies",
+    "handle_reply",
+    "unreadable",
+]
 
 STAFF_BODY_MAX = 500  # characters of the buyer's text in the staff message
 
@@ -26,12 +36,27 @@ class ReplyOutcome(StrEnum):
     OPTED_OUT = "opted_out"
     FORWARDED = "forwarded"
     NOT_FORWARDED = "not_forwarded"  # the stack has no staff topic
+    UNREADABLE = "unreadable"  # not a reply Nudge can read: nothing written
 
 
 @dataclass(frozen=True, slots=True)
 class ReplyResult:
     outcome: ReplyOutcome
     masked_phone: str
+    problem: str | None = None  # why it is unreadable (a field name: no personal data)
+
+
+def unreadable(problem: str) -> ReplyResult:
+    return ReplyResult(ReplyOutcome.UNREADABLE, "", problem)
+
+
+def counted_reply(result: ReplyResult) -> Counted:
+    """``ReplyUnreadable`` or ``Reply_<outcome>``, logged with the masked number only."""
+    if result.outcome is ReplyOutcome.UNREADABLE:
+        fields = {"problem": result.problem}
+        return Counted("unreadable", ("ReplyUnreadable",), "reply not readable", fields, warning=True)
+    fields = {"outcome": result.outcome.value, "phone": result.masked_phone}
+    return Counted(result.outcome.value, (f"Reply_{result.outcome.value}",), "reply", fields)
 
 
 def handle_reply(
@@ -47,3 +72,23 @@ def handle_reply(
     about = f" (in reply to SMS {reply.in_reply_to})" if reply.in_reply_to else ""
     staff.publish("Nudge: a buyer replied", f"{masked} replied{about}:\n{text}")
     return ReplyResult(ReplyOutcome.FORWARDED, masked)
+
+
+def handle_aliyun_replies(
+    items: Sequence[Any], *, ledger: DeliveryLedger, staff: StaffNotifier | None, now: datetime
+) -> list[ReplyResult]:
+    """Every item of one Alibaba Cloud ``SmsUp`` push (its JSON array), through ``handle_reply``.
+    An item that cannot be read is one unreadable result; a DynamoDB or SNS error raises, so the
+    push is answered as failed and pushed again (an opt-out again changes nothing; a reply for the
+    staff may reach them twice)."""
+    results: list[ReplyResult] = []
+    for item in items:
+        try:
+            if not isinstance(item, Mapping):
+                raise ReceiptError("item: not a JSON object")
+            reply = reply_from_aliyun_up(item)
+        except ReceiptError as exc:
+            results.append(unreadable(str(exc)))
+            continue
+        results.append(handle_reply(reply, ledger=ledger, staff=staff, now=now))
+    return results

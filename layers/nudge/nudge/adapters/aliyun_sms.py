@@ -101,7 +101,7 @@ def parse_credentials(value: str | None) -> tuple[str, str]:
         raise ValueError("the secret holds no AccessKey yet")
     try:
         data = json.loads(value)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep to read
         raise ValueError("the secret is not a JSON object") from None
     if not isinstance(data, dict):
         raise ValueError("the secret is not a JSON object")

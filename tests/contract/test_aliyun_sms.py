@@ -10,13 +10,15 @@ import json
 import socket
 import subprocess
 import sys
+import traceback
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
-from nudge.adapters.aliyun_sms import AliyunSmsGateway, aliyun_phone, make_client
+from nudge.adapters.aliyun_sms import AliyunNoAnswerError, AliyunSmsGateway, aliyun_phone, make_client
 from nudge.domain.delivery import parse_aliyun_out_id
 from nudge.services.ports import OptedOutError, PermanentSendError, TransientSendError
 from nudge.services.sending import SendOutcome
@@ -154,6 +156,33 @@ def test_nobody_listening_is_transient_nothing_was_sent():
         port = s.getsockname()[1]
     with pytest.raises(TransientSendError, match="unreachable"):
         gateway(f"127.0.0.1:{port}").publish(outgoing(template_params=PARAMS))
+
+
+def _told(exc: BaseException) -> str:
+    """Everything the send function's log of this error shows (its traceback, chain included)."""
+    return "".join(traceback.format_exception(exc))
+
+
+def test_an_unreachable_or_unanswered_send_never_logs_the_phone_or_the_buyer(dysmsapi):
+    # The SDK sends SendSms's parameters in the URL's query, and the HTTP library's errors quote it.
+    sms = outgoing("+8613800138000", claim_token="claim-7f3a", template_params=PARAMS)
+    with socket.socket() as s:  # a port nothing listens on: nothing sent, retried later
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(TransientSendError) as unreachable:
+        gateway(f"127.0.0.1:{port}").publish(sms)
+    # TLS to a server speaking plain HTTP: the request may have left, so its outcome is unknown.
+    tls = AliyunSmsGateway(
+        make_client(KEY_ID, SECRET, endpoint=dysmsapi.endpoint, protocol="https"),
+        sign_name="Nudge小店",
+        template_codes={1: "SMS_46250001", 2: "SMS_46250002"},
+    )
+    with pytest.raises(AliyunNoAnswerError) as unanswered:
+        tls.publish(sms)
+    for caught in (unreachable.value, unanswered.value):
+        told = _told(caught)
+        assert "13800138000" not in told and quote(PARAMS["name"]) not in told and PARAMS["name"] not in told
+        assert "request withheld" in told
 
 
 def test_refused_before_any_call(dysmsapi):

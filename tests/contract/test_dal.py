@@ -1245,6 +1245,20 @@ def test_awaiting_receipts_reads_the_day_index_for_order_items_only(ledger_env: 
         assert set(ledger_env.calls.ops) <= {"TransactWriteItems", "UpdateItem", "Query"}  # never a Scan
 
 
+def test_the_unknown_sweep_reaches_an_order_whose_id_starts_with_a_hash(ledger_env: LedgerEnv) -> None:
+    """Order ids are the shop's strings ("#1001" is a common order name): only the ledger's own
+    key prefixes mark an item that is not an order."""
+    from nudge.services.receipt_deadline import mark_unknown_deliveries
+
+    led = ledger_env.ledger
+    hashed = request("#1001")
+    led.claim(hashed, "t1", 500, NOW, buyer_min_interval=timedelta(hours=24))
+    led.record_sent(hashed, "t1", "m1", NOW)
+    summary = mark_unknown_deliveries(led, NOW + timedelta(hours=73), CST)
+    assert (summary.examined, summary.marked) == (1, 1)
+    assert ledger_env.item("#1001")["delivery_1"] == "unknown"
+
+
 def test_the_unknown_sweep_is_bounded_per_run_and_the_next_run_goes_on(
     ledger_env: LedgerEnv, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:

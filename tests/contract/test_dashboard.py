@@ -22,7 +22,9 @@ HANDLERS = "".join(
     for f in ("plan", "send", "outcomes", "ingest", "receipts")
 )
 # What a receipt counts is named in one place, for the receipts function and the ingest URL's pushes.
-RECEIPT_COUNTING = (ROOT / "layers" / "nudge" / "nudge" / "services" / "receipts.py").read_text(encoding="utf-8")
+RECEIPT_COUNTING = (ROOT / "layers" / "nudge" / "nudge" / "services" / "receipts.py").read_text(
+    encoding="utf-8"
+)
 AWS_METRICS = {
     "AWS/Lambda": {"Errors", "Throttles", "IteratorAge", "Invocations"},
     "AWS/SQS": {"ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage"},

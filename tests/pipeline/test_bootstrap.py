@@ -153,6 +153,7 @@ def test_the_aliyun_gateway_is_built_from_its_secret_with_a_template_per_reminde
     [
         (None, "the secret holds no AccessKey yet"),  # created empty by the stack
         ("not json", "the secret is not a JSON object"),
+        ("[" * 100_000, "the secret is not a JSON object"),  # too deep for the JSON reader
         ('{"access_key_id": "LTAI5t"}', "the secret has no access_key_secret"),
         (
             '{"access_key_id": "...", "access_key_secret": "..."}',

@@ -157,6 +157,18 @@ def test_the_default_stack_writes_no_pointer_and_drops_sns_log_lines_it_cannot_p
         assert "delivery_1" not in p.ledger_item("o-1")
 
 
+def test_a_log_line_nested_too_deep_is_one_unreadable_line_not_a_failed_event():
+    # Raised, the whole event would be retried and then dropped by CloudWatch Logs, lines and all.
+    with LocalPipeline(clock=FakeClock(MORNING_OPENS), env=QUIET, parameters=SNS_LOGS) as p:
+        p.load_orders([numbered_order(1, created=MORNING_OPENS - timedelta(hours=3))])
+        p.fire_window("09:50-10:40@11:00", MORNING_OPENS)
+        p.drain_queue()
+        m1 = p.ledger_item("o-1")["message_id_1"]
+        logs = sns_logs_event("[" * 100_000, (m1, "SUCCESS", "Message has been accepted by phone carrier"))
+        assert p.delivery_event(logs) == {"result": "logs", "counts": {"unreadable": 1, "applied": 1}}
+        assert p.ledger_item("o-1")["delivery_1"] == "delivered"
+
+
 # ------------------------------------------------------------ unknown after 72 h (the daily run)
 
 

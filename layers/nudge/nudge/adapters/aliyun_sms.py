@@ -33,6 +33,7 @@ replies, ``SmsUp``); the carriers' own unsubscribe lists show up on the receipts
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
@@ -45,6 +46,7 @@ __all__ = [
     "ALIYUN_ENDPOINT",
     "ALIYUN_PUBLISH_TIMEOUT",
     "ALIYUN_READ_TIMEOUT_MS",
+    "AliyunNoAnswerError",
     "AliyunSmsGateway",
     "aliyun_phone",
     "classify_code",
@@ -103,7 +105,7 @@ def parse_credentials(value: str | None) -> tuple[str, str]:
         raise ValueError("the secret holds no AccessKey yet")
     try:
         data = json.loads(value)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep to read
         raise ValueError("the secret is not a JSON object") from None
     if not isinstance(data, dict):
         raise ValueError("the secret is not a JSON object")
@@ -219,7 +221,10 @@ class AliyunSmsGateway:
             response = self._client.send_sms_with_options(request, RuntimeOptions())
         except Exception as exc:
             _raise_classified(exc)
-            raise  # an outcome nobody knows: the SMS may be out
+            # An outcome nobody knows: the SMS may be out. Raised afresh, without the SDK's chain:
+            # the HTTP library's errors quote the request's URL, whose query holds the phone number
+            # and the template's values (the buyer's name), and the send function logs tracebacks.
+            raise AliyunNoAnswerError(f"Alibaba Cloud: no answer: {_without_request(str(exc))}") from None
         body = response.body
         code = getattr(body, "code", None)
         if code == _OK and getattr(body, "biz_id", None):
@@ -246,7 +251,20 @@ def _raise_classified(exc: Exception) -> None:
         # it: the original is its __context__.
         cause = inner.__context__ if isinstance(inner, RetryError) else inner
         if _never_left(cause):
-            raise TransientSendError(f"Alibaba Cloud unreachable: {cause}") from exc
+            raise TransientSendError(f"Alibaba Cloud unreachable: {_without_request(str(cause))}") from None
+
+
+class AliyunNoAnswerError(RuntimeError):
+    """``SendSms`` got no readable answer (a read timeout, a dropped connection, a TLS failure):
+    the SMS may be out, so the sender keeps its claim. Its text never quotes the request."""
+
+
+_URL = re.compile(r"(url: |https?://)\S+")
+
+
+def _without_request(text: str) -> str:
+    """An HTTP library's error text without the request's URL (its query is the SMS's parameters)."""
+    return _URL.sub(r"\1(request withheld)", text)
 
 
 def _never_left(exc: BaseException | None) -> bool:

@@ -726,6 +726,8 @@ def held_claim_outcome(item: Mapping[str, Any], attempt: int, now: datetime) -> 
 
 
 _STATUSES = frozenset(s.value for s in DeliveryStatus)
+# The ledger's own items. Only these prefixes: an order id may itself start with "#" ("#1001").
+_NOT_ORDER_KEYS = (QUOTA_PREFIX, OPTED_OUT_KEY, CONTACT_PREFIX, SNS_MESSAGE_PREFIX)
 
 
 def awaited_from_item(item: Mapping[str, Any]) -> list[AwaitedSms]:
@@ -733,7 +735,7 @@ def awaited_from_item(item: Mapping[str, Any]) -> list[AwaitedSms]:
     72-h sweep (shared with the in-memory fake). A recorded SMS counts from its send; one whose
     outcome was reported unconfirmed (no message id) from that report, which came after it."""
     oid = str(item.get("order_id", ""))
-    if not oid or oid.startswith("#"):  # quota, opted-out and contact items carry no SMS
+    if not oid or oid.startswith(_NOT_ORDER_KEYS):  # contact items (in the day index) carry no SMS
         return []
     last = int(item.get("reminders_sent", 0))
     unconfirmed = {int(a) for a in item.get("unconfirmed_attempts", ())}

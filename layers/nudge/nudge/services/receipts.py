@@ -118,7 +118,7 @@ def record_sns_delivery_logs(event: Mapping[str, Any], ledger: DeliveryLedger) -
         except ReceiptError as exc:
             results.append(ReceiptResult(None, problem=str(exc)))
             continue
-        except ValueError:  # JSONDecodeError: its message quotes the line
+        except (ValueError, RecursionError):  # JSONDecodeError quotes the line; or nested too deep
             results.append(ReceiptResult(None, problem="log line: not JSON"))
             continue
         results.append(ReceiptResult(ledger.apply_receipt(receipt), receipt))

@@ -98,7 +98,21 @@ def resolve_parameters(
         value = _to_str(raw)
         _check_parameter(name, spec, value)
         values[name] = value
+    _check_rules(template, values)
     return values
+
+
+def _check_rules(template: Mapping[str, Any], values: dict[str, str]) -> None:
+    """The template's Rules, as CloudFormation checks them before creating anything: each rule
+    whose RuleCondition holds (or that has none) must have every Assert true. Raises ValueError
+    with the first failed AssertDescription."""
+    resolver = _Resolver(template, values, "nudge-local", "us-east-1", "123456789012")
+    for name, rule in (template.get("Rules") or {}).items():
+        if "RuleCondition" in rule and not resolver.resolve(rule["RuleCondition"]):
+            continue
+        for assertion in rule.get("Assertions", []):
+            if not resolver.resolve(assertion["Assert"]):
+                raise ValueError(f"rule {name}: {assertion.get('AssertDescription', 'failed')}")
 
 
 def _to_str(value: Any) -> str:

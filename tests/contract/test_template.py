@@ -568,6 +568,23 @@ def test_bad_gateway_parameters_are_refused(template):
             evaluate(template, {"Ref": name}, parameters={name: value})
 
 
+def test_parameters_that_only_work_together_are_refused_at_deploy(template, translated):
+    """CloudFormation's Rules (kept by SAM's transform) refuse these before creating anything; the
+    local stack checks the same rules (nudge_local.moto_env.resolve_parameters)."""
+    assert translated["Rules"] == template["Rules"]
+    refused = (
+        ({"SmsGateway": "aliyun", "AliyunTemplateCodes": "1=SMS_1,2=SMS_2"}, "AliyunSignName"),
+        ({"SmsGateway": "aliyun", "AliyunSignName": "Nudge小店"}, "AliyunTemplateCodes"),
+        ({"SmsGateway": "end-user-messaging", "SnsDeliveryStatusLogs": "100"}, "SnsDeliveryStatusLogs"),
+        ({"SmsGateway": "aliyun", **ALIYUN, "SnsDeliveryStatusLogs": "0"}, "SnsDeliveryStatusLogs"),
+    )
+    for parameters, named in refused:
+        with pytest.raises(ValueError, match=f"rule .*{named}"):
+            evaluate(template, {"Ref": "SmsGateway"}, parameters=parameters)
+    for fine in ({}, ALIYUN, {"SnsDeliveryStatusLogs": "100"}, {"SmsGateway": "end-user-messaging"}):
+        evaluate(template, {"Ref": "SmsGateway"}, parameters=fine)
+
+
 def test_the_receipts_function_hears_end_user_messaging_delivery_events_only(template, translated):
     receipts = template["Resources"]["ReceiptsFunction"]
     assert receipts["Condition"] == "HasReceipts"  # End User Messaging, SNS with delivery logs, aliyun
@@ -628,8 +645,9 @@ def test_sns_delivery_logs_are_off_by_default_and_on_only_with_sns(template):
     for variables in (env, receipts_env):
         assert evaluate(template, variables["SNS_DELIVERY_LOGS"]) == "false"
         assert evaluate(template, variables["SNS_DELIVERY_LOGS"], parameters=on) == "true"
-        eum_on = {**on, "SmsGateway": "end-user-messaging"}  # its own receipts: no SNS logs, no pointers
-        assert evaluate(template, variables["SNS_DELIVERY_LOGS"], parameters=eum_on) == "false"
+        eum_on = {**on, "SmsGateway": "end-user-messaging"}  # its own receipts: refused at deploy
+        with pytest.raises(ValueError, match="rule SnsDeliveryLogsNeedSns"):
+            evaluate(template, variables["SNS_DELIVERY_LOGS"], parameters=eum_on)
     for value in ("on", "101", "-1", "50%"):
         with pytest.raises(ValueError, match="SnsDeliveryStatusLogs"):
             evaluate(template, {"Ref": "SnsDeliveryStatusLogs"}, parameters={"SnsDeliveryStatusLogs": value})

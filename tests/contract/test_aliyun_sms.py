@@ -128,6 +128,21 @@ def test_the_error_table(dysmsapi, status, code, raised):
     assert len(dysmsapi.seen) == 1  # one attempt, whatever the answer
 
 
+@pytest.mark.parametrize("status", [200, 400])  # a SendSms refusal, an API gateway error
+def test_a_refusal_that_quotes_the_number_is_logged_with_the_number_masked(dysmsapi, status):
+    message = "号码13800138000不合法 (+8613800138000)"
+    dysmsapi.answers.append(Answer(status, {"Code": "isv.MOBILE_NUMBER_ILLEGAL", "Message": message}))
+    with pytest.raises(PermanentSendError) as caught:
+        gateway(dysmsapi.endpoint).publish(outgoing("+8613800138000", template_params=PARAMS))
+    text = str(caught.value)
+    assert "13800138000" not in text and "138****8000" in text
+    # the SDK's exception (the whole answer) is not shown in a logged traceback
+    shown = caught.value.__cause__ or (
+        None if caught.value.__suppress_context__ else caught.value.__context__
+    )
+    assert shown is None
+
+
 def test_a_read_timeout_propagates_the_sms_may_be_out(dysmsapi):
     dysmsapi.answers.append(Answer(delay=1.5))
     with pytest.raises(Exception) as caught:

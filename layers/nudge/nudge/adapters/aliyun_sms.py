@@ -23,7 +23,7 @@ Errors, by what they mean for the claim (``nudge.services.sending``):
 |---|---|---|
 | ``isv.BUSINESS_LIMIT_CONTROL`` (per-number flow control), ``isp.SYSTEM_ERROR``, ``isp.GATEWAY_ERROR``, ``isp.UNKNOWN``, ``Throttling*``, ``ServiceUnavailable``, any 5xx, could not connect | TransientSendError | gives the claim back, SQS retries |
 | every other answered code (``isv.MOBILE_NUMBER_ILLEGAL``, ``isv.BLACK_KEY_CONTROL_LIMIT``, ``isv.SMS_TEMPLATE_ILLEGAL``, ``isv.SMS_SIGNATURE_ILLEGAL``, ``isv.TEMPLATE_MISSING_PARAMETERS``, ``isv.PARAM_LENGTH_LIMIT``, ``isv.AMOUNT_NOT_ENOUGH``, ``isv.OUT_OF_SERVICE``, ``isv.DAY_LIMIT_CONTROL``, ``isv.MONTH_LIMIT_CONTROL``, ``isv.DENY_IP_RANGE``, ``isp.RAM_PERMISSION_DENY``...) | PermanentSendError | gives the claim back, records the refusal (`Send_rejected` alarm) |
-| a read timeout, a dropped connection, an answer that cannot be read | propagates | keeps the claim: the SMS may be out (unconfirmed, never resent) |
+| a read timeout, a dropped connection, an answer that cannot be read | AliyunNoAnswerError (any other exception: the outcome is unknown) | keeps the claim: the SMS may be out (unconfirmed, never resent) |
 
 ``checks_opt_out`` is True: Alibaba Cloud has no per-number opt-out check call, so the sender asks
 nothing per SMS and instead reads the shop's own do-not-contact list once per batch (fed by
@@ -39,6 +39,7 @@ from datetime import timedelta
 from typing import Any
 
 from nudge.domain.delivery import aliyun_out_id
+from nudge.domain.privacy import mask_digit_runs
 from nudge.services.ports import OutgoingSms, PermanentSendError, TransientSendError
 
 __all__ = [
@@ -232,7 +233,7 @@ class AliyunSmsGateway:
         if not isinstance(code, str) or not code or code == _OK:
             # Answered, but not in a shape that says whether it was taken: the SMS may be out.
             raise RuntimeError(f"Alibaba Cloud answered without a result: code={code!r}")
-        raise classify_code(code)(f"Alibaba Cloud {code}: {getattr(body, 'message', '')}")
+        raise classify_code(code)(f"Alibaba Cloud {code}: {_provider_text(getattr(body, 'message', ''))}")
 
 
 def _raise_classified(exc: Exception) -> None:
@@ -244,7 +245,9 @@ def _raise_classified(exc: Exception) -> None:
         raise TransientSendError(f"Alibaba Cloud throttled: {exc.code}") from exc
     if isinstance(exc, AlibabaCloudException):  # an answered error: HTTP 4xx / 5xx with a code
         code, status = str(exc.code or ""), int(exc.status_code or 0)
-        raise classify_code(code, status)(f"Alibaba Cloud {code} (HTTP {status}): {exc.message}") from exc
+        message = _provider_text(exc.message)
+        # Not chained: the SDK's exception text carries the whole answer and request details.
+        raise classify_code(code, status)(f"Alibaba Cloud {code} (HTTP {status}): {message}") from None
     if isinstance(exc, UnretryableException):
         inner = exc.inner_exception
         # The SDK turns the HTTP library's error into RetryError(str(error)), raised while handling
@@ -260,6 +263,12 @@ class AliyunNoAnswerError(RuntimeError):
 
 
 _URL = re.compile(r"(url: |https?://)\S+")
+
+
+def _provider_text(message: object) -> str:
+    """Alibaba Cloud's own message for a refusal, as it goes into logs and the ledger's skip
+    reasons: short, and with any phone-like digit run masked (some messages quote the number)."""
+    return mask_digit_runs(_without_request(str(message or "")))[:200]
 
 
 def _without_request(text: str) -> str:

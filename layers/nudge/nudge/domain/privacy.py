@@ -8,6 +8,8 @@ call must not fail a run.
 
 from __future__ import annotations
 
+import re
+
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
 
 MASK = "*"
@@ -62,3 +64,12 @@ def mask_name(name: str | None) -> str:
     if len(text) <= 1:
         return MASK * len(text)
     return text[0] + MASK * (len(text) - 1)
+
+
+_DIGIT_RUN = re.compile(r"\+?\d{7,}")  # a phone number inside free text
+
+
+def mask_digit_runs(text: str) -> str:
+    """Free text (a provider's error message, a validation problem) with every phone-like run of
+    7 or more digits masked like ``mask_phone``."""
+    return _DIGIT_RUN.sub(lambda m: mask_phone(m.group()), text)

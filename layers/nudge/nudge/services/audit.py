@@ -20,20 +20,19 @@ from typing import Any
 
 from nudge.domain.models import InvalidOrder
 from nudge.domain.orders import parse_order
-from nudge.domain.privacy import mask_phone
+from nudge.domain.privacy import mask_digit_runs
 
 PLANNED_STATUSES = frozenset({"unpaid", "paid"})  # the statuses the plan queries the index for
 MAX_LISTED = 1000  # problems kept in the report; the counts always cover every item
 PERSONAL_FIELDS = frozenset({"phone", "buyer_name"})
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
-_DIGIT_RUN = re.compile(r"\+?\d{7,}")  # a phone number pasted into some field
 
 
 def safe_problem(field_name: str, problem: str) -> str:
     """A problem text fit for the logs: no value of a personal field, no phone-like digit run."""
     if field_name in PERSONAL_FIELDS:
         problem = _QUOTED.sub("(value withheld)", problem)
-    return _DIGIT_RUN.sub(lambda m: mask_phone(m.group()), problem)
+    return mask_digit_runs(problem)  # a phone number pasted into some field
 
 
 @dataclass(frozen=True, slots=True)

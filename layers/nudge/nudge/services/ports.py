@@ -253,7 +253,7 @@ class OptedOutError(PermanentSendError):
 class OutgoingSms:
     """One SMS handed to a gateway, with everything any gateway can use: End User Messaging's
     time-to-live counts down to ``not_after`` and its ``Context`` names the order, attempt and
-    variant; Alibaba Cloud's ``OutId`` is the claim."""
+    variant; Alibaba Cloud's ``OutId`` names the SMS's ledger key (reminder and order id)."""
 
     phone: str  # E.164
     text: str

@@ -81,7 +81,8 @@ test: lint typecheck check-template pytest
 
 # Ends by writing the report page (open it in a browser); not tracked by git.
 # make demo GATEWAY=end-user-messaging: the same with End User Messaging (receipts, a STOP reply).
-# make demo GATEWAY=aliyun: the same through Alibaba Cloud's SDK against a local dysmsapi.
+# make demo GATEWAY=aliyun: the same through Alibaba Cloud's SDK against a local dysmsapi (receipts
+# and a 退订 reply pushed to the ingest Function URL).
 DEMO_HTML ?= nudge-demo-report.html
 GATEWAY ?= sns
 demo: install

@@ -157,8 +157,9 @@ def run_demo(
             accepted = p.dysmsapi.accepted
             print(
                 f"   (a local dysmsapi on {p.dysmsapi.endpoint} took them through Alibaba Cloud's SDK: each a "
-                "registered template\n   filled with the plan's values under the signature, OutId = the claim, "
-                f"its BizId on the ledger; templates {', '.join(sorted({a.template_code for a in accepted}))})",
+                "registered template\n   filled with the plan's values under the signature, OutId = the SMS's "
+                "ledger key (reminder + order id),\n   its BizId on the ledger; templates "
+                f"{', '.join(sorted({a.template_code for a in accepted}))})",
                 file=out,
             )
         for d in first["decisions"]:
@@ -169,6 +170,8 @@ def run_demo(
 
         if gateway == "end-user-messaging":
             _receipts_and_a_reply(p, out)
+        elif aliyun:
+            _aliyun_receipts_and_a_reply(p, out)
 
         print("\n3) The scheduler retries the same event (a duplicate invocation)", file=out)
         second = p.fire_window(window, at, started_at=at + timedelta(seconds=30))
@@ -195,10 +198,8 @@ def run_demo(
         )
         newly = [d["order_id"] for d in third["decisions"] if d["action"] == "send"]
         remembered = [d["order_id"] for d in third["decisions"] if d["reason"] == "opted_out"]
-        print(
-            f"   opted out at {via} in step 2, now skipped when planning: {', '.join(remembered) or 'none'}",
-            file=out,
-        )
+        where = "by the 退订 reply in step 2c" if aliyun else f"at {via} in step 2"
+        print(f"   opted out {where}, now skipped when planning: {', '.join(remembered) or 'none'}", file=out)
         for order_id, (phone, text) in zip(newly, p.sent_sms()[len(sent) :], strict=False):
             item = p.ledger_item(order_id) or {}
             print(
@@ -247,6 +248,78 @@ def _receipts_and_a_reply(p: LocalPipeline, out: TextIO) -> None:
             f"   {mask_phone(replier)} replies 退订: {answer['results'][0]}; no later plan or queued SMS reaches it",
             file=out,
         )
+
+
+# With Alibaba Cloud: what its receipts say about the demo's SMS, by position (the rest delivered):
+# one SMS a carrier refused (a carrier's code, as Alibaba Cloud passes it on) and one that expired.
+ALIYUN_FAILED = {-1: "UNDELIV", 1: "EXPIRED"}
+
+
+def _aliyun_receipts_and_a_reply(p: LocalPipeline, out: TextIO) -> None:
+    """With Alibaba Cloud: its SmsReport push (one carrier failure, one expiry) and, replayed,
+    nothing changes; then one buyer's 退订 arrives by SmsUp push."""
+    from nudge.domain.delivery import parse_aliyun_out_id
+    from nudge_local.dysmsapi import e164_of, sms_report, sms_up
+
+    accepted = list(p.dysmsapi.accepted)
+    if not accepted:
+        return
+    now = p.clock.now()
+    failed = {n % len(accepted): code for n, code in ALIYUN_FAILED.items()}
+    reports = [
+        sms_report(
+            sms,
+            success=n not in failed,
+            code=failed.get(n, "DELIVERED"),
+            sent_at=now,
+            reported_at=now + timedelta(seconds=8 if n not in failed else 150),
+        )
+        for n, sms in enumerate(accepted)
+    ]
+    print(
+        "\n2b) Alibaba Cloud pushes its delivery receipts (SmsReport, one JSON array) to the ingest"
+        "\n    Function URL, POST /receipts/aliyun/report/<the stack's token>",
+        file=out,
+    )
+    print(f"   answered {_pushed(p, 'report', reports)}; each SMS's ledger item now says:", file=out)
+    keys = [parse_aliyun_out_id(sms.out_id) for sms in accepted]
+
+    def statuses() -> list[tuple[str | None, str | None]]:
+        result = []
+        for key in keys:
+            item = (p.ledger_item(key[0]) or {}) if key else {}
+            n = key[1] if key else 0
+            result.append((item.get(f"delivery_{n}"), item.get(f"delivery_code_{n}")))
+        return result
+
+    before = statuses()
+    for sms, key, (status, code) in zip(accepted, keys, before, strict=True):
+        order = f"{key[0]} reminder {key[1]}" if key else "(no ledger key)"
+        detail = f"{status}, {code}" if status != "delivered" and code else str(status)
+        print(f"     {order} {mask_phone(e164_of(sms.phone))}: {detail}", file=out)
+    replayed = _pushed(p, "report", reports)
+    print(
+        f"   the same push again (Alibaba Cloud retries until it reads code 0): {replayed}, "
+        f"nothing changed: {statuses() == before}",
+        file=out,
+    )
+    replier = accepted[0].phone
+    print(
+        "\n2c) A buyer answers 退订; Alibaba Cloud pushes the reply (SmsUp) to POST /receipts/aliyun/up/<token>",
+        file=out,
+    )
+    answer = _pushed(p, "up", [sms_up(replier, "退订", at=now + timedelta(minutes=3))])
+    print(
+        f"   {mask_phone(e164_of(replier))} replies 退订: answered {answer} (the same for any number);"
+        "\n   the number is on the do-not-contact list: no later plan or queued SMS reaches it",
+        file=out,
+    )
+
+
+def _pushed(p: LocalPipeline, kind: str, items: list[dict]) -> str:
+    """One Alibaba Cloud push through the ingest function: its answer as Alibaba Cloud reads it."""
+    answer = p.aliyun_push(kind, items)
+    return f"{answer['statusCode']} {json.dumps(json.loads(answer['body']), ensure_ascii=False)}"
 
 
 # (order, minutes after its last SMS) of the demo's buyers who pay; a negative delay pays before

@@ -9,7 +9,9 @@ and answers with Alibaba Cloud's shapes: the next queued ``Answer``, else ``OK``
 ``${name}`` variables) under the signature: a template that names a value the SMS does not carry
 is refused with ``isv.TEMPLATE_MISSING_PARAMETERS``, an unknown code with
 ``isv.SMS_TEMPLATE_ILLEGAL``. Each SMS it takes is kept (``accepted``) with its ``BizId`` and
-``OutId``: what a delivery receipt (``SmsReport``) would name.
+``OutId``: what a delivery receipt (``SmsReport``) would name. ``sms_report`` and ``sms_up`` build
+the items of Alibaba Cloud's HTTP pushes (``SmsReport`` about an accepted SMS, ``SmsUp`` for a
+buyer's reply) as Alibaba Cloud documents them (events/aliyun-sms-report.json, aliyun-sms-up.json).
 """
 
 from __future__ import annotations
@@ -21,13 +23,16 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
-__all__ = ["AcceptedSms", "Answer", "FakeDysmsapi", "Seen", "e164_of"]
+__all__ = ["AcceptedSms", "Answer", "FakeDysmsapi", "Seen", "beijing_time", "e164_of", "sms_report", "sms_up"]
 
 _VARIABLE = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
+_MAINLAND_MOBILE = re.compile(r"1[3-9][0-9]{9}")
+_BEIJING = timezone(timedelta(hours=8))
 
 
 @dataclass
@@ -61,8 +66,54 @@ class AcceptedSms:
 
 
 def e164_of(phone: str) -> str:
-    """Alibaba Cloud's number back in E.164: 11 digits starting with 1 are mainland China."""
-    return f"+86{phone}" if len(phone) == 11 and phone.startswith("1") else f"+{phone}"
+    """Alibaba Cloud's number back in E.164: a mainland mobile number (11 digits, 13x..19x) has no
+    prefix; any other is country code + number (12125550143 is +1 212 555 0143, not mainland)."""
+    return f"+86{phone}" if _MAINLAND_MOBILE.fullmatch(phone) else f"+{phone}"
+
+
+def beijing_time(at: datetime) -> str:
+    """A time as Alibaba Cloud's pushes write it: Beijing time, ``YYYY-MM-DD HH:MM:SS``."""
+    return at.astimezone(_BEIJING).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def sms_report(
+    sms: AcceptedSms,
+    *,
+    success: bool = True,
+    code: str = "DELIVERED",
+    sent_at: datetime | None = None,
+    reported_at: datetime | None = None,
+    **change: Any,
+) -> dict[str, Any]:
+    """Alibaba Cloud's ``SmsReport`` item about one SMS the stand-in took (``success`` false with
+    the carrier's ``code``: UNDELIV, MK:0001, EXPIRED...); ``change`` overrides any field."""
+    return {
+        "phone_number": sms.phone,
+        "send_time": beijing_time(sent_at) if sent_at else "2026-11-23 09:50:01",
+        "report_time": beijing_time(reported_at) if reported_at else "2026-11-23 09:50:08",
+        "success": success,
+        "err_code": code,
+        "err_msg": "用户接收成功" if success else code,
+        "sms_size": "1",
+        "biz_id": sms.biz_id,
+        "out_id": sms.out_id,
+        **change,
+    }
+
+
+def sms_up(
+    phone: str, content: str, *, at: datetime | None = None, sign_name: str = "Nudge Shop"
+) -> dict[str, Any]:
+    """Alibaba Cloud's ``SmsUp`` item: a buyer's reply ``content`` from ``phone`` (as Alibaba Cloud
+    writes it: a mainland mobile number without prefix) to the shop's ``sign_name``."""
+    return {
+        "phone_number": phone,
+        "send_time": beijing_time(at) if at else "2026-11-23 10:02:11",
+        "content": content,
+        "sign_name": sign_name,
+        "dest_code": "1234",
+        "sequence_id": 1234567890,
+    }
 
 
 @dataclass

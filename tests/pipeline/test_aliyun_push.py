@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from nudge_local.dysmsapi import sms_report, sms_up
 from nudge_local.pipeline import FakeClock, LocalPipeline
 from tests.builders import MORNING_OPENS, QUIET, numbered_order
 from tests.pipeline.test_ingest import Logs
@@ -16,33 +17,6 @@ from tests.pipeline.test_ingest import Logs
 pytestmark = pytest.mark.aws
 
 ACCEPTED = {"code": 0, "msg": "接收成功"}
-
-
-def report(sms: Any, *, success: bool = True, code: str = "DELIVERED", **change: Any) -> dict[str, Any]:
-    """Alibaba Cloud's SmsReport item about one SMS the stand-in took."""
-    return {
-        "phone_number": sms.phone,
-        "send_time": "2026-11-23 09:50:01",
-        "report_time": "2026-11-23 09:50:08",
-        "success": success,
-        "err_code": code,
-        "err_msg": "用户接收成功" if success else code,
-        "sms_size": "1",
-        "biz_id": sms.biz_id,
-        "out_id": sms.out_id,
-        **change,
-    }
-
-
-def up(phone: str, content: str) -> dict[str, Any]:
-    return {
-        "phone_number": phone,
-        "send_time": "2026-11-23 10:02:11",
-        "content": content,
-        "sign_name": "Nudge小店",
-        "dest_code": "1234",
-        "sequence_id": 1234567890,
-    }
 
 
 def answer(response: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -67,11 +41,14 @@ def test_receipts_land_on_their_sms_once_and_name_no_other(sent):
     p = sent
     by_order = {s.out_id: s for s in p.dysmsapi.accepted}
     one, two, three = by_order["1.o-1"], by_order["1.o-2"], by_order["1.o-3"]
-    assert answer(p.aliyun_push("report", [report(one)])) == (200, ACCEPTED)
+    assert answer(p.aliyun_push("report", [sms_report(one)])) == (200, ACCEPTED)
     assert answer(
         p.aliyun_push(
             "report",
-            [report(two, success=False, code="UNDELIV"), report(three, success=False, code="EXPIRED")],
+            [
+                sms_report(two, success=False, code="UNDELIV"),
+                sms_report(three, success=False, code="EXPIRED"),
+            ],
         )
     ) == (200, ACCEPTED)
     items = {o: p.ledger_item(o) for o in ("o-1", "o-2", "o-3")}
@@ -85,11 +62,11 @@ def test_receipts_land_on_their_sms_once_and_name_no_other(sent):
     # A replay, a contradicting late report, a forged biz_id, an unknown order or attempt, an
     # unreadable item: answered 0, nothing changes, no item is created.
     pushed = [
-        report(one),
-        report(one, success=False, code="UNDELIV"),
-        report(two, success=True, biz_id="forged^0"),
-        report(one, out_id="1.o-404"),
-        report(one, out_id="2.o-1"),
+        sms_report(one),
+        sms_report(one, success=False, code="UNDELIV"),
+        sms_report(two, success=True, biz_id="forged^0"),
+        sms_report(one, out_id="1.o-404"),
+        sms_report(one, out_id="2.o-1"),
         {"biz_id": "x"},
         "not an object",
     ]
@@ -108,7 +85,7 @@ def test_a_receipt_settles_an_unconfirmed_send(sent):
         UpdateExpression="REMOVE message_id_1 ADD unconfirmed_attempts :a",
         ExpressionAttributeValues={":a": {1}},
     )
-    assert answer(p.aliyun_push("report", [report(sms)])) == (200, ACCEPTED)
+    assert answer(p.aliyun_push("report", [sms_report(sms)])) == (200, ACCEPTED)
     item = p.ledger_item("o-1")
     assert (item["delivery_1"], item["message_id_1"]) == ("delivered", sms.biz_id)
 
@@ -123,12 +100,12 @@ def test_a_wrong_or_missing_token_is_401_writes_nothing_and_logs_no_token_or_pho
     logs = Logs()
     try:
         for wrong in ("", "x", token[:-1], token + "x", token.swapcase()):
-            for kind, items in (("report", [report(sms)]), ("up", [up(sms.phone, "退订")])):
+            for kind, items in (("report", [sms_report(sms)]), ("up", [sms_up(sms.phone, "退订")])):
                 status, body = answer(p.aliyun_push(kind, items, token=wrong))
                 assert status == 401 and body["code"] != 0, wrong
         assert {o: p.ledger_item(o) for o in ("o-1", "o-2", "o-3")} == before
         assert ledger_keys(p) == keys  # no do-not-contact item either
-        assert answer(p.aliyun_push("up", [up(sms.phone, "退订")])) == (200, ACCEPTED)
+        assert answer(p.aliyun_push("up", [sms_up(sms.phone, "退订")])) == (200, ACCEPTED)
         assert ledger_keys(p) != keys  # the right token: the opt-out is written
         text = logs.text()
     finally:
@@ -142,10 +119,10 @@ def test_an_opt_out_reply_stops_the_queued_sms_and_other_replies_reach_the_staff
     with LocalPipeline(clock=FakeClock(MORNING_OPENS), env=QUIET, gateway="aliyun") as p:
         p.load_orders(orders)
         p.fire_window("09:50-10:40@11:00", MORNING_OPENS)  # both SMS queued, none sent yet
-        known = answer(p.aliyun_push("up", [up("13800138001", "退订")]))
-        unknown = answer(p.aliyun_push("up", [up("13900009999", "TD")]))
+        known = answer(p.aliyun_push("up", [sms_up("13800138001", "退订")]))
+        unknown = answer(p.aliyun_push("up", [sms_up("13900009999", "TD")]))
         assert known == unknown == (200, ACCEPTED)  # never tells whether the number is known
-        assert answer(p.aliyun_push("up", [up("13800138002", "付款页面打不开")])) == (200, ACCEPTED)
+        assert answer(p.aliyun_push("up", [sms_up("13800138002", "付款页面打不开")])) == (200, ACCEPTED)
         p.drain_queue()
         assert [phone for phone, _ in p.sent_sms()] == ["+8613800138002"]  # o-1's SMS dropped
         ((_subject, body),) = p.staff_digests()

@@ -36,5 +36,18 @@ def test_demo_with_aliyun_sends_registered_templates_through_the_sdk(tmp_path):
         "【Nudge Shop】王芳您好，您的订单（¥199.00）还未付款，是付款遇到问题了吗？" in out
     )  # variant caring
     assert "11:00前付款当天发货" in out  # variant cutoff: its own registered template
-    assert "templates SMS_480010011, SMS_480010012" in out
+    assert "templates SMS_480010011, SMS_480010012" in out and "OutId = the claim" not in out
+    assert "+1******0143:" in out  # a +1 number is read back as +1, not as a mainland one
+    # Alibaba Cloud pushes receipts (SmsReport): answered code 0, each on its SMS's ledger item,
+    # a replay changes nothing; nudge report reads them back
+    assert 'POST /receipts/aliyun/report/<the stack\'s token>\n   answered 200 {"code": 0' in out
+    assert "o-1006 reminder 1 +86138****8004: failed, UNDELIV" in out
+    assert "o-1017 reminder 1 +1******0143: expired, EXPIRED" in out
+    assert "o-1001 reminder 1 +86138****8001: delivered" in out
+    assert "nothing changed: True" in out
+    assert "delivered 4 (66.7% of the SMS with a final receipt), expired 1" in out
+    assert "failed: UNDELIV 1" in out
+    # one buyer's 退订 (SmsUp): answered code 0, and the next plan skips the number
+    assert '+86186****5678 replies 退订: answered 200 {"code": 0' in out
+    assert "opted out by the 退订 reply in step 2c, now skipped when planning: o-1024" in out
     assert "same summary: True" in out and "any number texted twice: none" in out

@@ -287,3 +287,29 @@ def test_an_unconfirmed_send_without_a_receipt_is_settled_as_unknown():
         # Settled: a receipt naming it now changes nothing.
         assert p.delivery_event(delivery("late-id", "o-1", attempt="2")) == {"result": "unchanged"}
         assert p.ledger_item("o-1")["delivery_2"] == "unknown"
+
+
+def test_an_order_whose_only_sms_is_unconfirmed_is_settled_as_unknown_too():
+    """The commonest unconfirmed case: the first reminder's answer is lost, so nothing was ever
+    recorded as sent. The run still finds it (the day index at its claim) and settles it."""
+    with LocalPipeline(clock=FakeClock(MORNING_OPENS), env=QUIET) as p:
+        p.load_orders([numbered_order(1, created=MORNING_OPENS - timedelta(hours=3))])
+        pipeline_provider(p).fail_next("answer_lost")
+        p.fire_window("09:50-10:40@11:00", MORNING_OPENS)
+        p.drain_queue()
+        item = p.ledger_item("o-1")
+        assert {int(a) for a in item["unconfirmed_attempts"]} == {1} and "reminders_sent" not in item
+
+        p.clock.set(MORNING_OPENS + timedelta(hours=73))
+        summary = p.mark_unknown()
+        assert (summary["marked_unknown"], summary["marked_unknown_unconfirmed"]) == (1, 1)
+        item = p.ledger_item("o-1")
+        assert (item["delivery_1"], item["delivery_code_1"]) == ("unknown", "NO_RECEIPT_72H")
+        assert "message_id_1" not in item and int(item["claimed_attempt"]) == 1  # never resent
+        assert p.mark_unknown()["marked_unknown"] == 0
+
+        tables = ["--ledger-table", p.resources.ledger_table, "--orders-table", p.resources.orders_table]
+        out = io.StringIO()
+        assert main(["report", *tables, "--to", "2026-11-23", "--days", "1", "--json"], out) == 0
+    r = json.loads(out.getvalue())
+    assert r["sms"] == 0  # the report lists recorded sends: an unconfirmed one is not counted as sent

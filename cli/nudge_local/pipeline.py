@@ -592,7 +592,9 @@ class LocalPipeline:
         """The receipts function's daily schedule: ``unknown`` on the SMS with no final status 72 h
         after their send (at the pipeline clock's now); ``context``: e.g. one whose time runs out."""
         event = {"task": "mark_unknown"}
-        return self._receipts().lambda_handler(event, context or LambdaContextStub("nudge-local-ReceiptsFunction"))
+        return self._receipts().lambda_handler(
+            event, context or LambdaContextStub("nudge-local-ReceiptsFunction")
+        )
 
     def _receipts(self) -> ModuleType:
         module = getattr(self, "receipts_module", None)

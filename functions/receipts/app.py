@@ -50,7 +50,9 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
             time_left=lambda: context.get_remaining_time_in_millis() / 1000,
         )
         metrics.add_metric(name="DeliveryUnknownMarked", unit=MetricUnit.Count, value=summary.marked)
-        metrics.add_metric(name="DeliveryUnknownUnfinished", unit=MetricUnit.Count, value=int(summary.limited))
+        metrics.add_metric(
+            name="DeliveryUnknownUnfinished", unit=MetricUnit.Count, value=int(summary.limited)
+        )
         logger.info("unknown after 72 h", extra={"summary": summary.to_json()})
         return summary.to_json()
     if is_cloudwatch_logs_event(event):

@@ -446,7 +446,9 @@ def test_alarms(translated):
     assert translated["Resources"]["AlarmEmailSubscription"]["Condition"] == "HasAlarmEmail"
     # The daily unknown-after-72-h run stopped before the end: only where that run exists.
     unfinished = translated["Resources"]["DeliveryUnknownUnfinishedAlarm"]
-    assert unfinished["Condition"] == translated["Resources"]["ReceiptsFunction"]["Condition"] == "HasReceipts"
+    assert (
+        unfinished["Condition"] == translated["Resources"]["ReceiptsFunction"]["Condition"] == "HasReceipts"
+    )
     assert unfinished["Properties"]["Dimensions"] == [{"Name": "service", "Value": "nudge"}]
     assert unfinished["Properties"]["Period"] == 86400  # one run a day
 

@@ -17,8 +17,8 @@ leaves is still in range for the next runs (SWEEP_LOOKBACK).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 

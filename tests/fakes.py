@@ -321,6 +321,10 @@ class FakeReminderLedger:
             )
 
     def record_unconfirmed(self, request: SendRequest, reason: str, at: datetime) -> None:
+        with self._lock:
+            item = self.items.get(request.order_id, {})
+            if "sent_day" not in item and "claimed_at" in item:  # into the day index at its claim
+                item.update(sent_day=request.day.isoformat(), last_sent_at=item["claimed_at"])
         self.record_skip(request, reason, at)
         with self._lock:
             self._item(request.order_id).setdefault("unconfirmed_attempts", set()).add(request.attempt)

@@ -588,11 +588,13 @@ class LocalPipeline:
         with the send function's settings, so the harness plays it whatever gateway sent."""
         return self._receipts().lambda_handler(dict(event), LambdaContextStub("nudge-local-ReceiptsFunction"))
 
-    def mark_unknown(self) -> dict[str, Any]:
+    def mark_unknown(self, context: LambdaContextStub | None = None) -> dict[str, Any]:
         """The receipts function's daily schedule: ``unknown`` on the SMS with no final status 72 h
-        after their send (at the pipeline clock's now)."""
+        after their send (at the pipeline clock's now); ``context``: e.g. one whose time runs out."""
         event = {"task": "mark_unknown"}
-        return self._receipts().lambda_handler(event, LambdaContextStub("nudge-local-ReceiptsFunction"))
+        return self._receipts().lambda_handler(
+            event, context or LambdaContextStub("nudge-local-ReceiptsFunction")
+        )
 
     def _receipts(self) -> ModuleType:
         module = getattr(self, "receipts_module", None)

@@ -6,8 +6,9 @@ without a final status 72 h after their send.
 Thin shell: read the event, record each receipt on its SMS's ledger item (``record_delivery_event``,
 ``record_sns_delivery_logs``), count them. Unreadable events or log lines and receipts for no known
 SMS are counted and dropped (a retry cannot fix them); a DynamoDB error raises, so Lambda retries
-the event. Logs never hold the phone number. The daily run calls ``mark_unknown_deliveries`` and
-returns its counts.
+the event. Logs never hold the phone number. The daily run calls ``mark_unknown_deliveries`` with
+the invocation's time left, returns its counts, and emits ``DeliveryUnknownUnfinished`` = 1 when it
+stopped before the end (an alarm: the shop's backlog outgrows the daily run).
 """
 
 from __future__ import annotations
@@ -42,8 +43,16 @@ MARK_UNKNOWN = {"task": "mark_unknown"}  # the daily schedule's input (template.
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     app = APP.get()
     if event == MARK_UNKNOWN:
-        summary = mark_unknown_deliveries(app.ledger, app.clock(), app.settings.config.shop.zone)
+        summary = mark_unknown_deliveries(
+            app.ledger,
+            app.clock(),
+            app.settings.config.shop.zone,
+            time_left=lambda: context.get_remaining_time_in_millis() / 1000,
+        )
         metrics.add_metric(name="DeliveryUnknownMarked", unit=MetricUnit.Count, value=summary.marked)
+        metrics.add_metric(
+            name="DeliveryUnknownUnfinished", unit=MetricUnit.Count, value=int(summary.limited)
+        )
         logger.info("unknown after 72 h", extra={"summary": summary.to_json()})
         return summary.to_json()
     if is_cloudwatch_logs_event(event):

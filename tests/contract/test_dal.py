@@ -1245,6 +1245,47 @@ def test_awaiting_receipts_reads_the_day_index_for_order_items_only(ledger_env: 
         assert set(ledger_env.calls.ops) <= {"TransactWriteItems", "UpdateItem", "Query"}  # never a Scan
 
 
+def test_an_order_whose_only_sms_is_unconfirmed_enters_the_day_index_at_its_claim(
+    ledger_env: LedgerEnv,
+) -> None:
+    """Its SMS may be out: the sweep must find it; plans see it at its claim, as the claim's
+    contact item shows them; the report reads no SMS on it (it lists recorded sends)."""
+    from nudge.adapters.ledger import touches_from_item
+    from nudge.domain.delivery import AwaitedSms
+    from nudge.services.receipt_deadline import mark_unknown_deliveries
+
+    led = ledger_env.ledger
+    led.claim(request(), "t1", 500, NOW)  # no buyer interval: no contact item in the index
+    reported = NOW + timedelta(minutes=30)  # a redelivery found the claim never recorded
+    led.record_unconfirmed(request(), "unconfirmed: claimed, never recorded as sent", reported)
+    item = ledger_env.item("o1")
+    assert (item["sent_day"], item["last_sent_at"]) == (DAY.isoformat(), utc_iso(NOW))
+    hour = timedelta(hours=1)
+    assert list(led.awaiting_receipts(NOW - hour, NOW + hour, [DAY])) == [
+        AwaitedSms("o1", 1, reported.astimezone(UTC), None, unconfirmed=True)
+    ]
+    assert [(r.order_id, r.sent_at) for r in led.recent_sends(NOW - hour, [DAY])] == [("o1", NOW)]
+    assert not touches_from_item(ledger_env.item("o1")).sends  # never counted as sent, never credited
+    summary = mark_unknown_deliveries(led, reported + timedelta(hours=73), CST)
+    assert (summary.marked, summary.marked_unconfirmed) == (1, 1)
+    assert ledger_env.item("o1")["delivery_1"] == "unknown"
+
+
+def test_an_unconfirmed_later_sms_leaves_the_order_under_its_recorded_send(ledger_env: LedgerEnv) -> None:
+    led = ledger_env.ledger
+    led.claim(request(), "t1", 500, NOW)
+    led.record_sent(request(), "t1", "m1", NOW)
+    nxt = request(attempt=2, day=DAY + timedelta(days=1))
+    led.claim(nxt, "t2", 500, NOW + timedelta(days=1))
+    led.record_unconfirmed(nxt, "unconfirmed: publish outcome unknown", NOW + timedelta(days=1))
+    item = ledger_env.item("o1")
+    assert (item["sent_day"], item["last_sent_at"], int(item["reminders_sent"])) == (
+        DAY.isoformat(),
+        utc_iso(NOW),
+        1,
+    )
+
+
 def test_the_unknown_sweep_reaches_an_order_whose_id_starts_with_a_hash(ledger_env: LedgerEnv) -> None:
     """Order ids are the shop's strings ("#1001" is a common order name): only the ledger's own
     key prefixes mark an item that is not an order."""

@@ -398,7 +398,7 @@ def test_tables_and_indexes(template, translated):
 
 def test_alarms(translated):
     alarms = of_type(translated, "AWS::CloudWatch::Alarm")
-    assert len(alarms) == 12
+    assert len(alarms) == 13
     # The custom-metric alarms watch metrics the handlers really emit (Powertools, namespace Nudge).
     custom = {
         a["Properties"]["MetricName"] for a in alarms.values() if a["Properties"].get("Namespace") == "Nudge"
@@ -409,10 +409,11 @@ def test_alarms(translated):
         "InvalidOrders",
         "Send_rejected",
         "Webhook_error",
+        "DeliveryUnknownUnfinished",
     }
     handlers = "".join(
         (ROOT / "functions" / f / "app.py").read_text(encoding="utf-8")
-        for f in ("plan", "send", "audit", "ingest")
+        for f in ("plan", "send", "audit", "ingest", "receipts")
     )
     from nudge.services.sending import SendOutcome
 
@@ -443,6 +444,20 @@ def test_alarms(translated):
     ):
         assert any(target in w for w in watched), target
     assert translated["Resources"]["AlarmEmailSubscription"]["Condition"] == "HasAlarmEmail"
+    # The daily unknown-after-72-h run stopped before the end: only where that run exists.
+    unfinished = translated["Resources"]["DeliveryUnknownUnfinishedAlarm"]
+    assert (
+        unfinished["Condition"] == translated["Resources"]["ReceiptsFunction"]["Condition"] == "HasReceipts"
+    )
+    assert unfinished["Properties"]["Dimensions"] == [{"Name": "service", "Value": "nudge"}]
+    assert unfinished["Properties"]["Period"] == 86400  # one run a day
+
+
+def test_the_receipts_function_has_time_for_its_daily_run(translated):
+    from nudge.services.receipt_deadline import RUN_MARGIN
+
+    timeout = translated["Resources"]["ReceiptsFunction"]["Properties"]["Timeout"]
+    assert timeout >= 300 and timeout > 10 * RUN_MARGIN  # the margin is a small part of the run
 
 
 # ------------------------------------------------------------------------------------------- moto

@@ -7,12 +7,13 @@ import io
 import json
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from nudge_cli.cli import main
 from nudge_local.moto_env import load_template
-from nudge_local.pipeline import FUNCTIONS, FakeClock, LocalPipeline, _load_handler
+from nudge_local.pipeline import FUNCTIONS, FakeClock, LambdaContextStub, LocalPipeline, _load_handler
 from tests.builders import MORNING_OPENS, QUIET, numbered_order
 from tests.contract.test_dal import TEMPLATE, CallCounter
 from tests.gateways import pipeline_provider
@@ -287,3 +288,71 @@ def test_an_unconfirmed_send_without_a_receipt_is_settled_as_unknown():
         # Settled: a receipt naming it now changes nothing.
         assert p.delivery_event(delivery("late-id", "o-1", attempt="2")) == {"result": "unchanged"}
         assert p.ledger_item("o-1")["delivery_2"] == "unknown"
+
+
+def test_an_order_whose_only_sms_is_unconfirmed_is_settled_as_unknown_too():
+    """The commonest unconfirmed case: the first reminder's answer is lost, so nothing was ever
+    recorded as sent. The run still finds it (the day index at its claim) and settles it."""
+    with LocalPipeline(clock=FakeClock(MORNING_OPENS), env=QUIET) as p:
+        p.load_orders([numbered_order(1, created=MORNING_OPENS - timedelta(hours=3))])
+        pipeline_provider(p).fail_next("answer_lost")
+        p.fire_window("09:50-10:40@11:00", MORNING_OPENS)
+        p.drain_queue()
+        item = p.ledger_item("o-1")
+        assert {int(a) for a in item["unconfirmed_attempts"]} == {1} and "reminders_sent" not in item
+
+        p.clock.set(MORNING_OPENS + timedelta(hours=73))
+        summary = p.mark_unknown()
+        assert (summary["marked_unknown"], summary["marked_unknown_unconfirmed"]) == (1, 1)
+        item = p.ledger_item("o-1")
+        assert (item["delivery_1"], item["delivery_code_1"]) == ("unknown", "NO_RECEIPT_72H")
+        assert "message_id_1" not in item and int(item["claimed_attempt"]) == 1  # never resent
+        assert p.mark_unknown()["marked_unknown"] == 0
+
+        tables = ["--ledger-table", p.resources.ledger_table, "--orders-table", p.resources.orders_table]
+        out = io.StringIO()
+        assert main(["report", *tables, "--to", "2026-11-23", "--days", "1", "--json"], out) == 0
+    r = json.loads(out.getvalue())
+    assert r["sms"] == 0  # the report lists recorded sends: an unconfirmed one is not counted as sent
+
+
+class RunningOut(LambdaContextStub):
+    """A Lambda context with plenty of time for its first ``calls`` readings, then 5 s left."""
+
+    def __init__(self, calls: int):
+        super().__init__("nudge-local-ReceiptsFunction")
+        self.calls = calls
+
+    def get_remaining_time_in_millis(self) -> int:
+        self.calls -= 1
+        return 300_000 if self.calls >= 0 else 5_000
+
+
+def test_the_daily_run_stops_cleanly_when_time_runs_short_and_the_next_run_goes_on(monkeypatch, caplog):
+    with LocalPipeline(clock=FakeClock(MORNING_OPENS), env=QUIET) as p:
+        p.load_orders([numbered_order(i, created=MORNING_OPENS - timedelta(hours=3)) for i in range(1, 6)])
+        p.fire_window("09:50-10:40@11:00", MORNING_OPENS)
+        p.drain_queue()
+        module = p._receipts()
+        emitted: list[tuple[str, Any]] = []
+        real = module.metrics.add_metric
+
+        def add_metric(name: str, **kwargs: Any) -> None:
+            emitted.append((name, kwargs["value"]))
+            real(name=name, **kwargs)
+
+        monkeypatch.setattr(module.metrics, "add_metric", add_metric)
+        p.clock.set(MORNING_OPENS + timedelta(hours=73))
+
+        with caplog.at_level("WARNING", logger="nudge.services.receipt_deadline"):
+            first = p.mark_unknown(RunningOut(calls=3))  # time for 3 SMS, then under the margin
+        assert (first["examined"], first["marked_unknown"], first["limited"]) == (3, 3, True)
+        assert ("DeliveryUnknownUnfinished", 1) in emitted and ("DeliveryUnknownMarked", 3) in emitted
+        assert "out of time after 3 SMS read" in caplog.text and "+86" not in caplog.text
+        assert sum(p.ledger_item(f"o-{i}").get("delivery_1") == "unknown" for i in range(1, 6)) == 3
+
+        emitted.clear()
+        second = p.mark_unknown()  # the next day's run: plenty of time
+        assert (second["examined"], second["marked_unknown"], second["limited"]) == (5, 2, False)
+        assert ("DeliveryUnknownUnfinished", 0) in emitted
+        assert all(p.ledger_item(f"o-{i}")["delivery_1"] == "unknown" for i in range(1, 6))

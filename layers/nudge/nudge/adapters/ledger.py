@@ -18,7 +18,9 @@ listing the numbers SNS reported opted out, and two contact items per buyer (by 
                           them are plain duplicates)
     reminders_sent    N   the attempt of the last SMS actually published
     last_sent_at      S   UTC ISO of that SMS      } the "sent_day-last_sent_at" index:
-    sent_day          S   shop-local YYYY-MM-DD    } sends by day, sparse (unsent orders are absent)
+    sent_day          S   shop-local YYYY-MM-DD    } sends by day, sparse (unsent orders are absent);
+                          an order whose SMS were all unconfirmed: its claim's time and day
+                          (``record_unconfirmed``), so the unknown-after-72-h sweep finds them
     message_id_<n>    S   SNS message id of attempt n
     sent_at_<n>, window_<n>, segments_<n>   S, S, N   attempt n's SMS, for the outcomes report
     variant_<n>       S   the text variant attempt n was sent with (only with messages.variants)
@@ -635,6 +637,20 @@ class DynamoReminderLedger:
         self._append_skip(request, reason, at)
 
     def record_unconfirmed(self, request: SendRequest, reason: str, at: datetime) -> None:
+        # An order with no recorded send enters the day index at its claim (which the claim's
+        # contact item already shows the plans), so the unknown-after-72-h sweep finds its SMS.
+        # First: a failed skip write is retried by the redelivery, this one would not be.
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"order_id": s_value(request.order_id)},
+                UpdateExpression="SET sent_day = :d, last_sent_at = claimed_at",
+                ConditionExpression="attribute_not_exists(sent_day) AND attribute_exists(claimed_at)",
+                ExpressionAttributeValues={":d": s_value(request.day.isoformat())},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
         self._append_skip(request, reason, at, also="ADD unconfirmed_attempts :ua")
 
     def _append_skip(self, request: SendRequest, reason: str, at: datetime, also: str = "") -> None:

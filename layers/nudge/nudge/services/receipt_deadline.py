@@ -5,8 +5,11 @@ order items whose last SMS went out between RECEIPT_DEADLINE + SWEEP_LOOKBACK an
 RECEIPT_DEADLINE ago, and writes ``unknown`` (code NO_RECEIPT_72H) on each of their SMS that has
 no final status RECEIPT_DEADLINE after its send (``nudge.domain.delivery.overdue``). Each write is
 one conditional update: a receipt that lands between the read and the write wins, an SMS with a
-final status is never touched, a second run finds nothing left to write. A run writes at most
-``limit`` SMS; what it leaves is still in range for the next runs (SWEEP_LOOKBACK).
+final status is never touched, a second run finds nothing left to write. A run goes on while its
+invocation has time left (``time_left``, less RUN_MARGIN for the answer, its log and metrics; and
+at most ``limit`` writes when one is given); when it stops before the end it says so
+(``limited``, the handler's ``DeliveryUnknownUnfinished`` metric, which has an alarm), and what it
+leaves is still in range for the next runs (SWEEP_LOOKBACK).
 
 ``unknown`` is final like the others (``takes``): a real receipt arriving after it changes nothing.
 """
@@ -14,6 +17,7 @@ final status is never touched, a second run finds nothing left to write. A run w
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
@@ -22,12 +26,13 @@ from nudge.domain.delivery import SWEEP_LOOKBACK, overdue, sweep_span
 from nudge.domain.instants import utc_iso
 from nudge.services.ports import DeliveryLedger
 
-__all__ = ["MAX_WRITES_PER_RUN", "PROGRESS_EVERY", "SweepSummary", "mark_unknown_deliveries"]
+__all__ = ["PROGRESS_EVERY", "RUN_MARGIN", "SweepSummary", "mark_unknown_deliveries"]
 
 log = logging.getLogger(__name__)
 
-MAX_WRITES_PER_RUN = 1000  # conditional writes per run (a day's SMS under the default cap are 500)
-PROGRESS_EVERY = 200  # a progress log line every this many SMS read
+PROGRESS_EVERY = 1000  # a progress log line every this many SMS read
+# Seconds kept back from the invocation's time: one more Query page, the summary, the metrics.
+RUN_MARGIN = 20.0
 
 
 @dataclass(slots=True)
@@ -41,7 +46,7 @@ class SweepSummary:
     marked: int = 0  # unknown written
     marked_unconfirmed: int = 0  # of them, sends whose outcome was never known (now settled: unknown)
     raced: int = 0  # due, but a receipt (or another run) wrote first: left as it is
-    limited: bool = False  # stopped at the write limit: the next run goes on
+    limited: bool = False  # stopped before the end (out of time, or at ``limit``): the next run goes on
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -61,18 +66,31 @@ def mark_unknown_deliveries(
     now: datetime,
     zone: tzinfo,
     *,
-    limit: int = MAX_WRITES_PER_RUN,
+    time_left: Callable[[], float] | None = None,
+    limit: int | None = None,
     lookback: timedelta = SWEEP_LOOKBACK,
 ) -> SweepSummary:
-    """Write ``unknown`` on the SMS with no final status RECEIPT_DEADLINE after their send."""
-    if limit < 1:
+    """Write ``unknown`` on the SMS with no final status RECEIPT_DEADLINE after their send.
+
+    ``time_left``: seconds the invocation has left (the Lambda context's); the run stops before
+    the next SMS once it is under RUN_MARGIN. ``limit``: at most this many writes (None: no limit).
+    """
+    if limit is not None and limit < 1:
         raise ValueError("limit: must be at least 1")
     since, until, days = sweep_span(now, zone, lookback)
     summary = SweepSummary(since=since, until=until, days=days)
     for sms in ledger.awaiting_receipts(since, until, days):
+        if time_left is not None and time_left() < RUN_MARGIN:
+            summary.limited = True  # this SMS and those after it: the next run
+            log.warning(
+                "unknown after 72 h: out of time after %d SMS read (%d marked); the next run goes on",
+                summary.examined,
+                summary.marked,
+            )
+            break
         summary.examined += 1
         if overdue(sms, now):
-            if summary.marked + summary.raced >= limit:
+            if limit is not None and summary.marked + summary.raced >= limit:
                 summary.limited = True
                 break
             if ledger.mark_unknown(sms.order_id, sms.attempt, now):

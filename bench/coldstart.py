@@ -105,7 +105,12 @@ def functions(build: Path) -> list[dict[str, Any]]:
             if isinstance(value, str | int | float | bool):
                 env[name] = str(value).lower() if isinstance(value, bool) else str(value)
         layers = []
-        for ref in props.get("Layers") or globals_fn.get("Layers") or []:
+        # SAM appends a function's own Layers to the Globals' (the send function adds Alibaba
+        # Cloud's SDK only under its condition): resolve each Fn::If with the default parameters.
+        for ref in [*(globals_fn.get("Layers") or []), *(props.get("Layers") or [])]:
+            if isinstance(ref, dict) and "Fn::If" in ref:
+                condition, chosen, otherwise = ref["Fn::If"]
+                ref = chosen if evaluate(template, {"Condition": condition}) else otherwise
             layer_id = ref.get("Ref") if isinstance(ref, dict) else None
             if layer_id in resources:
                 layers.append(build / resources[layer_id]["Properties"]["ContentUri"] / "python")

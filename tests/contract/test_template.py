@@ -46,7 +46,11 @@ PARAMETERS |= {"SmsGateway", "SmsOriginationIdentity", "SmsMaxPrice"}  # the SMS
 PARAMETERS |= {"AliyunSignName", "AliyunTemplateCodes", "AliyunEndpoint"}  # SmsGateway=aliyun
 ALIYUN = {"SmsGateway": "aliyun", "AliyunSignName": "Nudge小店", "AliyunTemplateCodes": "1=SMS_111,2=SMS_222"}
 ALIYUN_ENV = {"ALIYUN_SIGN_NAME", "ALIYUN_TEMPLATE_CODES", "ALIYUN_CREDENTIALS_SECRET_ARN"}
-OUTPUTS |= {"AliyunPushUrls", "AliyunPushTokenCommand"}  # SmsGateway=aliyun: the push URLs (no token)
+OUTPUTS |= {
+    "AliyunPushUrls",
+    "AliyunPushTokenCommand",
+    "AliyunCredentialsSecretCommand",
+}  # SmsGateway=aliyun: the push URLs (no token)
 OUTPUTS |= {"InboundSmsTopicArn"}  # buyers' replies (End User Messaging two-way SMS)
 PARAMETERS |= {"SnsDeliveryStatusLogs"}  # receipts from SNS's SMS delivery-status logs
 OUTPUTS |= {"SnsDeliveryStatusLogsCommand"}

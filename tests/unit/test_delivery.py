@@ -183,7 +183,24 @@ def test_no_final_receipt_in_72_hours_is_unknown():
 
 @pytest.mark.parametrize(
     "reply",
-    ["STOP", "stop", "Stop.", " ｓｔｏｐ ", "退订", "退订！", "TD", "t", "R", "n", "Unsubscribe", "QUIT"],
+    [
+        "STOP",
+        "stop",
+        "Stop.",
+        " ｓｔｏｐ ",
+        "退订",
+        "退订！",
+        "TD",
+        "t",
+        "R",
+        "n",
+        "Unsubscribe",
+        "QUIT",
+        "remove",
+        "Arrêt",
+        "ARRET",
+        "opt-out",
+    ],
 )
 def test_opt_out_replies(reply):
     assert is_opt_out_reply(reply)

@@ -379,7 +379,11 @@ def _beijing(value: Any, field: str) -> datetime:
 # The carriers' and providers' standard opt-out words, and Chinese shops' convention: 退订 (TD)
 # and the single letters T, R, N that SMS footers ask for ("回T退订", "拒收请回复R").
 OPT_OUT_KEYWORDS = frozenset(
-    {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "退订", "TD", "T", "R", "N"}
+    {
+        *("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT"),
+        *("REMOVE", "ARRET"),  # End User Messaging's default list too ("OPT-OUT" reads as OPTOUT)
+        *("退订", "TD", "T", "R", "N"),
+    }
 )
 _NOT_WORD = re.compile(r"[\W_]+")
 
@@ -423,7 +427,9 @@ def reply_from_aliyun_up(item: Mapping[str, Any]) -> Reply:
 
 def is_opt_out_reply(text: str) -> bool:
     """Whether a buyer's reply is an opt-out: the whole reply is one keyword, in any case, width or
-    punctuation ("Stop.", "ｓｔｏｐ", " 退订！"). "N" and "T" count only as the whole reply: "Not now"
-    and "Thanks" are replies for the staff, not opt-outs."""
-    word = _NOT_WORD.sub("", unicodedata.normalize("NFKC", text)).upper()
+    punctuation, with or without accents ("Stop.", "ｓｔｏｐ", " 退订！", "Arrêt"). "N" and "T" count
+    only as the whole reply: "Not now" and "Thanks" are replies for the staff, not opt-outs."""
+    # NFKD splits full-width forms and accented letters; the accents (combining marks) are dropped.
+    bare = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    word = _NOT_WORD.sub("", bare).upper()
     return word in OPT_OUT_KEYWORDS

@@ -192,6 +192,16 @@ def latest_per_order(reminders: Iterable[SentReminder]) -> list[SentReminder]:
     return sorted(latest.values(), key=lambda r: (r.sent_at, r.order_id))
 
 
+def _delivery_names(attempt: int) -> dict[str, str]:
+    """One SMS's message id and delivery attributes on its ledger item, as expression names."""
+    return {
+        "#mid": f"message_id_{attempt}",
+        "#st": f"delivery_{attempt}",
+        "#code": f"delivery_code_{attempt}",
+        "#at": f"delivery_at_{attempt}",
+    }
+
+
 class DynamoReminderLedger:
     """How many reminders each order had, who holds each (order, attempt), the buyers' contact
     slots and the daily SMS cap."""
@@ -539,12 +549,7 @@ class DynamoReminderLedger:
         if receipt.order_id is None or receipt.attempt is None:
             return ReceiptOutcome.UNKNOWN_MESSAGE  # only the context or a pointer finds the SMS's item
         a = receipt.attempt
-        names = {
-            "#mid": f"message_id_{a}",
-            "#st": f"delivery_{a}",
-            "#code": f"delivery_code_{a}",
-            "#at": f"delivery_at_{a}",
-        }
+        names = _delivery_names(a)
         values = {
             ":m": s_value(receipt.message_id),
             ":s": s_value(receipt.status.value),
@@ -613,12 +618,7 @@ class DynamoReminderLedger:
                 UpdateExpression="SET #st = :s, #code = :c, #at = :at",
                 ConditionExpression="(attribute_exists(#mid) OR contains(unconfirmed_attempts, :a))"
                 " AND (attribute_not_exists(#st) OR #st = :pending)",
-                ExpressionAttributeNames={
-                    "#mid": f"message_id_{attempt}",
-                    "#st": f"delivery_{attempt}",
-                    "#code": f"delivery_code_{attempt}",
-                    "#at": f"delivery_at_{attempt}",
-                },
+                ExpressionAttributeNames=_delivery_names(attempt),
                 ExpressionAttributeValues={
                     ":s": s_value(DeliveryStatus.UNKNOWN.value),
                     ":c": s_value(NO_RECEIPT_CODE),

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from nudge.settings import Settings, load_settings
 
 if TYPE_CHECKING:  # each builder imports what it builds: a handler loads only its own services
+    from nudge.adapters.ledger import DynamoReminderLedger
     from nudge.adapters.outcomes import DynamoOutcomeStore
     from nudge.adapters.staff import DynamoCallLog
     from nudge.domain.restdays import RestDayCalendar
@@ -131,7 +132,9 @@ def _order_repository(settings: Settings, dynamodb: Any) -> OrderRepository:
     return DynamoOrderRepository(dynamodb, settings.orders_table, settings.orders_status_index)
 
 
-def _ledger(settings: Settings, dynamodb: Any) -> ReminderLedger:
+def _ledger(settings: Settings, dynamodb: Any) -> DynamoReminderLedger:
+    """The reminder ledger: the planner's and sender's ReminderLedger, the receipts' and replies'
+    DeliveryLedger."""
     from nudge.adapters.ledger import DynamoReminderLedger
 
     return DynamoReminderLedger(
@@ -143,9 +146,15 @@ def _ledger(settings: Settings, dynamodb: Any) -> ReminderLedger:
     )
 
 
+def _staff(settings: Settings, clients: ClientFactory) -> StaffNotifier | None:
+    """The staff topic's notifier (call digests, buyers' replies); None when the stack has none."""
+    from nudge.adapters.staff import SnsStaffNotifier
+
+    return SnsStaffNotifier(clients("sns"), settings.staff_topic_arn) if settings.staff_topic_arn else None
+
+
 def build_plan_app(settings: Settings, *, clients: ClientFactory, clock: Clock = system_clock) -> PlanApp:
     from nudge.adapters.sqs import SqsSendQueue
-    from nudge.adapters.staff import SnsStaffNotifier
     from nudge.domain.restdays import RestDayCalendar
 
     dynamodb = clients("dynamodb")
@@ -158,9 +167,7 @@ def build_plan_app(settings: Settings, *, clients: ClientFactory, clock: Clock =
         clock=clock,
         paused=pause_switch(settings),
         once=idempotent_runs(settings, clients, prefix="plan-window"),
-        staff=SnsStaffNotifier(clients("sns"), settings.staff_topic_arn)
-        if settings.staff_topic_arn
-        else None,
+        staff=_staff(settings, clients),
     )
 
 
@@ -339,16 +346,8 @@ class ReceiptsApp:
 def build_receipts_app(
     settings: Settings, *, clients: ClientFactory, clock: Clock = system_clock
 ) -> ReceiptsApp:
-    from nudge.adapters.ledger import DynamoReminderLedger
-
-    ledger = DynamoReminderLedger(
-        clients("dynamodb"),
-        settings.ledger_table,
-        settings.ledger_day_index,
-        settings.ledger_ttl_days,
-        message_pointers=settings.sns_delivery_logs,  # a log line names only the SNS message id
-    )
-    return ReceiptsApp(settings=settings, ledger=ledger, clock=clock)
+    # With SNS delivery-status logs, the ledger finds a log line's SMS by its message id pointer.
+    return ReceiptsApp(settings=settings, ledger=_ledger(settings, clients("dynamodb")), clock=clock)
 
 
 @dataclass(slots=True)
@@ -362,14 +361,12 @@ class RepliesApp:
 def build_replies_app(
     settings: Settings, *, clients: ClientFactory, clock: Clock = system_clock
 ) -> RepliesApp:
-    from nudge.adapters.ledger import DynamoReminderLedger
-    from nudge.adapters.staff import SnsStaffNotifier
-
-    ledger = DynamoReminderLedger(
-        clients("dynamodb"), settings.ledger_table, settings.ledger_day_index, settings.ledger_ttl_days
+    return RepliesApp(
+        settings=settings,
+        ledger=_ledger(settings, clients("dynamodb")),
+        staff=_staff(settings, clients),
+        clock=clock,
     )
-    staff = SnsStaffNotifier(clients("sns"), settings.staff_topic_arn) if settings.staff_topic_arn else None
-    return RepliesApp(settings=settings, ledger=ledger, staff=staff, clock=clock)
 
 
 # ----------------------------------------------------------------------------------- ingest
@@ -419,19 +416,13 @@ def build_ingest_app(settings: Settings, *, clients: ClientFactory, clock: Clock
 
 
 def _aliyun_push_app(settings: Settings, clients: ClientFactory, dynamodb: Any) -> AliyunPushApp:
-    from nudge.adapters.ledger import DynamoReminderLedger
     from nudge.adapters.secrets import SecretsManagerSecrets
-    from nudge.adapters.staff import SnsStaffNotifier
     from nudge.services.aliyun_push import ALIYUN_PUSH_SECRET
 
     return AliyunPushApp(
         secrets=SecretsManagerSecrets({ALIYUN_PUSH_SECRET: settings.aliyun_push_token_secret_arn}),
-        ledger=DynamoReminderLedger(
-            dynamodb, settings.ledger_table, settings.ledger_day_index, settings.ledger_ttl_days
-        ),
-        staff=SnsStaffNotifier(clients("sns"), settings.staff_topic_arn)
-        if settings.staff_topic_arn
-        else None,
+        ledger=_ledger(settings, dynamodb),
+        staff=_staff(settings, clients),
     )
 
 

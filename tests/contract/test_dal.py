@@ -1311,18 +1311,22 @@ def test_the_unknown_sweep_is_bounded_per_run_and_the_next_run_goes_on(
         led.claim(request(f"o{i}", phone=f"+861380013800{i}", buyer=f"b{i}"), "t", 500, NOW)
         led.record_sent(request(f"o{i}", phone=f"+861380013800{i}", buyer=f"b{i}"), "t", f"m{i}", NOW)
     later = NOW + timedelta(hours=73)
+
+    def seconds_for(sms: int):  # an invocation with time for this many SMS, then under the margin
+        calls = iter(range(10_000))
+        return lambda: 60.0 if next(calls) < sms else receipt_deadline.RUN_MARGIN - 1
+
     with caplog.at_level("INFO", logger=receipt_deadline.__name__):
-        first = receipt_deadline.mark_unknown_deliveries(led, later, CST, limit=3)
-    assert (first.examined, first.marked, first.limited) == (4, 3, True)  # stopped at the 4th due SMS
-    second = receipt_deadline.mark_unknown_deliveries(led, later, CST, limit=3)
+        first = receipt_deadline.mark_unknown_deliveries(led, later, CST, time_left=seconds_for(3))
+    assert (first.examined, first.marked, first.limited) == (3, 3, True)  # out of time at the 4th SMS
+    second = receipt_deadline.mark_unknown_deliveries(led, later, CST, time_left=seconds_for(10))
     assert (second.marked, second.limited) == (2, False)
-    third = receipt_deadline.mark_unknown_deliveries(led, later, CST, limit=3)
+    third = receipt_deadline.mark_unknown_deliveries(led, later, CST)
     assert (third.examined, third.marked, third.raced) == (5, 0, 0)
     assert all(ledger_env.item(f"o{i}")["delivery_1"] == "unknown" for i in range(5))
     assert "unknown after 72 h: 2 SMS read, 2 marked, 0 raced" in caplog.text  # the progress line
+    assert "out of time after 3 SMS read" in caplog.text
     assert "phone" not in str(first.to_json()) and "+86" not in caplog.text
-    with pytest.raises(ValueError, match="limit"):
-        receipt_deadline.mark_unknown_deliveries(led, later, CST, limit=0)
 
 
 def test_the_sms_of_an_item_and_the_time_each_counts_from() -> None:

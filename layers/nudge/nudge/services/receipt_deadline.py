@@ -6,8 +6,8 @@ RECEIPT_DEADLINE ago, and writes ``unknown`` (code NO_RECEIPT_72H) on each of th
 no final status RECEIPT_DEADLINE after its send (``nudge.domain.delivery.overdue``). Each write is
 one conditional update: a receipt that lands between the read and the write wins, an SMS with a
 final status is never touched, a second run finds nothing left to write. A run goes on while its
-invocation has time left (``time_left``, less RUN_MARGIN for the answer, its log and metrics; and
-at most ``limit`` writes when one is given); when it stops before the end it says so
+invocation has time left (``time_left``, less RUN_MARGIN for the answer, its log and metrics);
+when it stops before the end it says so
 (``limited``, the handler's ``DeliveryUnknownUnfinished`` metric, which has an alarm), and what it
 leaves is still in range for the next runs (SWEEP_LOOKBACK).
 
@@ -46,7 +46,7 @@ class SweepSummary:
     marked: int = 0  # unknown written
     marked_unconfirmed: int = 0  # of them, sends whose outcome was never known (now settled: unknown)
     raced: int = 0  # due, but a receipt (or another run) wrote first: left as it is
-    limited: bool = False  # stopped before the end (out of time, or at ``limit``): the next run goes on
+    limited: bool = False  # stopped before the end (out of time): the next run goes on
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -67,16 +67,13 @@ def mark_unknown_deliveries(
     zone: tzinfo,
     *,
     time_left: Callable[[], float] | None = None,
-    limit: int | None = None,
     lookback: timedelta = SWEEP_LOOKBACK,
 ) -> SweepSummary:
     """Write ``unknown`` on the SMS with no final status RECEIPT_DEADLINE after their send.
 
     ``time_left``: seconds the invocation has left (the Lambda context's); the run stops before
-    the next SMS once it is under RUN_MARGIN. ``limit``: at most this many writes (None: no limit).
+    the next SMS once it is under RUN_MARGIN.
     """
-    if limit is not None and limit < 1:
-        raise ValueError("limit: must be at least 1")
     since, until, days = sweep_span(now, zone, lookback)
     summary = SweepSummary(since=since, until=until, days=days)
     for sms in ledger.awaiting_receipts(since, until, days):
@@ -90,9 +87,6 @@ def mark_unknown_deliveries(
             break
         summary.examined += 1
         if overdue(sms, now):
-            if limit is not None and summary.marked + summary.raced >= limit:
-                summary.limited = True
-                break
             if ledger.mark_unknown(sms.order_id, sms.attempt, now):
                 summary.marked += 1
                 summary.marked_unconfirmed += sms.unconfirmed

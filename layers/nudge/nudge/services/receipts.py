@@ -8,7 +8,7 @@ nothing. An event that cannot be read, or that names no SMS Nudge sent, is count
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,8 +26,10 @@ __all__ = [
     "Counted",
     "ReceiptResult",
     "counted",
+    "each_read",
     "emit",
     "is_cloudwatch_logs_event",
+    "json_object",
     "record_aliyun_reports",
     "record_delivery_event",
     "record_sns_delivery_logs",
@@ -108,21 +110,7 @@ def record_sns_delivery_logs(event: Mapping[str, Any], ledger: DeliveryLedger) -
         messages = cloudwatch_log_messages(event)
     except ReceiptError as exc:
         return [ReceiptResult(None, problem=str(exc))]
-    results: list[ReceiptResult] = []
-    for message in messages:
-        try:
-            record = json.loads(message)
-            if not isinstance(record, Mapping):
-                raise ReceiptError("log line: not a JSON object")
-            receipt = receipt_from_sns_delivery_log(record)
-        except ReceiptError as exc:
-            results.append(ReceiptResult(None, problem=str(exc)))
-            continue
-        except (ValueError, RecursionError):  # JSONDecodeError quotes the line; or nested too deep
-            results.append(ReceiptResult(None, problem="log line: not JSON"))
-            continue
-        results.append(ReceiptResult(ledger.apply_receipt(receipt), receipt))
-    return results
+    return [_applied(r, ledger) for r in each_read(messages, _sns_log_receipt)]
 
 
 def record_aliyun_reports(items: Sequence[Any], ledger: DeliveryLedger) -> list[ReceiptResult]:
@@ -131,14 +119,38 @@ def record_aliyun_reports(items: Sequence[Any], ledger: DeliveryLedger) -> list[
     that cannot be read is one unreadable result (never repeated: it holds the phone number); a
     DynamoDB error raises, so the push is answered as failed and Alibaba Cloud pushes it again (a
     replayed item changes nothing)."""
-    results: list[ReceiptResult] = []
+    return [
+        _applied(r, ledger)
+        for r in each_read(items, lambda i: receipt_from_aliyun_report(json_object(i, "item")))
+    ]
+
+
+def each_read[T](items: Iterable[Any], read: Callable[[Any], T]) -> Iterator[T | ReceiptError]:
+    """Each of a batch's items as ``read`` reads it, or the ReceiptError saying why it cannot be:
+    one unreadable item never stops the others (receipts and replies alike)."""
     for item in items:
         try:
-            if not isinstance(item, Mapping):
-                raise ReceiptError("item: not a JSON object")
-            receipt = receipt_from_aliyun_report(item)
+            yield read(item)
         except ReceiptError as exc:
-            results.append(ReceiptResult(None, problem=str(exc)))
-            continue
-        results.append(ReceiptResult(ledger.apply_receipt(receipt), receipt))
-    return results
+            yield exc
+
+
+def json_object(value: Any, what: str) -> Mapping[str, Any]:
+    """``value`` when it is a JSON object; else a ReceiptError naming ``what`` (never quoting it)."""
+    if not isinstance(value, Mapping):
+        raise ReceiptError(f"{what}: not a JSON object")
+    return value
+
+
+def _sns_log_receipt(line: str) -> Receipt:
+    try:
+        record = json.loads(line)
+    except (ValueError, RecursionError):  # JSONDecodeError quotes the line; or nested too deep
+        raise ReceiptError("log line: not JSON") from None
+    return receipt_from_sns_delivery_log(json_object(record, "log line"))
+
+
+def _applied(read: Receipt | ReceiptError, ledger: DeliveryLedger) -> ReceiptResult:
+    if isinstance(read, ReceiptError):
+        return ReceiptResult(None, problem=str(read))
+    return ReceiptResult(ledger.apply_receipt(read), read)

@@ -8,7 +8,7 @@ ever sent back to the buyer, so a reply never tells anyone whether a number is k
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -18,7 +18,7 @@ from nudge.domain.delivery import ReceiptError, Reply, is_opt_out_reply, reply_f
 from nudge.domain.privacy import mask_phone
 from nudge.services.calls import staff_text
 from nudge.services.ports import DeliveryLedger, StaffNotifier
-from nudge.services.receipts import Counted
+from nudge.services.receipts import Counted, each_read, json_object
 
 __all__ = [
     "ReplyOutcome",
@@ -81,14 +81,9 @@ def handle_aliyun_replies(
     An item that cannot be read is one unreadable result; a DynamoDB or SNS error raises, so the
     push is answered as failed and pushed again (an opt-out again changes nothing; a reply for the
     staff may reach them twice)."""
-    results: list[ReplyResult] = []
-    for item in items:
-        try:
-            if not isinstance(item, Mapping):
-                raise ReceiptError("item: not a JSON object")
-            reply = reply_from_aliyun_up(item)
-        except ReceiptError as exc:
-            results.append(unreadable(str(exc)))
-            continue
-        results.append(handle_reply(reply, ledger=ledger, staff=staff, now=now))
-    return results
+    return [
+        unreadable(str(read))
+        if isinstance(read, ReceiptError)
+        else handle_reply(read, ledger=ledger, staff=staff, now=now)
+        for read in each_read(items, lambda i: reply_from_aliyun_up(json_object(i, "item")))
+    ]
